@@ -1,0 +1,90 @@
+"""Multimodal demo studio: caption, search, ask and transcribe, over one shared CLIP fusion layer.
+
+    python app.py                  # hub checkpoints (default profile)
+    python app.py --profile toy    # bundled toy models: runs offline, nothing to download
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+
+import pipelines
+from demos import ask, caption, search, system, transcribe
+from demos.examples import EXAMPLES
+from pipelines import runtime
+
+TITLE = "Multimodal demo studio"
+MAX_FILE_SIZE = "50mb"  # larger uploads are refused by Gradio before any model runs
+QUEUE_SIZE = 64  # requests waiting beyond this are turned away with a "busy" message
+
+log = logging.getLogger("app")
+
+
+def build_demo() -> gr.Blocks:
+    settings = runtime.settings()
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
+                    f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Caption", id="caption"):
+                caption.build()
+            with gr.Tab("Search", id="search"):
+                query = search.build()
+            with gr.Tab("Ask", id="ask"):
+                ask.build()
+            with gr.Tab("Transcribe", id="transcribe"):
+                transcript, to_search = transcribe.build()
+            with gr.Tab("System", id="system"):
+                system.build(demo)
+        # Speech hands its transcript to the fusion layer: search the gallery by what was said.
+        to_search.click(lambda text: (text, gr.Tabs(selected="search")), inputs=transcript, outputs=[query, tabs],
+                        api_visibility="private")
+    demo.queue(max_size=QUEUE_SIZE)
+    return demo
+
+
+def _env(name: str, default=None):
+    return os.environ.get(name, default)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=TITLE, epilog="Each flag can also be set by the MM_* variable shown.")
+    parser.add_argument("--profile", choices=pipelines.registry.PROFILES, default=_env("MM_PROFILE", "default"),
+                        help="which models: 'default' = Hugging Face Hub checkpoints, 'toy' = bundled toy models "
+                             "(env MM_PROFILE)")
+    parser.add_argument("--device", choices=runtime.DEVICES, default=_env("MM_DEVICE", "auto"),
+                        help="where models run; auto = CUDA when available (env MM_DEVICE)")
+    parser.add_argument("--host", default=_env("MM_HOST", _env("GRADIO_SERVER_NAME", "127.0.0.1")),
+                        help="address to listen on; 0.0.0.0 for all interfaces (env MM_HOST)")
+    parser.add_argument("--port", type=int, default=int(_env("MM_PORT", _env("GRADIO_SERVER_PORT", "7860"))),
+                        help="port to listen on (env MM_PORT)")
+    parser.add_argument("--share", action="store_true", default=_env("MM_SHARE", "") == "1",
+                        help="also serve through a public Gradio share link; off unless given (env MM_SHARE=1)")
+    parser.add_argument("--preload", action="store_true", default=_env("MM_PRELOAD", "") == "1",
+                        help="load every model at start instead of on first use (env MM_PRELOAD=1)")
+    parser.add_argument("--models-dir", type=Path, default=_env("MM_MODELS_DIR"),
+                        help="cache directory for downloaded models, e.g. one filled by "
+                             "`python -m pipelines.download` (env MM_MODELS_DIR)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    runtime.configure(profile=args.profile, device=args.device, models_dir=args.models_dir)
+    if args.preload:
+        for task, message in pipelines.preload().items():
+            log.warning("%s model not preloaded: %s", task, message)
+    build_demo().launch(server_name=args.host, server_port=args.port, share=args.share,
+                        max_file_size=MAX_FILE_SIZE, allowed_paths=[str(EXAMPLES)])
+
+
+demo = build_demo()  # module level, for `gradio app.py` and Hugging Face Spaces
+
+if __name__ == "__main__":
+    main()

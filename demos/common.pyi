@@ -1,0 +1,89 @@
+"""What every tab shares: input components that leave decoding to pipelines.io, and error translation."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+import pipelines
+
+log = logging.getLogger(__name__)
+
+GPU = "model-device"  # one concurrency group for every event that runs a model, so they take turns
+GPU_CONCURRENCY = 1
+
+from gradio.events import Dependency
+
+class ImageInput(gr.Image):
+    """gr.Image that hands our code the uploaded file's path without opening it first.
+
+    gr.Image decodes an upload with PIL before the handler runs, so a bad file fails inside Gradio with a
+    generic error; pipelines.io.load_image gives a message that says what is wrong.
+    """
+
+    is_template = True  # render with the stock Image front end
+
+    def __init__(self, **kwargs):
+        super().__init__(type="filepath", **kwargs)
+
+    def preprocess(self, payload):
+        if payload is None or (payload.url or "").startswith("data:") or payload.path is None:
+            return super().preprocess(payload)
+        return str(payload.path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def audio_input(**kwargs) -> gr.Audio:
+    """Microphone or file; format=None keeps the upload as it is (pipelines.io decodes every container)."""
+    return gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, **kwargs)
+
+
+def model_choice(task: str) -> gr.Dropdown:
+    """A model picker: registry names, or a typed hub id / local directory."""
+    return gr.Dropdown(
+        choices=pipelines.available_models(task),
+        value=pipelines.default_model(task),
+        allow_custom_value=True,
+        label="Model",
+        info="A name from the list, a Hugging Face Hub id (owner/name) or a local directory",
+    )
+
+
+def user_errors(handler):
+    """Turn any failure into a gr.Error with a useful message; the server keeps serving."""
+
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except pipelines.PipelineError as error:
+            raise gr.Error(str(error), title=_title(error)) from error
+        except Exception as error:  # a bug or a library failure: log it, tell the user something useful
+            log.exception("unexpected failure in %s", handler.__name__)
+            raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). "
+                           "The app is still running: try another input, or report this with the input you used.",
+                           title="Unexpected error") from error
+
+    return wrapped
+
+
+def _title(error: Exception) -> str:
+    if isinstance(error, pipelines.ModelLoadError):
+        return "Model unavailable"
+    if isinstance(error, pipelines.UnknownModelError):
+        return "Unknown model"
+    return "Cannot use this input"
+
+
+def require(value, message: str) -> None:
+    """Refuse a missing main input with a message that says what to do."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise gr.Error(message, title="Missing input")

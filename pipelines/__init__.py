@@ -1,0 +1,131 @@
+"""Model pipelines for the demo studio: usable from scripts, notebooks and tests (no UI code here).
+
+    import pipelines
+    captioner = pipelines.load("caption")            # the configured profile's captioner, loaded once
+    [caption] = captioner(["photo.jpg"])
+    print(caption.text)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from . import registry, runtime
+from .errors import InputError, ModelLoadError, PipelineError, UnknownModelError
+from .registry import ModelSpec, available_models
+
+__all__ = ["load", "available_models", "default_model", "loaded_models", "preload", "system_info", "InputError", "ModelLoadError", "PipelineError",
+           "UnknownModelError"]
+
+log = logging.getLogger(__name__)
+
+# (task, backend) -> "module:Class" serving it.
+BACKENDS = {
+    ("caption", "blip"): "caption:BlipCaptioner",
+    ("caption", "vision-encoder-decoder"): "caption:VisionEncoderDecoderCaptioner",
+    ("search", "open_clip"): "retrieval:SearchPipeline",
+    ("ask", "blip-vqa"): "vqa:BlipVqa",
+    ("transcribe", "faster-whisper"): "speech:FasterWhisper",
+}
+# For a checkpoint the registry does not name: its config.json model_type -> backend, per task.
+MODEL_TYPES = {
+    "caption": {"blip": "blip", "vision-encoder-decoder": "vision-encoder-decoder"},
+    "ask": {"blip": "blip-vqa"},
+}
+
+# (task, requested model) -> (fallback used, why): what the System panel reports.
+fallbacks: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def load(task: str, model: str | None = None, *, device=None, dtype=None):
+    """The pipeline for ``task`` (caption, search, ask, transcribe), loaded once and cached.
+
+    ``model`` is a registry name (see ``available_models(task)``), a local directory or a Hub id; None picks the
+    configured profile's model. ``device`` is auto/cpu/cuda (default: the configured one); ``dtype`` defaults to
+    fp32 on CPU and half precision on CUDA.
+    """
+    spec = registry.resolve(task, model, runtime.settings().profile)
+    device = runtime.resolve_device(device)
+    dtype = runtime.resolve_dtype(device, dtype)
+    key = (task, spec.source, str(device), str(dtype))
+    try:
+        return runtime.cache.get(key, lambda: _build(spec, device, dtype))
+    except ModelLoadError as error:
+        if not spec.fallback:
+            raise
+        log.warning("%s; falling back to %s", error, spec.fallback)
+        fallback = load(task, spec.fallback, device=device, dtype=dtype)
+        fallbacks[(task, spec.name)] = (spec.fallback, error.cause)
+        return runtime.cache.get(key, lambda: fallback)  # later calls go straight to the fallback
+
+
+def _build(spec: ModelSpec, device, dtype):
+    log.info("loading %s model %s on %s (%s)", spec.task, spec.source, device, dtype)
+    return pipeline_class(spec).load(spec, device, dtype)
+
+
+def pipeline_class(spec: ModelSpec) -> type:
+    """The class that serves ``spec`` (imported on demand: each pulls in its own libraries)."""
+    backend = spec.backend if spec.backend != "auto" else _detect_backend(spec)
+    module_name, class_name = BACKENDS[(spec.task, backend)].split(":")
+    return getattr(importlib.import_module(f".{module_name}", __name__), class_name)
+
+
+def _detect_backend(spec: ModelSpec) -> str:
+    """The backend for a checkpoint the registry does not name, from its files."""
+    backends = [backend for task, backend in BACKENDS if task == spec.task]
+    if len(backends) == 1:
+        return backends[0]
+    from .base import checkpoint_dir, config_model_type
+
+    model_type = config_model_type(spec, checkpoint_dir(spec, ["config.json"]))
+    supported = MODEL_TYPES[spec.task]
+    if model_type not in supported:
+        raise ModelLoadError(spec.name, f"it is a '{model_type}' model, which the {spec.task} tab cannot run",
+                             f"Choose a model of type {', '.join(supported)}, e.g. {available_models(spec.task)[0]}")
+    return supported[model_type]
+
+
+def default_model(task: str) -> str:
+    """The registry name the configured profile uses for ``task``."""
+    return registry.profile_default(task, runtime.settings().profile)
+
+
+def loaded_models() -> list[str]:
+    """One line per loaded pipeline: what it is and where it runs."""
+    lines = [value.description for _, value in runtime.cache.items() if hasattr(value, "description")]
+    for (task, wanted), (used, cause) in fallbacks.items():
+        lines.append(f"{task}: {wanted} could not be loaded ({cause}); using {used}")
+    return sorted(set(lines))
+
+
+def preload(tasks=None) -> dict[str, str]:
+    """Load the configured profile's models now; returns {task: error message} for those that failed."""
+    failures = {}
+    for task in tasks or registry.tasks():
+        try:
+            load(task)
+        except PipelineError as error:
+            failures[task] = str(error)
+    return failures
+
+
+def system_info() -> dict[str, str]:
+    """What the System panel shows: profile, device, dtype, library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    settings = runtime.settings()
+    device = runtime.resolve_device()
+    info = {
+        "profile": settings.profile,
+        "device": f"{device} ({runtime.device_name(device)})",
+        "dtype": str(runtime.resolve_dtype(device)).removeprefix("torch."),
+        "models dir": str(settings.models_dir or "Hugging Face default cache"),
+    }
+    for package in ("torch", "transformers", "open_clip_torch", "faster-whisper", "ctranslate2", "gradio"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            info[package] = "not installed"
+    return info

@@ -1,0 +1,119 @@
+"""The shared fusion layer: one CLIP embedding space and the operators that combine modalities.
+
+Early fusion combines embeddings before searching ("this photo, but blue"); late fusion combines the scores
+that several sources gave the same candidates (a captioner's likelihood and CLIP's image-text similarity).
+Every tab that needs CLIP goes through ``shared_space()``, so one instance serves them all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .base import checkpoint_dir, require_safetensors, translating_load_errors
+from .errors import InputError
+from .io import load_image
+from .registry import ModelSpec
+
+# What a hub snapshot of an open_clip checkpoint needs (skips the transformers-format copy some repos carry).
+OPEN_CLIP_FILES = ["open_clip_config.json", "open_clip_model.safetensors", "tokenizer*", "vocab*", "merges.txt",
+                   "special_tokens_map.json"]
+BATCH_SIZE = 32  # images or texts per encoder call
+
+
+class ClipSpace:
+    """An open_clip model with its preprocessing and tokenizer; embeddings come out unit-length, float32."""
+
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, preprocess, tokenizer):
+        self.spec, self.device, self.dtype = spec, device, dtype
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.calls: Counter[str] = Counter()  # encoder forward passes, by tower (tests count reuse)
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "ClipSpace":
+        import open_clip
+
+        path = checkpoint_dir(spec, OPEN_CLIP_FILES)
+        require_safetensors(spec, path)
+        with translating_load_errors(spec, path):
+            model, preprocess = open_clip.create_model_from_pretrained(f"local-dir:{path}", device=device)
+            tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
+        model = model.to(device=device, dtype=dtype).eval()
+        return cls(spec, device, dtype, model, preprocess, tokenizer)
+
+    def embed_images(self, images: Sequence) -> np.ndarray:
+        """(N, D) unit vectors for images given as paths, bytes, PIL images or arrays."""
+        pixels = [self.preprocess(load_image(image)) for image in images]
+        return self._encode(pixels, self.model.encode_image, "image")
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) unit vectors for texts (longer texts are cut to the model's context length)."""
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"Expected a non-empty text, got {text!r}. Type a few words to search for")
+        tokens = list(self.tokenizer(list(texts))) if texts else []
+        return self._encode(tokens, self.model.encode_text, "text")
+
+    def _encode(self, items: list[torch.Tensor], encoder, tower: str) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(items), BATCH_SIZE):
+            batch = torch.stack(items[start:start + BATCH_SIZE]).to(self.device)
+            if batch.is_floating_point():
+                batch = batch.to(self.dtype)
+            with torch.inference_mode():
+                features = encoder(batch)
+            self.calls[tower] += 1
+            chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def similarity(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Cosine similarity (Q, C) between rows of unit vectors."""
+    return np.atleast_2d(queries) @ np.atleast_2d(candidates).T
+
+
+def early_fusion(embeddings: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted sum of unit embeddings (one per modality), renormalised: a single query vector."""
+    if len(embeddings) != len(weights) or not embeddings:
+        raise InputError(f"Early fusion needs one weight per embedding; got {len(embeddings)} and {len(weights)}")
+    fused = sum(w * _unit(e) for e, w in zip(embeddings, weights))
+    norm = np.linalg.norm(fused, axis=-1, keepdims=True)
+    if np.any(norm == 0):
+        raise InputError("The weights cancel every embedding out; give at least one modality a non-zero weight")
+    return (fused / norm).astype(np.float32)
+
+
+def late_fusion(scores: Sequence[np.ndarray], weights: Sequence[float], *, rescale: bool = True) -> np.ndarray:
+    """Weighted sum of per-candidate scores from several sources.
+
+    With ``rescale`` each source's scores are first mapped to [0, 1] over the candidates, so a source that
+    scores in logits does not drown one that scores in cosines.
+    """
+    if len(scores) != len(weights) or not scores:
+        raise InputError(f"Late fusion needs one weight per score list; got {len(scores)} and {len(weights)}")
+    total = np.zeros_like(np.asarray(scores[0], dtype=np.float64))
+    for source, weight in zip(scores, weights):
+        source = np.asarray(source, dtype=np.float64)
+        if source.shape != total.shape:
+            raise InputError(f"Every source must score the same candidates; got shapes {total.shape} and {source.shape}")
+        total += weight * (_minmax(source) if rescale else source)
+    return total
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = x.max(axis=-1, keepdims=True) - x.min(axis=-1, keepdims=True)
+    return np.where(span > 0, (x - x.min(axis=-1, keepdims=True)) / np.where(span > 0, span, 1), 0.5)
+
+
+def shared_space(*, device=None, dtype=None) -> ClipSpace:
+    """The one CLIP space of the configured profile (the Search model), loaded on first use."""
+    from . import load
+
+    return load("search", device=device, dtype=dtype).space

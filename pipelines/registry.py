@@ -1,0 +1,92 @@
+"""Named model choices per task and the profiles that pick a whole set (data in registry.json)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import ModelLoadError, UnknownModelError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REGISTRY_FILE = Path(__file__).with_name("registry.json")
+PROFILES = ("default", "toy")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    task: str
+    name: str  # registry name, or what the user typed
+    backend: str  # which pipeline class serves it; "auto" = decide from the checkpoint's config
+    source: str  # hub id, local directory, or package:NAME/SUBDIR
+    fallback: str | None = None  # registry name to use when this one cannot be loaded
+    about: str = ""
+
+    @property
+    def is_hub(self) -> bool:
+        return not (self.source.startswith(("package:", "/", ".")) or self.source.startswith("assets/"))
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    return json.loads(REGISTRY_FILE.read_text())
+
+
+def tasks() -> tuple[str, ...]:
+    return tuple(_data()["models"])
+
+
+def available_models(task: str) -> list[str]:
+    """The registry names for ``task``, in registry order."""
+    return list(_models(task))
+
+
+def _models(task: str) -> dict[str, dict]:
+    models = _data()["models"]
+    if task not in models:
+        raise UnknownModelError(f"Unknown task {task!r}; expected one of: {', '.join(models)}")
+    return models[task]
+
+
+def profile_default(task: str, profile: str) -> str:
+    profiles = _data()["profiles"]
+    if profile not in profiles:
+        raise UnknownModelError(f"Unknown profile {profile!r}; expected one of: {', '.join(profiles)}")
+    return profiles[profile][task]
+
+
+def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
+    """A spec for a registry name, a local directory or a hub id (``None`` = the profile's choice)."""
+    models = _models(task)
+    model = (model or profile_default(task, profile)).strip()
+    if model in models:
+        entry = models[model]
+        return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""))
+    if Path(model).expanduser().is_dir():
+        return ModelSpec(task, model, "auto", str(Path(model).expanduser().resolve()))
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        return ModelSpec(task, model, "auto", model)
+    raise UnknownModelError(
+        f"Unknown {task} model {model!r}: not a registry name, an existing local directory or a Hub id "
+        f"(owner/name). Registry names: {', '.join(models)}"
+    )
+
+
+def local_path(spec: ModelSpec) -> Path:
+    """The directory of a local or packaged checkpoint; a clear error if it is missing."""
+    if spec.source.startswith("package:"):
+        package, _, subdir = spec.source.removeprefix("package:").partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelLoadError(spec.name, f"the Python package '{package}' is not installed",
+                                 f"Install it with `pip install {package.replace('_', '-')}`")
+        path = Path(list(found.submodule_search_locations)[0]) / subdir
+    else:
+        path = Path(spec.source)
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+    if not path.is_dir():
+        raise ModelLoadError(spec.name, f"the directory {path} does not exist",
+                             "Give an existing model directory, or re-create the toy models with `python scripts/train_toy.py`")
+    return path

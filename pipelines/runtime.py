@@ -1,0 +1,135 @@
+"""Process-wide settings (profile, device, models directory) and the model cache.
+
+Each model is loaded once per (task, source, device, dtype), lazily, on first use; concurrent first requests
+wait for the one load in progress instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import torch
+
+from .errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str = "default"  # which set of models: "default" (hub) or "toy" (bundled)
+    device: str = "auto"  # "auto" = CUDA when available, else CPU
+    models_dir: Path | None = None  # where hub downloads are cached; None = the Hugging Face default
+    cuda_dtype: str = "float16"  # half precision on GPUs; never bf16 on CPU (it ran ~400x slower)
+
+
+def _from_env() -> Settings:
+    models_dir = os.environ.get("MM_MODELS_DIR")
+    return Settings(
+        profile=os.environ.get("MM_PROFILE", "default"),
+        device=os.environ.get("MM_DEVICE", "auto"),
+        models_dir=Path(models_dir) if models_dir else None,
+        cuda_dtype=os.environ.get("MM_CUDA_DTYPE", "float16"),
+    )
+
+
+_settings = _from_env()
+
+
+def settings() -> Settings:
+    return _settings
+
+
+def configure(**changes) -> Settings:
+    """Change process-wide settings (``profile``, ``device``, ``models_dir``, ``cuda_dtype``)."""
+    global _settings
+    new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
+    _verify(new)
+    _settings = new
+    return new
+
+
+def _verify(settings: Settings) -> None:
+    from .registry import PROFILES
+
+    if settings.profile not in PROFILES:
+        raise InputError(f"Unknown profile {settings.profile!r}; expected one of: {', '.join(PROFILES)}")
+    if settings.device not in DEVICES and not settings.device.startswith("cuda:"):
+        raise InputError(f"Unknown device {settings.device!r}; expected one of: {', '.join(DEVICES)}")
+    if settings.cuda_dtype not in DTYPES:
+        raise InputError(f"Unknown dtype {settings.cuda_dtype!r}; expected one of: {', '.join(DTYPES)}")
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``auto`` (or None: the configured device) becomes CUDA when available, else CPU."""
+    name = str(device or _settings.device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"Device {name!r} was asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise InputError(f"Unknown device {name!r}; expected one of: {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """fp32 on CPU, the configured half precision on CUDA, unless ``dtype`` says otherwise."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise InputError(f"Unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
+        return DTYPES[dtype]
+    if device.type == "cuda":
+        if _settings.cuda_dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return DTYPES[_settings.cuda_dtype]
+    return torch.float32
+
+
+class ModelCache:
+    """A thread-safe map from a key to a lazily built value; each value is built at most once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values: dict[tuple, object] = {}
+        self._key_locks: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple, build: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one builder per key; the others wait here, then find the value
+            with self._lock:
+                if key in self._values:
+                    return self._values[key]
+            value = build()  # a failure is not cached: the next request tries again
+            with self._lock:
+                self._values[key] = value
+            return value
+
+    def items(self) -> list[tuple[tuple, object]]:
+        with self._lock:
+            return list(self._values.items())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._key_locks.clear()
+
+
+cache = ModelCache()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{torch.get_num_threads()} CPU threads"
