@@ -80,8 +80,13 @@ def main(argv=None) -> None:
     if args.preload:
         for task, message in pipelines.preload().items():
             log.warning("%s model not preloaded: %s", task, message)
-    build_demo().launch(server_name=args.host, server_port=args.port, share=args.share,
-                        max_file_size=MAX_FILE_SIZE, allowed_paths=[str(EXAMPLES)])
+    serve(build_demo(), host=args.host, port=args.port, share=args.share)
+
+
+def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, block: bool = True):
+    """Launch with the app's limits: upload size, and only the example assets served from disk."""
+    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+                       allowed_paths=[str(EXAMPLES)], prevent_thread_lock=not block)
 
 
 demo = build_demo()  # module level, for `gradio app.py` and Hugging Face Spaces

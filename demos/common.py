@@ -59,7 +59,8 @@ def user_errors(handler):
         except gr.Error:
             raise
         except pipelines.PipelineError as error:
-            raise gr.Error(str(error), title=_title(error)) from error
+            quiet = isinstance(error, pipelines.InputError)  # the user's input, not the server's problem
+            raise gr.Error(str(error), title=_title(error), print_exception=not quiet) from error
         except Exception as error:  # a bug or a library failure: log it, tell the user something useful
             log.exception("unexpected failure in %s", handler.__name__)
             raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). "

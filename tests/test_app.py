@@ -1,0 +1,111 @@
+"""The app served on loopback, called as a remote user would: through gradio_client with the main input only."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+import app
+import toyworld
+from pipelines import runtime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(profile: str):
+    runtime.configure(profile=profile)
+    demo = app.build_demo()
+    app.serve(demo, host="127.0.0.1", port=free_port(), block=False)
+    return demo
+
+
+@pytest.fixture(scope="module")
+def client():
+    demo = serve("toy")
+    yield Client(demo.local_url, verbose=False)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory):
+    scene = toyworld.scene(toyworld.HELD_OUT_SEED + 77)
+    path = tmp_path_factory.mktemp("scenes") / "scene.png"
+    scene.image.save(path)
+    return scene, path
+
+
+def test_caption(client, scene_file):
+    scene, path = scene_file
+    caption = client.predict(handle_file(str(path)), api_name="/caption")
+    assert scene.color in caption and scene.shape in caption
+
+
+def test_search(client):
+    gallery = client.predict("a red circle", api_name="/search")
+    assert gallery and "red circle" in gallery[0]["caption"]
+
+
+def test_ask(client, scene_file):
+    scene, path = scene_file
+    assert client.predict(handle_file(str(path)), api_name="/ask") == scene.color
+    assert client.predict(handle_file(str(path)), "what shape is it?", api_name="/ask") == scene.shape
+
+
+def test_transcribe(client, speak):
+    text, details = client.predict(handle_file(str(speak("what color is the shape"))), api_name="/transcribe")
+    assert "color" in text.lower() and "shape" in text.lower()
+    assert "whisper-tiny.en-embedded" in details
+
+
+def test_system_panel_names_device_and_loaded_models(client):
+    report = client.predict(api_name="/system")
+    assert "cpu" in report and "toy-blip" in report
+
+
+@pytest.mark.parametrize("api,make_input,expected", [
+    ("/caption", lambda d: d / "notes.png", "not an image"),
+    ("/ask", lambda d: d / "empty.jpg", "empty"),
+    ("/transcribe", lambda d: d / "notes.wav", "could not be decoded as audio"),
+])
+def test_bad_upload_gets_our_message_and_the_server_keeps_serving(client, tmp_path, scene_file, api, make_input,
+                                                                   expected):
+    bad = make_input(tmp_path)
+    bad.write_bytes(b"" if "empty" in bad.name else b"these are my meeting notes, not media\n" * 20)
+    with pytest.raises(AppError) as info:
+        client.predict(handle_file(str(bad)), api_name=api)
+    assert expected in str(info.value).lower()
+    scene, path = scene_file
+    assert scene.shape in client.predict(handle_file(str(path)), api_name="/caption")
+
+
+def test_empty_question_and_query_are_refused_clearly(client, scene_file):
+    _, path = scene_file
+    with pytest.raises(AppError, match="Type a question"):
+        client.predict(handle_file(str(path)), "   ", api_name="/ask")
+    with pytest.raises(AppError, match="Type what to look for"):
+        client.predict("", api_name="/search")
+
+
+def test_default_profile_offline_explains_itself_and_transcribe_still_works(monkeypatch, speak, scene_file):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    demo = serve("default")
+    try:
+        remote = Client(demo.local_url, verbose=False)
+        _, path = scene_file
+        with pytest.raises(AppError) as info:
+            remote.predict(handle_file(str(path)), api_name="/caption")
+        assert "Salesforce/blip-image-captioning-base" in str(info.value)
+        assert "--profile toy" in str(info.value)
+        text, details = remote.predict(handle_file(str(speak("ask not what your country can do for you"))),
+                                       api_name="/transcribe")
+        assert "country" in text.lower() and "whisper-tiny.en-embedded" in details
+    finally:
+        demo.close()
+        runtime.configure(profile="toy")

@@ -1,0 +1,79 @@
+import threading
+import time
+
+import pytest
+import torch
+
+import pipelines
+from pipelines import runtime
+from pipelines.errors import InputError
+
+
+def test_cpu_runs_fp32_and_never_bf16():
+    assert runtime.resolve_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_cuda_cannot_be_forced_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        runtime.resolve_device("cuda")
+
+
+def test_auto_device_is_cpu_without_a_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert runtime.resolve_device("auto").type == expected
+
+
+def test_cache_builds_each_value_once_under_concurrent_first_requests():
+    cache, builds = runtime.ModelCache(), []
+
+    def build():
+        builds.append(1)
+        time.sleep(0.2)  # a slow load: every other thread arrives while it runs
+        return object()
+
+    results = [None] * 8
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, cache.get(("k",), build))) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1
+    assert all(result is results[0] for result in results)
+
+
+def test_a_failed_load_is_retried_not_cached():
+    cache, attempts = runtime.ModelCache(), []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first try fails")
+        return "ok"
+
+    with pytest.raises(RuntimeError):
+        cache.get(("k",), flaky)
+    assert cache.get(("k",), flaky) == "ok"
+
+
+def test_load_returns_the_same_pipeline_and_loads_it_once_across_threads(monkeypatch):
+    from pipelines.caption import BlipCaptioner
+
+    runtime.cache.clear()
+    loads = []
+    original = BlipCaptioner.load.__func__
+
+    def counting_load(cls, *args):
+        loads.append(1)
+        return original(cls, *args)
+
+    monkeypatch.setattr(BlipCaptioner, "load", classmethod(counting_load))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(pipelines.load("caption"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loads) == 1 and len(got) == 4 and all(p is got[0] for p in got)
+    assert pipelines.load("caption") is got[0]
