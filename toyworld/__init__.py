@@ -6,7 +6,6 @@ those checkpoints about fresh scenes (other seeds) to check that answers are rig
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +51,8 @@ class Scene:
 
 
 def caption_for(color: str, shape: str) -> str:
-    return f"a {color} {shape}"
+    article = "an" if color[0] in "aeiou" else "a"
+    return f"{article} {color} {shape}"
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -136,7 +136,7 @@ def scenes(count: int, start_seed: int = 0, size: int = IMAGE_SIZE) -> list[Scen
 
 def vocabulary() -> list[str]:
     """Every word that a toy caption, question or answer uses."""
-    words = {"a", "and", *COLORS, *SHAPES}
+    words = {"a", "an", "and", *COLORS, *SHAPES}
     for question in COLOR_QUESTIONS + SHAPE_QUESTIONS:
         words.update(question.rstrip("?").split())
     return sorted(words)

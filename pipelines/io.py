@@ -1,0 +1,293 @@
+"""The one place where user input (uploads, microphone recordings, arrays) becomes clean data.
+
+Images come out as fully decoded RGB PIL images, audio as mono float32 samples at SAMPLE_RATE.
+Anything that cannot be used raises InputError with a message that says what was received and
+what to do instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+import soundfile as sf
+import soxr
+from PIL import Image, ImageOps
+
+from pipelines.errors import InputError, PipelineError
+
+MAX_IMAGE_PIXELS = 40_000_000  # pixels (width * height), checked from the header before decoding
+SAMPLE_RATE = 16_000  # Hz; every decoded clip is resampled to this rate
+MIN_SECONDS = 0.1  # seconds; shorter clips are refused
+MAX_SECONDS = 600.0  # seconds; the default longest clip, overridden by the env var below
+MAX_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS"  # env var holding a number of seconds
+MAX_CHANNELS = 16  # channels; more than this in a (samples, channels) array means it is transposed
+
+# Decoders that PIL may use: common upload formats only (no EPS, which would run Ghostscript).
+# JPEG also opens multi-picture (MPO) files from phones.
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "ICO", "PPM")
+_IMAGE_ADVICE = "Upload a PNG, JPEG, WebP, GIF, BMP or TIFF image."
+# Demuxers that FFmpeg may use for what soundfile cannot read. No playlists (HLS, concat, ...),
+# which could make FFmpeg open other files or URLs.
+_AV_FORMATS = "mov,matroska,ogg,mp3,aac,wav,flac"
+_AUDIO_ADVICE = "Upload a WAV, FLAC, MP3, OGG, M4A or WebM recording."
+_WHITE = (255, 255, 255, 255)
+
+Source = str | os.PathLike | bytes | bytearray | memoryview
+
+
+# ---------------------------------------------------------------------------------------- images
+
+
+def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Return ``source`` as a fully decoded RGB image, upright according to its EXIF orientation.
+
+    ``source`` is a file path, the bytes of an image file, a PIL image or a numpy array
+    (HxW, HxWx3 or HxWx4; uint8, or float in [0, 1]). Transparent pixels are composited on white
+    and 16-bit images are scaled to 8 bits. Images with more than ``max_pixels`` pixels are
+    refused from their header, before any pixel is decoded.
+    """
+    if source is None:
+        raise InputError(f"No image was given. {_IMAGE_ADVICE}")
+    if isinstance(source, Image.Image):
+        return _decode_image(source, max_pixels)
+    if isinstance(source, np.ndarray):
+        return _decode_image(_image_from_array(source), max_pixels)
+    open_file = _opener(source, "image")
+    with open_file() as fp:
+        try:
+            image = Image.open(fp, formats=_IMAGE_FORMATS)
+        except Image.DecompressionBombError as err:
+            raise InputError(f"This image is far too large to open safely ({err}). Upload a smaller image.") from err
+        except Image.UnidentifiedImageError as err:
+            raise InputError(f"This file is not an image ({_describe(source)}). {_IMAGE_ADVICE}") from err
+        except Exception as err:  # a known format whose header is cut short or damaged
+            raise _damaged(err) from err
+        with image:
+            return _decode_image(image, max_pixels)
+
+
+def _decode_image(image: Image.Image, max_pixels: int) -> Image.Image:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(
+            f"This image is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); the limit is "
+            f"{max_pixels / 1e6:g} megapixels. Resize it and upload it again."
+        )
+    if width == 0 or height == 0:
+        raise InputError(f"This image is empty ({width}x{height} pixels). {_IMAGE_ADVICE}")
+    try:
+        image.load()  # decodes every pixel, so a truncated or corrupt file fails here
+        return _to_rgb(ImageOps.exif_transpose(image))
+    except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, struct.error, ...
+        raise _damaged(err) from err
+
+
+def _damaged(err: Exception) -> InputError:
+    return InputError(
+        f"This image could not be decoded; the file may be truncated or damaged ({err}). "
+        "Save or export it again and upload the new file."
+    )
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as RGB: high bit depths scaled to 8 bits, transparency composited on white."""
+    if image.mode.startswith("I") or image.mode == "F":
+        image = Image.fromarray(_to_uint8(np.asarray(image), image.mode))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        canvas = Image.new("RGBA", image.size, _WHITE)
+        canvas.alpha_composite(image.convert("RGBA"))
+        image = canvas
+    return image.convert("RGB")
+
+
+def _to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """Grey pixels of a high-bit-depth mode as uint8.
+
+    Integer modes (I;16*, and I, which PIL uses for 16-bit PNG and TIFF) are read as 16-bit;
+    float (F) as [0, 1] if its maximum is at most 1, else as [0, 255].
+    """
+    pixels = np.nan_to_num(pixels.astype(np.float64))
+    if mode == "F":
+        scale = 255.0 if pixels.size and pixels.max() <= 1.0 else 1.0
+    else:
+        scale = 255.0 / 65535.0
+    return np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8)
+
+
+def _image_from_array(array: np.ndarray) -> Image.Image:
+    shape = f"shape {array.shape}, dtype {array.dtype}"
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise InputError(f"This array is not an image ({shape}). Pass an HxW, HxWx3 or HxWx4 array.")
+    if array.dtype.kind == "f":
+        if array.size and not (np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0):
+            raise InputError(f"This float image has values outside [0, 1] or not finite ({shape}). Scale it to [0, 1].")
+        array = np.rint(array * 255.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise InputError(f"This array has an unsupported pixel type ({shape}). Pass uint8, or float in [0, 1].")
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+# ----------------------------------------------------------------------------------------- audio
+
+
+def load_audio(source, *, max_seconds: float | None = None) -> np.ndarray:
+    """Return ``source`` as mono float32 samples in [-1, 1] at SAMPLE_RATE Hz.
+
+    ``source`` is a file path, the bytes of an audio file, or Gradio's ``(sample_rate, array)``
+    tuple, with an int16/int32/float32/float64 array of shape (samples,) or (samples, channels).
+    Files are decoded with soundfile (WAV, FLAC, OGG, MP3, ...) and otherwise with PyAV (M4A,
+    WebM/Opus, MP4, ...). Channels are averaged. Clips shorter than MIN_SECONDS or longer than
+    ``max_seconds`` (default: env var MM_MAX_AUDIO_SECONDS, else MAX_SECONDS) are refused.
+    Silence is not refused.
+    """
+    limit = _max_seconds() if max_seconds is None else float(max_seconds)
+    if source is None:
+        raise InputError(f"No audio was given. {_AUDIO_ADVICE}")
+    if isinstance(source, tuple):
+        rate, samples = _audio_from_tuple(source)
+    else:
+        rate, samples = _decode_audio(source, limit)
+    if samples.size == 0:
+        raise InputError("This recording contains no audio samples. Record again or upload another file.")
+    if not np.isfinite(samples).all():
+        raise InputError("This recording contains invalid samples (NaN or infinity). Export it again and upload it.")
+    samples = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+    _check_duration(len(samples) / rate, limit)
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples, rate, SAMPLE_RATE)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def audio_duration(samples: np.ndarray) -> float:
+    """Length in seconds of mono samples at SAMPLE_RATE (as returned by ``load_audio``)."""
+    return len(samples) / SAMPLE_RATE
+
+
+def _max_seconds() -> float:
+    value = os.environ.get(MAX_SECONDS_ENV)
+    if value is None:
+        return MAX_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise PipelineError(f"{MAX_SECONDS_ENV}={value!r} is not a positive number of seconds. Fix or unset it.")
+    return seconds
+
+
+def _check_duration(seconds: float, max_seconds: float) -> None:
+    if seconds < MIN_SECONDS:
+        raise InputError(
+            f"This recording is {seconds:.2f} s long; it must be at least {MIN_SECONDS:g} s. Record a longer clip."
+        )
+    _check_not_too_long(seconds, max_seconds)
+
+
+def _check_not_too_long(seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds:
+        raise InputError(
+            f"This recording is longer than the {max_seconds:g} s limit (at least {seconds:.1f} s). "
+            f"Trim it to under {max_seconds:g} s and upload it again."
+        )
+
+
+def _audio_from_tuple(source: tuple) -> tuple[int, np.ndarray]:
+    """Gradio's (sample_rate, array) as (rate, float samples of shape (n,) or (n, channels))."""
+    if len(source) != 2 or not isinstance(source[1], np.ndarray):
+        raise InputError(f"Expected a (sample_rate, numpy array) pair; got {_describe(source)}. {_AUDIO_ADVICE}")
+    rate, samples = source
+    described = f"shape {samples.shape}, dtype {samples.dtype}"
+    if not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise InputError(f"The sample rate {rate!r} is not a positive whole number of Hz. Record again.")
+    if samples.ndim not in (1, 2) or (samples.ndim == 2 and samples.shape[1] > MAX_CHANNELS):
+        raise InputError(f"This audio array has {described}; expected (samples,) or (samples, channels).")
+    if samples.dtype.kind == "f":
+        return int(rate), samples
+    if samples.dtype.kind not in "iu":
+        raise InputError(f"This audio array has {described}; expected int16, int32, float32 or float64 samples.")
+    info = np.iinfo(samples.dtype)
+    full_scale = -float(info.min) if info.min < 0 else (info.max + 1) / 2  # e.g. 32768 for int16
+    offset = 0.0 if info.min < 0 else full_scale  # unsigned PCM is centred on half its range
+    return int(rate), ((samples.astype(np.float64) - offset) / full_scale).astype(np.float32)
+
+
+def _decode_audio(source: Source, max_seconds: float) -> tuple[int, np.ndarray]:
+    """Try soundfile, then PyAV; refuse with PyAV's complaint (soundfile's as a note) if neither can."""
+    open_file = _opener(source, "audio")
+    problems = []
+    for decode in (_decode_with_soundfile, _decode_with_av):
+        with open_file() as fp:
+            try:
+                return decode(fp, max_seconds)
+            except InputError:
+                raise
+            except Exception as err:  # decoders raise many types for unreadable input
+                problems.append(err)
+    soundfile_error, av_error = problems
+    reason = getattr(av_error, "strerror", None) or av_error
+    refusal = InputError(f"This file could not be decoded as audio ({_describe(source)}: {reason}). {_AUDIO_ADVICE}")
+    refusal.add_note(f"soundfile said: {soundfile_error}")
+    raise refusal from av_error
+
+
+def _decode_with_soundfile(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
+    with sf.SoundFile(fp) as sound:
+        limit = int(max_seconds * sound.samplerate) + 1  # read one frame past the limit, no more
+        return sound.samplerate, sound.read(frames=limit, dtype="float32", always_2d=True)
+
+
+def _decode_with_av(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
+    with av.open(fp, container_options={"format_whitelist": _AV_FORMATS}) as container:
+        if not container.streams.audio:
+            raise InputError(f"This file has no audio track. {_AUDIO_ADVICE}")
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        to_float = av.AudioResampler(format="fltp")  # planar float; same rate and channels
+        chunks, frames = [], 0
+        for frame in container.decode(stream):
+            for out in to_float.resample(frame):
+                chunks.append(out.to_ndarray())  # (channels, samples)
+                frames += out.samples
+            _check_not_too_long(frames / rate, max_seconds)  # stop decoding as soon as it is too long
+        chunks += [out.to_ndarray() for out in to_float.resample(None)]
+    if not chunks:
+        return rate, np.zeros((0, 1), np.float32)
+    return rate, np.concatenate(chunks, axis=1).T
+
+
+# ---------------------------------------------------------------------------------------- shared
+
+
+def _opener(source: Source, kind: str) -> Callable[[], BinaryIO]:
+    """A function that opens ``source`` (a path or bytes) for reading, after checking it is there."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise InputError(f"The {kind} is empty (0 bytes). Upload the file again.")
+        data = bytes(source)
+        return lambda: io.BytesIO(data)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"Expected a path or bytes for the {kind}, got {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"There is no {kind} file at '{path}'. Upload the file again.")
+    if not path.is_file():
+        raise InputError(f"'{path}' is a folder, not an {kind} file. Upload a single file.")
+    if path.stat().st_size == 0:
+        raise InputError(f"The {kind} file '{path.name}' is empty (0 bytes). Upload the file again.")
+    return lambda: path.open("rb")
+
+
+def _describe(source) -> str:
+    """A short description of what the user gave, for error messages."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"{len(source):,} bytes of data"
+    if isinstance(source, (str, os.PathLike)):
+        return f"'{Path(source).name}', {Path(source).stat().st_size:,} bytes"
+    return type(source).__name__
