@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import app
 import toyworld
 from pipelines import runtime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(profile: str):
-    runtime.configure(profile=profile)
-    demo = app.build_demo()
-    app.serve(demo, host="127.0.0.1", port=free_port(), block=False)
-    return demo
+from tests.serving import serve
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +94,60 @@ def test_default_profile_offline_explains_itself_and_transcribe_still_works(monk
     finally:
         demo.close()
         runtime.configure(profile="toy")
+
+
+def _truncated_jpeg(directory):
+    import io
+
+    buffer = io.BytesIO()
+    toyworld.scene(toyworld.HELD_OUT_SEED + 3).image.save(buffer, "JPEG")
+    path = directory / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
+
+
+def _huge_png(directory):
+    from PIL import Image
+
+    path = directory / "huge.png"
+    Image.new("1", (30000, 30000)).save(path)  # 1-bit and blank: ~100 KB on disk, 900 megapixels decoded
+    return path
+
+
+def _short_clip(directory):
+    import numpy as np
+    import soundfile
+
+    path = directory / "blip.wav"
+    soundfile.write(path, np.zeros(800, dtype=np.float32), 16000)  # 0.05 s
+    return path
+
+
+def _silence(directory):
+    import numpy as np
+    import soundfile
+
+    path = directory / "silence.wav"
+    soundfile.write(path, np.zeros(32000, dtype=np.float32), 16000)
+    return path
+
+
+@pytest.mark.parametrize("api,make_input,expected", [
+    ("/caption", _truncated_jpeg, "truncated or damaged"),
+    ("/ask", _huge_png, "megapixels"),
+    ("/transcribe", _short_clip, "at least 0.1 s"),
+    ("/transcribe", _silence, "No speech was found"),
+])
+def test_bad_input_battery(client, tmp_path, scene_file, api, make_input, expected):
+    with pytest.raises(AppError) as info:
+        client.predict(handle_file(str(make_input(tmp_path))), api_name=api)
+    assert expected.lower() in str(info.value).lower()
+    scene, path = scene_file
+    assert client.predict(handle_file(str(path)), api_name="/ask") == scene.color
+
+
+def test_a_5000_character_question_is_cut_and_still_answered(client, scene_file):
+    scene, path = scene_file
+    question = "what color is the shape? " + "please look very carefully " * 185
+    assert len(question) > 5000
+    assert client.predict(handle_file(str(path)), question, api_name="/ask") == scene.color
