@@ -7,7 +7,7 @@ import gradio as gr
 import pipelines
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, ImageInput, model_choice, require, user_errors
+from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
 
 EXAMPLE_QUESTIONS = ["what color is the shape?", "what shape is it?"]
 
@@ -26,7 +26,7 @@ def ask(image: str | None, question: str = "what color is the shape?", model: st
 def build() -> None:
     with gr.Row():
         with gr.Column():
-            image = ImageInput(label="Image", sources=["upload", "clipboard", "webcam"])
+            image = image_input(label="Image")
             question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0])
             with gr.Accordion("Options", open=False):
                 model = model_choice("ask")

@@ -7,7 +7,7 @@ import gradio as gr
 import pipelines
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, ImageInput, model_choice, require, user_errors
+from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
 
 
 @user_errors
@@ -21,7 +21,7 @@ def caption(image: str | None, model: str | None = None, beams: float = 3, prefi
 def build() -> None:
     with gr.Row():
         with gr.Column():
-            image = ImageInput(label="Image", sources=["upload", "clipboard", "webcam"], elem_id="caption-image")
+            image = image_input(label="Image", elem_id="caption-image")
             with gr.Accordion("Options", open=False):
                 model = model_choice("caption")
                 beams = gr.Slider(1, 10, value=3, step=1, label="Beams", info="Beam search width; 1 = greedy")
@@ -30,5 +30,5 @@ def build() -> None:
         with gr.Column():
             text = gr.Textbox(label="Caption", interactive=False, buttons=["copy"], elem_id="caption-text")
     gr.Examples(examples.images(), inputs=image, label="Examples: toy scenes and photos")
-    gr.on([button.click, image.upload], caption, inputs=[image, model, beams, prefix], outputs=text,
+    gr.on([button.click], caption, inputs=[image, model, beams, prefix], outputs=text,
           api_name="caption", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)

@@ -23,14 +23,16 @@ class ImageInput(gr.Image):
     """
 
     is_template = True  # render with the stock Image front end
-
-    def __init__(self, **kwargs):
-        super().__init__(type="filepath", **kwargs)
+    # No __init__ of our own: Gradio sends the front end the props named in __init__'s signature.
 
     def preprocess(self, payload):
         if payload is None or (payload.url or "").startswith("data:") or payload.path is None:
             return super().preprocess(payload)
         return str(payload.path)
+
+
+def image_input(**kwargs) -> ImageInput:
+    return ImageInput(type="filepath", sources=["upload", "clipboard", "webcam"], **kwargs)
 
 
 def audio_input(**kwargs) -> gr.Audio:
