@@ -133,7 +133,7 @@ def make_toy_scenes() -> list[tuple[Path, str, str]]:
     rows = []
     for function, scenes in (("scene", chosen), ("two_shape_scene", two_shapes)):
         for caption, (seed, scene) in sorted(scenes.items()):
-            name = caption.removeprefix("a ").replace(" and a ", " and ").replace(" ", "_")  # red_circle
+            name = "_".join(word for word in caption.split() if word not in ("a", "an"))  # red_circle
             path = EXAMPLES / "toy" / f"{name}.png"
             scene.image.save(path, "PNG", optimize=True)
             size = f"{toyworld.IMAGE_SIZE}x{toyworld.IMAGE_SIZE} px"
