@@ -19,10 +19,10 @@ from .errors import ModelLoadError
 PROBE_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the Hub
 PROBE_TTL = 60.0  # seconds a probe result is trusted before we look again
 
+OFFLINE_CAUSE = "this machine cannot reach the Hugging Face Hub, and the model is not in the local cache"
 OFFLINE_FIX = (
-    "This machine cannot reach the Hugging Face Hub and the model is not in the local cache. "
-    "On a machine with network, run `python -m pipelines.download` (add `--models-dir DIR` to choose where), "
-    "then start the app with the same `--models-dir`; or start it with `--profile toy` to use the bundled toy models"
+    "On a machine with network, run `python -m pipelines.download --models-dir DIR` and start the app with the "
+    "same `--models-dir DIR`; or start it with `--profile toy` to use the bundled toy models"
 )
 
 _probe_lock = threading.Lock()
@@ -78,7 +78,7 @@ def snapshot(repo_id: str, *, allow_patterns: list[str] | None = None, cache_dir
             "Check the spelling of the id, or give the path of a local directory instead",
         ) from e
     except (LocalEntryNotFoundError, FileNotFoundError) as e:
-        raise ModelLoadError(repo_id, "it could not be fetched", OFFLINE_FIX) from e
+        raise ModelLoadError(repo_id, OFFLINE_CAUSE, OFFLINE_FIX) from e
     except (HfHubHTTPError, OSError) as e:
         raise ModelLoadError(repo_id, f"the download failed ({e})", "Check the network and try again") from e
     return Path(path)
