@@ -25,7 +25,7 @@ def build() -> None:
             with gr.Accordion("Options", open=False):
                 model = model_choice("caption")
                 beams = gr.Slider(1, 10, value=3, step=1, label="Beams", info="Beam search width; 1 = greedy")
-                prefix = gr.Textbox(label="Start the caption with", placeholder="a photography of (BLIP only)")
+                prefix = gr.Textbox("", label="Start the caption with", placeholder="a photography of (BLIP only)")
             button = gr.Button("Caption", variant="primary")
         with gr.Column():
             text = gr.Textbox(label="Caption", interactive=False, buttons=["copy"], elem_id="caption-text")

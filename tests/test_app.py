@@ -134,7 +134,7 @@ def _silence(directory):
 
 @pytest.mark.parametrize("api,make_input,expected", [
     ("/caption", _truncated_jpeg, "truncated or damaged"),
-    ("/ask", _huge_png, "megapixels"),
+    ("/ask", _huge_png, "too large"),
     ("/transcribe", _short_clip, "at least 0.1 s"),
     ("/transcribe", _silence, "No speech was found"),
 ])
