@@ -18,7 +18,8 @@ def photos() -> list[str]:
 
 
 def toy_scenes() -> list[str]:
-    return _files("toy", ".png")
+    """Single-shape toy scenes, named by their content (red_circle.png): what the toy models were trained on."""
+    return [path for path in _files("toy", ".png") if "_and_" not in Path(path).stem]
 
 
 def images() -> list[str]:
