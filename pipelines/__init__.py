@@ -26,12 +26,15 @@ BACKENDS = {
     ("caption", "vision-encoder-decoder"): "caption:VisionEncoderDecoderCaptioner",
     ("search", "open_clip"): "retrieval:SearchPipeline",
     ("ask", "blip-vqa"): "vqa:BlipVqa",
-    ("transcribe", "faster-whisper"): "speech:FasterWhisper",
+    ("transcribe", "faster-whisper"): "speech.faster:FasterWhisper",
+    ("transcribe", "transformers-whisper"): "speech.transformers_whisper:TransformersWhisper",
 }
 # For a checkpoint the registry does not name: its config.json model_type -> backend, per task.
+# A CTranslate2 export (it has a model.bin, which transformers never writes) counts as model type "ctranslate2".
 MODEL_TYPES = {
     "caption": {"blip": "blip", "vision-encoder-decoder": "vision-encoder-decoder"},
     "ask": {"blip": "blip-vqa"},
+    "transcribe": {"whisper": "transformers-whisper", "ctranslate2": "faster-whisper"},
 }
 
 # (task, requested model) -> (fallback used, why): what the System panel reports.
@@ -77,14 +80,22 @@ def _detect_backend(spec: ModelSpec) -> str:
     backends = [backend for task, backend in BACKENDS if task == spec.task]
     if len(backends) == 1:
         return backends[0]
-    from .base import checkpoint_dir, config_model_type
-
-    model_type = config_model_type(spec, checkpoint_dir(spec, ["config.json"]))
+    model_type = _model_type(spec)
     supported = MODEL_TYPES[spec.task]
     if model_type not in supported:
         raise ModelLoadError(spec.name, f"it is a '{model_type}' model, which the {spec.task} tab cannot run",
                              f"Choose a model of type {', '.join(supported)}, e.g. {available_models(spec.task)[0]}")
     return supported[model_type]
+
+
+def _model_type(spec: ModelSpec) -> str:
+    """config.json's model_type, or "ctranslate2" for a CTranslate2 export (transformers never writes model.bin)."""
+    from .base import checkpoint_dir, config_model_type
+
+    path = checkpoint_dir(spec, ["config.json", "model.bin"])
+    if (path / "model.bin").is_file():
+        return "ctranslate2"
+    return config_model_type(spec, path)
 
 
 def default_model(task: str) -> str:

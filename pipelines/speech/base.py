@@ -1,0 +1,134 @@
+"""What both Whisper backends share: decoding the input, checking options against the model, tidying results.
+
+A backend implements ``decode`` (one recording in, a Decoding out) and says whether its model is multilingual; the
+rest happens here, the same way for every backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ..base import Pipeline
+from ..errors import InputError
+from ..io import audio_duration, load_audio
+from .chunks import Chunk, speech_windows
+from .options import LANGUAGES, TranscribeOptions
+from .results import Decoding, Segment, Transcript, Word
+
+Report = Callable[[float], None]  # called with the seconds of the recording decoded so far
+
+
+class SpeechPipeline(Pipeline):
+    """Audio (paths, bytes, or Gradio's (sample_rate, array)) in, one Transcript each out."""
+
+    Options = TranscribeOptions
+    batch_size = 4  # recordings decoded at once; each is transcribed in turn
+    engine: str  # the library that runs the model, for the System panel
+
+    @property
+    def multilingual(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def compute_type(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        return f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {self.compute_type} ({self.engine})"
+
+    def options(self, **overrides) -> TranscribeOptions:
+        options = super().options(**overrides)
+        if not self.multilingual:
+            _check_english_only(self.spec.name, options)
+        return options
+
+    def preprocess(self, sources: list, options: TranscribeOptions) -> list[np.ndarray]:
+        return [load_audio(source) for source in sources]
+
+    def _forward(self, audios: list[np.ndarray], options: TranscribeOptions) -> list[Decoding]:
+        decodings = []
+        for audio in audios:
+            duration = audio_duration(audio)
+            report = _reporter(options.progress, duration)
+            windows = speech_windows(audio) if options.vad else None
+            decodings.append(self.decode(audio, windows, options, report) if windows != [] else self._silence(options))
+            report(duration)
+        return decodings
+
+    def decode(self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions,
+               report: Report) -> Decoding:
+        """Transcribe one recording (mono float32 at SAMPLE_RATE): only ``windows`` (the speech VAD found, each at
+        most 30 s) or, for None, all of it. Segment times are the recording's; call ``report`` as they finish."""
+        raise NotImplementedError
+
+    def _silence(self, options: TranscribeOptions) -> Decoding:
+        known = options.language is not None or not self.multilingual
+        return Decoding([], options.language or "en", 1.0 if known else 0.0)
+
+    def postprocess(self, decodings: list[Decoding], audios: list[np.ndarray],
+                    options: TranscribeOptions) -> list[Transcript]:
+        results = []
+        for decoding, audio in zip(decodings, audios):
+            duration = audio_duration(audio)
+            segments = tidy(decoding.segments, duration)
+            results.append(Transcript(" ".join(s.text for s in segments), segments, decoding.language,
+                                      round(float(decoding.language_probability), 3), duration, self.spec.name,
+                                      options.task))
+        return results
+
+
+def _check_english_only(model: str, options: TranscribeOptions) -> None:
+    choose = "or choose a multilingual model (whisper-tiny, whisper-base, whisper-small)"
+    if options.task == "translate":
+        raise InputError(f"'{model}' is an English-only model, so it cannot translate. Set the task to transcribe, "
+                         f"{choose}")
+    if options.language not in (None, "en"):
+        raise InputError(f"'{model}' is an English-only model; it cannot transcribe "
+                         f"{LANGUAGES[options.language].title()}. Set the language to auto or en, {choose}")
+
+
+def _reporter(progress: Callable[[float], None] | None, duration: float) -> Report:
+    if progress is None:
+        return lambda seconds: None
+    return lambda seconds: progress(min(1.0, max(0.0, seconds / duration)))
+
+
+def tidy(segments: list[Segment], duration: float) -> tuple[Segment, ...]:
+    """Segments in order, not overlapping, inside the recording, without empty text; times to 10 ms.
+
+    Decoders can emit a timestamp past the end of the audio, or a segment that starts before the previous one ends
+    (the last word of a window repeated in the next); subtitles and tables need neither.
+    """
+    limit = math.floor(duration * 100) / 100
+    tidied: list[Segment] = []
+    floor = 0.0
+    for segment in sorted(segments, key=lambda s: s.start):
+        text = " ".join(segment.text.split())
+        if not text:
+            continue
+        start = _clamp(segment.start, floor, limit)
+        end = _clamp(segment.end, start, limit)
+        tidied.append(Segment(start, end, text, _tidy_words(segment.words, start, end)))
+        floor = end
+    return tuple(tidied)
+
+
+def _tidy_words(words: tuple[Word, ...], start: float, end: float) -> tuple[Word, ...]:
+    tidied = []
+    for word in words:
+        if not word.text.strip():
+            continue
+        word_start = _clamp(word.start, start, end)
+        word_end = _clamp(word.end, word_start, end)
+        probability = None if word.probability is None else round(float(word.probability), 3)
+        tidied.append(Word(word_start, word_end, word.text, probability))
+        start = word_end
+    return tuple(tidied)
+
+
+def _clamp(seconds: float, low: float, high: float) -> float:
+    return min(max(round(float(seconds), 2), low), high)

@@ -1,0 +1,86 @@
+"""Long recordings: a 3-minute talk of many sentences, and a 10-minute recording that is mostly silence."""
+
+import pytest
+
+import pipelines
+from pipelines.io import MAX_SECONDS
+from tests.transcribe_checks import assert_well_formed, concatenate, recognisable
+
+# Sentence -> key words a listener would check for.
+SENTENCES = {
+    "The museum opens at nine in the morning and closes at six in the evening.": {"museum", "morning", "evening"},
+    "Our train to the mountains was delayed by heavy snow.": {"train", "mountains", "snow"},
+    "Please bring a blanket and a flashlight to the camping trip.": {"blanket", "flashlight", "camping"},
+    "The chef added garlic, lemon and fresh parsley to the soup.": {"garlic", "lemon", "soup"},
+    "A small boat drifted slowly across the quiet harbor.": {"boat", "harbor"},
+    "My grandmother keeps three cats and a very old piano.": {"grandmother", "cats", "piano"},
+    "The library will be closed on Monday for repairs.": {"library", "monday", "repairs"},
+    "Scientists measured the temperature of the ocean near the island.": {"scientists", "ocean", "island"},
+    "He painted the kitchen yellow and the bedroom green.": {"kitchen", "yellow", "bedroom", "green"},
+    "The football match ended in a draw after extra time.": {"football", "match", "draw"},
+    "She wrote a letter to her brother who lives in Canada.": {"letter", "brother", "canada"},
+    "Farmers harvest apples and pears at the end of summer.": {"farmers", "apples", "summer"},
+    "The airport was crowded with families going on holiday.": {"airport", "families", "holiday"},
+    "A thunderstorm knocked out the power in the whole village.": {"thunderstorm", "power", "village"},
+    "The teacher asked the students to read the first chapter.": {"teacher", "students", "chapter"},
+    "We watched the sunset from the top of the hill.": {"sunset", "hill"},
+    "The doctor told him to drink more water and sleep early.": {"doctor", "water", "sleep"},
+    "A yellow taxi stopped in front of the hotel.": {"taxi", "hotel"},
+    "The children built a sandcastle on the beach.": {"children", "sandcastle", "beach"},
+    "The bakery sells fresh bread and chocolate cake every day.": {"bakery", "bread", "chocolate", "cake"},
+    "The engineer repaired the bridge before the winter.": {"engineer", "bridge", "winter"},
+    "An orchestra played music in the park on Sunday.": {"orchestra", "music", "park", "sunday"},
+    "The garden is full of roses, tulips and sunflowers.": {"garden", "roses", "tulips"},
+    "The river flooded the road after three days of rain.": {"river", "road", "rain"},
+    "My neighbor fixed his bicycle in the garage.": {"neighbor", "bicycle", "garage"},
+    "The astronaut looked down at the earth from the space station.": {"astronaut", "earth", "station"},
+    "A pharmacist explained how to take the medicine.": {"pharmacist", "medicine"},
+    "The volcano erupted and covered the town in ash.": {"volcano", "town", "ash"},
+    "The company hired twenty new workers in January.": {"company", "workers", "january"},
+    "Penguins live in cold places near the south pole.": {"penguins", "cold", "south"},
+    "The violin lesson starts at four on Thursday.": {"violin", "lesson", "thursday"},
+    "Our dog chased a squirrel up the old oak tree.": {"dog", "squirrel", "tree"},
+    "The newspaper printed a photo of the president.": {"newspaper", "photo", "president"},
+    "Grandfather told us a story about the war.": {"grandfather", "story", "war"},
+    "The hospital opened a new wing for children.": {"hospital", "wing", "children"},
+    "Finally, the meeting ended and everyone went home happy.": {"meeting", "everyone", "home"},
+}
+GAPS = (0.6, 1.2, 2.5, 0.9)  # seconds of silence before each sentence, in turn: pauses of a speaker
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    return pipelines.load("transcribe", "whisper-tiny.en-embedded")
+
+
+def test_a_three_minute_talk_comes_back_sentence_by_sentence(transcriber, speak, tmp_path):
+    talk = tmp_path / "talk.wav"
+    spoken = [speak(sentence) for sentence in SENTENCES]
+    starts = concatenate(spoken, talk, gaps=[GAPS[i % len(GAPS)] for i in range(len(spoken))], total=180)
+    reported = []
+    [result] = transcriber([talk], progress=reported.append)
+
+    assert result.duration == pytest.approx(180, abs=0.01)
+    assert_well_formed(result)
+    assert max(s.end - s.start for s in result.segments) < 15  # subtitle-sized: no cue lasts a whole 30 s window
+    for (sentence, key_words), start in zip(SENTENCES.items(), starts):
+        # a segment around where it was said says it
+        near = " ".join(s.text for s in result.segments if s.start - 1 <= start <= s.end + 1)
+        assert recognisable(key_words, near), (sentence, start, near)
+    assert len(reported) > 10 and reported == sorted(reported) and reported[-1] == 1.0  # the bar moved all along
+
+
+def test_a_ten_minute_recording_finds_each_sentence_at_its_time(transcriber, speak, tmp_path):
+    recording = tmp_path / "ten_minutes.wav"
+    said = {"The library will be closed on Monday.": {"library", "monday"},
+            "A yellow taxi stopped at the hotel.": {"taxi", "hotel"},
+            "The children built a sandcastle.": {"children", "sandcastle"},
+            "Penguins live near the south pole.": {"penguins", "south"}}
+    starts = concatenate([speak(s) for s in said], recording, gaps=[5, 190, 190, 190], total=MAX_SECONDS)
+    [result] = transcriber([recording])  # exactly the longest recording allowed
+
+    assert result.duration == MAX_SECONDS
+    assert_well_formed(result)
+    for (sentence, key_words), start in zip(said.items(), starts):
+        [segment] = [s for s in result.segments if abs(s.start - start) < 1.5]
+        assert recognisable(key_words, segment.text), (sentence, start, segment)
