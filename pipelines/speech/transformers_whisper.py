@@ -34,8 +34,6 @@ class TransformersWhisper(SpeechPipeline):
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "TransformersWhisper":
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        if device.type != "cuda":
-            dtype = torch.float32  # half precision on a CPU is slower, not faster
         model, path = load_pretrained(spec, WhisperForConditionalGeneration, device, dtype)
         return cls(spec, device, dtype, model, load_part(spec, path, WhisperProcessor))
 
