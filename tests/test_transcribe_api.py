@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 import soundfile
+import soxr
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -177,3 +178,17 @@ def test_a_recording_over_the_configured_limit_is_refused(client, speak, monkeyp
         transcribe(client, speak("the museum opens at nine in the morning and closes at six in the evening"))
     monkeypatch.delenv("MM_MAX_AUDIO_SECONDS")
     assert not missing(KEY_WORDS, transcribe(client, speak(SENTENCE))[0])
+
+
+def test_a_ten_minute_cd_quality_stereo_wav_upload_is_accepted(client, speak, tmp_path):
+    """10 minutes of 44.1 kHz 16-bit stereo WAV is ~106 MB: under the app's upload limit, and transcribed."""
+    spoken, rate = soundfile.read(speak(SENTENCE), dtype="float32")
+    spoken = soxr.resample(spoken, rate, 44100)
+    audio = np.zeros((600 * 44100, 2), np.float32)
+    audio[44100:44100 + len(spoken)] = spoken[:, None] * 0.8
+    path = tmp_path / "ten_minutes_stereo.wav"
+    soundfile.write(path, audio, 44100, subtype="PCM_16")
+    assert path.stat().st_size > 100_000_000
+
+    text, details, *_ = transcribe(client, path)
+    assert not missing(KEY_WORDS, text) and "600.0 s of audio" in details

@@ -7,11 +7,13 @@ import torch
 
 from ..base import checkpoint_dir, translating_load_errors
 from ..registry import ModelSpec
+from ..io import SAMPLE_RATE
 from .base import Report, SpeechPipeline
 from .chunks import Chunk
 from .options import TranscribeOptions
 from .results import Decoding, Segment, Word
 
+WINDOW_BATCH = 8  # VAD windows per batched forward pass (up to 4 minutes of speech)
 # What a hub snapshot of a CTranslate2 Whisper checkpoint needs.
 CT2_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.*", "preprocessor_config.json"]
 
@@ -22,7 +24,10 @@ class FasterWhisper(SpeechPipeline):
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model):
         super().__init__(spec, device, dtype)
+        from faster_whisper import BatchedInferencePipeline
+
         self.model = model
+        self.batched = BatchedInferencePipeline(model)
 
     @classmethod
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "FasterWhisper":
@@ -46,28 +51,26 @@ class FasterWhisper(SpeechPipeline):
 
     def decode(self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions,
                report: Report) -> Decoding:
-        language, probability = options.language, 1.0
+        settings = dict(task=options.task, language=options.language, beam_size=options.beam_size,
+                        word_timestamps=options.word_timestamps, hotwords=options.hotwords or None,
+                        initial_prompt=options.initial_prompt or None)
+        if windows is None:  # no VAD: faster-whisper walks the whole recording, window after window
+            found, info = self.model.transcribe(audio, vad_filter=False, **settings)
+        else:  # the VAD windows go through the encoder and decoder WINDOW_BATCH at a time (~1.5x faster on CPU)
+            clips = [{"start": w.start / SAMPLE_RATE, "end": w.end / SAMPLE_RATE} for w in windows]
+            found, info = self.batched.transcribe(audio, clip_timestamps=clips, batch_size=WINDOW_BATCH,
+                                                  without_timestamps=False, **settings)
         segments: list[Segment] = []
-        # Each VAD window is decoded on its own, with the user's prompt but not the previous window's text: as plain
-        # text (without its timestamp tokens) that pushed Whisper into one segment per window.
-        for window in windows or [Chunk(0, len(audio))]:  # no windows: faster-whisper walks the whole recording
-            found, info = self.model.transcribe(
-                audio[window.start:window.end], task=options.task, language=language, beam_size=options.beam_size,
-                vad_filter=False, word_timestamps=options.word_timestamps, hotwords=options.hotwords or None,
-                initial_prompt=options.initial_prompt or None)
-            if language is None:  # detected once, on the first window; the rest are decoded in that language
-                language, probability = info.language, info.language_probability
-            for segment in found:  # a generator that decodes as it goes: each segment moves the progress bar
-                decoded = _shifted(segment, window.offset)
-                segments.append(decoded)
-                report(decoded.end)
-        return Decoding(segments, language, probability)
+        for segment in found:  # a generator that decodes as it goes: segments move the progress bar
+            segments.append(_converted(segment))
+            report(segments[-1].end)
+        return Decoding(segments, info.language, info.language_probability)
 
 
-def _shifted(segment, offset: float) -> Segment:
-    """A faster-whisper segment as ours, in the recording's time rather than the window's."""
-    words = tuple(Word(offset + w.start, offset + w.end, w.word, w.probability) for w in segment.words or ())
-    return Segment(offset + segment.start, offset + segment.end, segment.text, words)
+def _converted(segment) -> Segment:
+    """A faster-whisper segment as ours (times are already the recording's)."""
+    words = tuple(Word(w.start, w.end, w.word, w.probability) for w in segment.words or ())
+    return Segment(segment.start, segment.end, segment.text, words)
 
 
 def _compute_type(device: torch.device, dtype: torch.dtype) -> str:
