@@ -1,35 +1,153 @@
-"""Search tab: a text query in, the closest gallery images out (CLIP similarity)."""
+"""Search tab: find images by words, by an image, or by both; your own gallery; zero-shot classification."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 import pipelines
+from pipelines.classify import DEFAULT_TEMPLATE, classifier
+from pipelines.gallery import Gallery, image_store
+from pipelines.retrieval import Query, SearchResult
 
-from .common import GPU, GPU_CONCURRENCY, model_choice, require, user_errors
+from . import examples
+from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
 
 EXAMPLE_QUERIES = ["a red circle", "a blue triangle", "a yellow square", "a cat", "a cup of coffee", "a rocket"]
+EXAMPLES, MINE = "examples", "mine"  # gallery choices
+LABELS = {  # zero-shot labels to start from, per profile
+    "toy": "red circle, blue square, green triangle, yellow circle, purple square, orange triangle",
+    "default": "cat, horse, rocket, coffee, coins, astronaut, motorcycle, galaxy",
+}
+EMPTY_GALLERY = "Your gallery is empty. Upload images or a zip of images, then choose **My images** above."
+
+
+def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
+    if choice == MINE:
+        if not mine:
+            raise pipelines.InputError("Your gallery is empty: there is nothing to search. Upload images (or a "
+                                       "zip) under 'My images' first, or search the bundled examples")
+        return mine
+    if choice not in (EXAMPLES, None, ""):
+        raise pipelines.InputError(f"Unknown gallery {choice!r}; expected '{EXAMPLES}' or '{MINE}'")
+    return None  # the bundled examples
+
+
+def _run(query: Query, top_k, gallery: str, model: str | None, mine: Gallery | None):
+    searcher = pipelines.load("search", model or None)
+    [result] = searcher([query], top_k=int(top_k), gallery=_gallery(gallery, mine))
+    return [(hit.path, f"{hit.label} · {hit.score:.2f}") for hit in result.hits], _details(result)
+
+
+def _details(result: SearchResult) -> str:
+    lines = [f"{len(result.hits)} closest to *{result.query}* (cosine similarity in CLIP space)."]
+    return "\n\n".join(lines + [f"⚠️ {notice}" for notice in result.notices])
 
 
 @user_errors
-def search(query: str, top_k: float = 6, model: str | None = None) -> list[tuple[str, str]]:
+def search(query: str, top_k: float = 6, gallery: str = EXAMPLES, negative: str = "", model: str | None = None,
+           mine: Gallery | None = None):
     require(query, "Type what to look for, e.g. 'a red circle'")
-    searcher = pipelines.load("search", model or None)
-    [result] = searcher([query], top_k=int(top_k))
-    return [(hit.path, f"{hit.label} · {hit.score:.2f}") for hit in result.hits]
+    return _run(Query(text=query, negative=negative or None), top_k, gallery, model, mine)
+
+
+@user_errors
+def search_image(image: str | None, top_k: float = 6, gallery: str = EXAMPLES, model: str | None = None,
+                 mine: Gallery | None = None):
+    require(image, "Give an image (upload, paste or pick an example) to find similar ones")
+    return _run(Query(image=image), top_k, gallery, model, mine)
+
+
+@user_errors
+def search_composed(image: str | None, text: str = "", image_weight: float = 0.5, negative: str = "",
+                    top_k: float = 6, gallery: str = EXAMPLES, model: str | None = None,
+                    mine: Gallery | None = None):
+    require(image, "Give an image to start from; the text says how the results should differ")
+    require(text, "Type how the results should differ from the image, e.g. 'blue' or 'at night'")
+    query = Query(text=text, image=image, image_weight=float(image_weight), negative=negative or None)
+    return _run(query, top_k, gallery, model, mine)
+
+
+@user_errors
+def add_images(files: list[str] | None, model: str | None = None, mine: Gallery | None = None,
+               progress=gr.Progress()):
+    require(files or None, "Choose images (or a zip of images) to add to your gallery")
+    mine = mine if mine is not None else Gallery("my images")
+    report = mine.add_uploads(files)
+    space = pipelines.load("search", model or None).space
+    prepared = mine.prepare(space, progress=lambda done, total, what: progress(done / total, desc=what))
+    report.encoded, report.cached = prepared.encoded, prepared.cached
+    report.problems += prepared.problems
+    status = f"**{len(mine)} image{'s' * (len(mine) != 1)} in your gallery.** {report.summary()}"
+    return mine, status, gr.Radio(value=MINE if len(mine) else EXAMPLES)
+
+
+def clear_images():
+    return None, EMPTY_GALLERY, gr.Radio(value=EXAMPLES)
+
+
+@user_errors
+def classify(image: str | None, labels: str = LABELS["toy"], template: str = DEFAULT_TEMPLATE,
+             model: str | None = None) -> dict[str, float]:
+    require(image, "Give an image to classify")
+    [result] = classifier(model or None)([image], labels, template)
+    return result.scores
 
 
 def build() -> gr.Textbox:
     """Lays out the tab; returns the query box so other tabs can send text to it."""
+    gr.set_static_paths([str(image_store())])  # uploaded images live in the app's cache directory
+    mine = gr.State(None)  # this browser session's own gallery; no other visitor can see it
     with gr.Row():
-        query = gr.Textbox(label="Find images of…", placeholder="a red circle", scale=4, elem_id="search-query")
-        button = gr.Button("Search", variant="primary", scale=1)
-    with gr.Accordion("Options", open=False):
-        top_k = gr.Slider(1, 24, value=6, step=1, label="Results")
+        with gr.Column(scale=3):
+            query = gr.Textbox(label="Find images of…", placeholder="a red circle", elem_id="search-query")
+            negative = gr.Textbox(label="…but not (optional)", placeholder="red", elem_id="search-negative")
+            search_button = gr.Button("Search", variant="primary")
+        with gr.Column(scale=2):
+            image = image_input(label="…or like this image", elem_id="search-image", height=220)
+            weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (image + text)",
+                               info="0 = only the text counts, 1 = only the image")
+            with gr.Row():
+                image_button = gr.Button("Find similar")
+                composed_button = gr.Button("Image + text")
+    with gr.Row():
+        source = gr.Radio([("Bundled examples", EXAMPLES), ("My images", MINE)], value=EXAMPLES, label="Gallery",
+                          elem_id="search-gallery")
+        top_k = gr.Slider(1, 48, value=6, step=1, label="Results")
         model = model_choice("search")
-    gallery = gr.Gallery(label="Closest images (cosine similarity in CLIP space)", columns=6, height="auto",
-                         elem_id="search-results")
-    gr.Examples([[q] for q in EXAMPLE_QUERIES], inputs=query)
-    gr.on([button.click, query.submit], search, inputs=[query, top_k, model], outputs=gallery,
-          api_name="search", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    details = gr.Markdown(elem_id="search-details")
+    gallery = gr.Gallery(label="Closest images", columns=6, height="auto", elem_id="search-results")
+    with gr.Row():
+        gr.Examples([[q] for q in EXAMPLE_QUERIES], inputs=query, label="Example queries")
+        gr.Examples(examples.images(), inputs=image, label="Example images")
+    with gr.Accordion("My images: search your own pictures (visible only to you)", open=False):
+        files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or a zip of images",
+                        elem_id="search-upload")
+        with gr.Row():
+            add_button = gr.Button("Add to my gallery", variant="primary")
+            clear_button = gr.Button("Clear my gallery")
+        status = gr.Markdown(EMPTY_GALLERY, elem_id="search-status")
+    with gr.Accordion("Zero-shot classification", open=True):
+        with gr.Row():
+            classify_image = image_input(label="Image", elem_id="classify-image", height=220)
+            with gr.Column():
+                labels = gr.Textbox(LABELS.get(pipelines.runtime.settings().profile, LABELS["default"]),
+                                    label="Labels, comma-separated", elem_id="classify-labels")
+                template = gr.Textbox(DEFAULT_TEMPLATE, label="Prompt template", info="{} is replaced by each label")
+                classify_button = gr.Button("Classify", variant="primary")
+            scores = gr.Label(num_top_classes=5, label="Probabilities", elem_id="classify-result")
+        gr.Examples(examples.images(), inputs=classify_image, label="Example images")
+
+    model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    outputs = [gallery, details]
+    gr.on([search_button.click, query.submit, negative.submit], search,
+          inputs=[query, top_k, source, negative, model, mine], outputs=outputs, api_name="search", **model_event)
+    image_button.click(search_image, inputs=[image, top_k, source, model, mine], outputs=outputs,
+                       api_name="search_image", **model_event)
+    composed_button.click(search_composed, inputs=[image, query, weight, negative, top_k, source, model, mine],
+                          outputs=outputs, api_name="search_composed", **model_event)
+    add_button.click(add_images, inputs=[files, model, mine], outputs=[mine, status, source],
+                     api_name="add_images", **model_event)
+    clear_button.click(clear_images, outputs=[mine, status, source], api_name="clear_images")
+    classify_button.click(classify, inputs=[classify_image, labels, template, model], outputs=scores,
+                          api_name="classify", **model_event)
     return query

@@ -7,7 +7,9 @@ Every tab that needs CLIP goes through ``shared_space()``, so one instance serve
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,10 +29,13 @@ BATCH_SIZE = 32  # images or texts per encoder call
 class ClipSpace:
     """An open_clip model with its preprocessing and tokenizer; embeddings come out unit-length, float32."""
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, preprocess, tokenizer):
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, preprocess, tokenizer,
+                 fingerprint: str = ""):
         self.spec, self.device, self.dtype = spec, device, dtype
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
         self.calls: Counter[str] = Counter()  # encoder forward passes, by tower (tests count reuse)
+        # Names these exact weights at this precision: the key of every cached embedding.
+        self.key = f"{spec.source}@{fingerprint or 'unknown'}/{str(dtype).removeprefix('torch.')}"
 
     @classmethod
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "ClipSpace":
@@ -42,7 +47,31 @@ class ClipSpace:
             model, preprocess = open_clip.create_model_from_pretrained(f"local-dir:{path}", device=device)
             tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
         model = model.to(device=device, dtype=dtype).eval()
-        return cls(spec, device, dtype, model, preprocess, tokenizer)
+        return cls(spec, device, dtype, model, preprocess, tokenizer, fingerprint=_fingerprint(path))
+
+    @property
+    def context_length(self) -> int:
+        """Tokens the text tower reads; longer texts are cut to this."""
+        return int(getattr(self.tokenizer, "context_length", None) or self.model.context_length)
+
+    @property
+    def logit_scale(self) -> float:
+        """The learned temperature that turns cosines into logits (for softmax over labels)."""
+        return float(self.model.logit_scale.detach().exp()) if hasattr(self.model, "logit_scale") else 100.0
+
+    def token_count(self, text: str) -> int:
+        """How many tokens ``text`` takes, start and end tokens included (may exceed context_length)."""
+        ids = self.tokenizer([text], context_length=4 * len(text) + 8)[0]
+        pad = getattr(getattr(self.tokenizer, "tokenizer", None), "pad_token_id", None) or 0
+        return int((ids != pad).sum())
+
+    def pixels(self, image) -> torch.Tensor:
+        """One image (path, bytes, PIL image or array) as the model's preprocessed input tensor."""
+        return self.preprocess(load_image(image))
+
+    def embed_pixels(self, pixels: Sequence[torch.Tensor]) -> np.ndarray:
+        """(N, D) unit vectors for images already preprocessed by ``pixels`` (lets callers decode in parallel)."""
+        return self._encode(list(pixels), self.model.encode_image, "image")
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         """(N, D) unit vectors for images given as paths, bytes, PIL images or arrays."""
@@ -68,6 +97,23 @@ class ClipSpace:
             self.calls[tower] += 1
             chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def _fingerprint(path: Path) -> str:
+    """A cheap content hash of a checkpoint: its config plus the size, head and tail of each weights file."""
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")):
+        digest.update(file.name.encode())
+        if file.suffix == ".json":
+            digest.update(file.read_bytes())
+            continue
+        size = file.stat().st_size
+        digest.update(str(size).encode())
+        with file.open("rb") as f:
+            digest.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:16]
 
 
 def similarity(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -1,10 +1,18 @@
-"""Text-to-image search over a gallery, in the shared CLIP space."""
+"""Search a gallery in the shared CLIP space: by text, by image, or by both (composed), optionally away from a text.
+
+    searcher = pipelines.load("search")
+    [result] = searcher(["a red circle"], top_k=3)                                  # text
+    [result] = searcher([Query(image="cat.jpg")])                                   # image -> images
+    [result] = searcher([Query(image="red_circle.png", text="blue", image_weight=0.5)])   # composed
+    [result] = searcher([Query(text="a circle", negative="red")])                   # ... but not red
+    [result] = searcher([Query(vector=embedding)], gallery=my_gallery)              # an embedding computed elsewhere
+"""
 
 from __future__ import annotations
 
-import threading
+import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,95 +20,182 @@ import torch
 from . import runtime
 from .base import Pipeline
 from .errors import InputError
-from .fusion import OPEN_CLIP_FILES, ClipSpace, similarity
-from .registry import PROJECT_ROOT, ModelSpec
+from .fusion import OPEN_CLIP_FILES, ClipSpace, early_fusion
+from .gallery import Gallery, bundled
+from .registry import ModelSpec
 
-GALLERY_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_TOP_K = 100
+MAX_QUERY_CHARS = 10_000  # characters of a text looked at when counting its tokens (the model reads far fewer)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search. Give text, an image, both (a composed query), or a vector already in the CLIP space."""
+
+    text: str | None = None
+    image: Any = None  # path, bytes, PIL image or array
+    vector: Any = None  # a unit embedding from ClipSpace (e.g. of an image another tab already encoded)
+    image_weight: float = 0.5  # composed queries: 0 = only the text counts, 1 = only the image
+    negative: str | None = None  # move away from this text ("blurry")
+    negative_weight: float = 0.5  # how far: 0 = ignore the negative text
+
+    def verify(self) -> None:
+        if self.text is None and self.image is None and self.vector is None:
+            raise InputError("A query needs text, an image or a vector; got none. Type a few words or give an image")
+        for name in ("image_weight", "negative_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InputError(f"{name} must be a number from 0 to 1; got {value!r}")
 
 
 @dataclass(frozen=True)
 class Hit:
     path: str
     label: str  # file name without its suffix, underscores as spaces
-    score: float  # cosine similarity in the CLIP space
+    score: float  # cosine similarity in the CLIP space (of the fused query, for composed queries)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    query: str
+    query: str  # what was searched, in words
     hits: tuple[Hit, ...]
+    notices: tuple[str, ...] = ()  # what the user should know: a text cut to the model's context, a small gallery
 
 
 @dataclass(frozen=True)
 class SearchOptions:
     top_k: int = 5
+    gallery: Gallery | None = None  # None = the bundled examples
 
     def verify(self) -> None:
-        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
             raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {self.top_k!r}")
-
-
-def bundled_gallery() -> list[Path]:
-    """The example photos and toy scenes shipped in assets/examples."""
-    return sorted(p for d in GALLERY_DIRS if d.is_dir() for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-class Gallery:
-    """Image paths and their CLIP embeddings, computed once on first search."""
-
-    def __init__(self, paths: list[Path]):
-        self.paths = list(paths)
-        self._embeddings: np.ndarray | None = None
-        self._lock = threading.Lock()
-
-    def embeddings(self, space: ClipSpace) -> np.ndarray:
-        with self._lock:
-            if self._embeddings is None:
-                self._embeddings = space.embed_images(self.paths)
-            return self._embeddings
+        if self.gallery is not None and not isinstance(self.gallery, Gallery):
+            raise InputError(f"gallery must be a pipelines.gallery.Gallery; got {type(self.gallery).__name__}")
 
 
 class SearchPipeline(Pipeline):
-    """Text queries in, the top-k gallery images out (one SearchResult per query)."""
+    """Queries (texts or Query objects) in, the top-k gallery images out (one SearchResult per query)."""
 
     Options = SearchOptions
     hub_files = OPEN_CLIP_FILES
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, space: ClipSpace, gallery: Gallery):
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, space: ClipSpace):
         super().__init__(spec, device, dtype)
-        self.space, self.gallery = space, gallery
+        self.space = space
 
     @classmethod
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "SearchPipeline":
         space = runtime.cache.get(("clip", spec.source, str(device), str(dtype)),
                                   lambda: ClipSpace.load(spec, device, dtype))
-        return cls(spec, device, dtype, space, Gallery(bundled_gallery()))
+        return cls(spec, device, dtype, space)
 
-    def preprocess(self, queries: list, options: SearchOptions) -> list[str]:
-        if not self.gallery.paths:
-            raise InputError("The gallery is empty: there are no images to search. Add images to assets/examples")
-        return [_clean_query(q) for q in queries]
+    @property
+    def gallery(self) -> Gallery:
+        """The bundled examples: what a search without ``gallery=`` looks in."""
+        return bundled()
 
-    def _forward(self, queries: list[str], options: SearchOptions) -> np.ndarray:
-        return similarity(self.space.embed_texts(queries), self.gallery.embeddings(self.space))
+    def preprocess(self, queries: list, options: SearchOptions) -> list[tuple[Query, tuple[str, ...]]]:
+        prepared = []
+        for query in queries:
+            query = _as_query(query)
+            notices = []
+            if query.text is not None:
+                text, notice = self._clean_text(query.text, "search query")
+                query, notices = _replace(query, text=text), [notice] if notice else []
+            if query.negative is not None and query.negative.strip():
+                negative, notice = self._clean_text(query.negative, "negative text")
+                query = _replace(query, negative=negative)
+                notices += [notice] if notice else []
+            else:
+                query = _replace(query, negative=None)
+            prepared.append((query, tuple(notices)))
+        return prepared
 
-    def postprocess(self, scores: np.ndarray, queries: list[str], options: SearchOptions) -> list[SearchResult]:
-        k = min(options.top_k, len(self.gallery.paths))
+    def _forward(self, batch: list[tuple[Query, tuple[str, ...]]], options: SearchOptions):
+        gallery = options.gallery if options.gallery is not None else self.gallery
+        vectors = self.query_vectors([query for query, _ in batch])
+        return gallery.search(self.space, vectors, options.top_k), len(gallery)
+
+    def postprocess(self, outputs, batch, options: SearchOptions) -> list[SearchResult]:
+        matches, size = outputs
         results = []
-        for query, row in zip(queries, scores):
-            best = np.argsort(-row, kind="stable")[:k]
-            hits = tuple(Hit(str(self.gallery.paths[i]), _label(self.gallery.paths[i]), float(row[i])) for i in best)
-            results.append(SearchResult(query, hits))
+        for (query, notices), found in zip(batch, matches):
+            if options.top_k > size:
+                notices += (f"The gallery holds {size} image{'s' * (size != 1)}, fewer than the {options.top_k} "
+                            f"results asked for: showing all of them.",)
+            hits = tuple(Hit(item.path, item.label, score) for item, score in found)
+            results.append(SearchResult(_describe(query), hits, notices))
         return results
 
+    def query_vectors(self, queries: list[Query]) -> np.ndarray:
+        """(Q, D) unit query vectors: texts and images embedded in one batch each, then fused."""
+        texts = [q.text for q in queries if q.text is not None] + [q.negative for q in queries if q.negative]
+        text_vectors = iter(self.space.embed_texts(texts)) if texts else iter(())
+        image_vectors = iter(self.space.embed_images([q.image for q in queries if q.image is not None]))
+        vectors = []
+        for query in queries:
+            parts, weights = [], []
+            if query.vector is not None:
+                parts.append(_as_vector(query.vector, self.space)), weights.append(1.0)
+            if query.image is not None:
+                parts.append(next(image_vectors)), weights.append(query.image_weight if query.text else 1.0)
+            if query.text is not None:
+                parts.append(next(text_vectors)), weights.append(1 - query.image_weight if query.image else 1.0)
+            vector = early_fusion(parts, weights)
+            vectors.append(vector)
+        for i, query in enumerate(queries):  # negatives come after every positive text, in order
+            if query.negative:
+                vectors[i] = early_fusion([vectors[i], next(text_vectors)], [1.0, -query.negative_weight])
+        return np.stack(vectors)
 
-def _clean_query(query) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise InputError(f"The search query is empty (got {query!r}). Type a few words, e.g. 'a red circle'")
-    return " ".join(query.split())
+    def _clean_text(self, text, what: str) -> tuple[str, str]:
+        """The text with whitespace collapsed, and a notice if the model will read only its beginning."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"The {what} is empty (got {text!r}). Type a few words, e.g. 'a red circle'")
+        text = " ".join(text.split())
+        if not any(unicodedata.category(c)[0] in "LN" for c in text):
+            raise InputError(f"The {what} {text!r} has no letters or digits (only symbols or emoji), so it says "
+                             "nothing the model can search for. Type a few words, e.g. 'a red circle'")
+        limit = self.space.context_length
+        if len(text) > MAX_QUERY_CHARS or self.space.token_count(text[:MAX_QUERY_CHARS]) > limit:
+            start = " ".join(text.split()[:8])
+            return text, (f"The {what} is {len(text):,} characters long, more than the {limit} tokens "
+                          f"{self.spec.name} reads: only its beginning (\u201c{start} \u2026\u201d) was used.")
+        return text, ""
 
 
-def _label(path: Path) -> str:
-    return path.stem.replace("_", " ")
+def _as_query(query) -> Query:
+    if isinstance(query, Query):
+        query.verify()
+        return query
+    if isinstance(query, np.ndarray):
+        return Query(vector=query)
+    if query is None or isinstance(query, str):
+        return Query(text=query if query is not None else "")
+    raise InputError(f"Expected a text, a Query or a vector; got {type(query).__name__}")
+
+
+def _replace(query: Query, **changes) -> Query:
+    from dataclasses import replace
+
+    return replace(query, **changes)
+
+
+def _as_vector(vector, space: ClipSpace) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(vector)) or not np.any(vector):
+        raise InputError("The query vector is all zeros or not finite; pass an embedding from ClipSpace")
+    return vector
+
+
+def _describe(query: Query) -> str:
+    parts = []
+    if query.vector is not None:
+        parts.append("an embedding")
+    if query.image is not None:
+        parts.append("an image" if not isinstance(query.image, str) else f"image {query.image.rsplit('/', 1)[-1]}")
+    if query.text is not None:
+        parts.append(query.text)
+    text = " + ".join(parts)
+    return text + (f", not {query.negative}" if query.negative else "")

@@ -28,6 +28,7 @@ class Settings:
     device: str = "auto"  # "auto" = CUDA when available, else CPU
     models_dir: Path | None = None  # where hub downloads are cached; None = the Hugging Face default
     cuda_dtype: str = "float16"  # half precision on GPUs; never bf16 on CPU (it ran ~400x slower)
+    cache_dir: Path = Path("~/.cache/mm-demo-studio")  # the app's own files: embedding cache, uploaded galleries
 
 
 def _from_env() -> Settings:
@@ -37,6 +38,7 @@ def _from_env() -> Settings:
         device=os.environ.get("MM_DEVICE", "auto"),
         models_dir=Path(models_dir) if models_dir else None,
         cuda_dtype=os.environ.get("MM_CUDA_DTYPE", "float16"),
+        cache_dir=Path(os.environ.get("MM_CACHE_DIR") or Settings.cache_dir).expanduser(),
     )
 
 
@@ -48,7 +50,7 @@ def settings() -> Settings:
 
 
 def configure(**changes) -> Settings:
-    """Change process-wide settings (``profile``, ``device``, ``models_dir``, ``cuda_dtype``)."""
+    """Change process-wide settings (``profile``, ``device``, ``models_dir``, ``cuda_dtype``, ``cache_dir``)."""
     global _settings
     new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
     _verify(new)
