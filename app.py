@@ -65,12 +65,28 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="port to listen on (env MM_PORT)")
     parser.add_argument("--share", action="store_true", default=_env("MM_SHARE", "") == "1",
                         help="also serve through a public Gradio share link; off unless given (env MM_SHARE=1)")
+    parser.add_argument("--auth", type=parse_auth, default=_env("MM_AUTH"), metavar="USER:PASSWORD[,USER:PASSWORD]",
+                        help="ask visitors to log in, e.g. for a stakeholder demo on a public address "
+                             "(env MM_AUTH)")
     parser.add_argument("--preload", action="store_true", default=_env("MM_PRELOAD", "") == "1",
                         help="load every model at start instead of on first use (env MM_PRELOAD=1)")
     parser.add_argument("--models-dir", type=Path, default=_env("MM_MODELS_DIR"),
                         help="cache directory for downloaded models, e.g. one filled by "
                              "`python -m pipelines.download` (env MM_MODELS_DIR)")
     return parser.parse_args(argv)
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """'ann:secret,bob:pw' -> [("ann", "secret"), ("bob", "pw")]; None or "" -> no login."""
+    if not value:
+        return None
+    pairs = []
+    for item in value.split(","):
+        user, colon, password = item.strip().partition(":")
+        if not (user and colon and password):
+            raise argparse.ArgumentTypeError(f"expected USER:PASSWORD pairs separated by commas; got {item!r}")
+        pairs.append((user, password))
+    return pairs
 
 
 def main(argv=None) -> None:
@@ -80,12 +96,13 @@ def main(argv=None) -> None:
     if args.preload:
         for task, message in pipelines.preload().items():
             log.warning("%s model not preloaded: %s", task, message)
-    serve(build_demo(), host=args.host, port=args.port, share=args.share)
+    serve(build_demo(), host=args.host, port=args.port, share=args.share, auth=args.auth)
 
 
-def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, block: bool = True):
-    """Launch with the app's limits: upload size, and only the example assets served from disk."""
-    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True):
+    """Launch with the app's limits: upload size, a login if ``auth`` is given, and of the project's files only
+    the example assets served from disk."""
+    return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
                        allowed_paths=[str(EXAMPLES)], prevent_thread_lock=not block)
 
 

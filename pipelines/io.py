@@ -26,6 +26,7 @@ SAMPLE_RATE = 16_000  # Hz; every decoded clip is resampled to this rate
 MIN_SECONDS = 0.1  # seconds; shorter clips are refused
 MAX_SECONDS = 600.0  # seconds; the default longest clip, overridden by the env var below
 MAX_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS"  # env var holding a number of seconds
+MIN_RATE, MAX_RATE = 1_000, 768_000  # Hz: what real recordings use; outside this a header or array is wrong
 MAX_CHANNELS = 16  # channels; more than this in a (samples, channels) array means it is transposed
 
 # Decoders that PIL may use: common upload formats only (no EPS, which would run Ghostscript).
@@ -155,13 +156,20 @@ def load_audio(source, *, max_seconds: float | None = None) -> np.ndarray:
         rate, samples = _decode_audio(source, limit)
     if samples.size == 0:
         raise InputError("This recording contains no audio samples. Record again or upload another file.")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InputError(f"This recording's sample rate is {rate:,} Hz; audio is recorded at {MIN_RATE:,} to "
+                         f"{MAX_RATE:,} Hz. Export it again at a common rate such as 16,000 or 44,100 Hz.")
+    samples = samples.mean(axis=1, dtype=np.float64) if samples.ndim == 2 else samples.astype(np.float64)
     if not np.isfinite(samples).all():
         raise InputError("This recording contains invalid samples (NaN or infinity). Export it again and upload it.")
-    samples = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
     _check_duration(len(samples) / rate, limit)
+    peak = np.abs(samples).max()
+    if peak > 1:  # float samples louder than full scale: scale down rather than clip the waveform
+        samples /= peak
+    samples = samples.astype(np.float32)
     if rate != SAMPLE_RATE:
         samples = soxr.resample(samples, rate, SAMPLE_RATE)
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    return np.clip(samples, -1.0, 1.0)  # resampling may overshoot full scale by a hair
 
 
 def audio_duration(samples: np.ndarray) -> float:

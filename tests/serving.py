@@ -14,9 +14,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(profile: str):
+def serve(profile: str, *, auth=None):
     """A running app (close it with .close()); models load on first request, as in production."""
     runtime.configure(profile=profile)
     demo = app.build_demo()
-    app.serve(demo, host="127.0.0.1", port=free_port(), block=False)
+    app.serve(demo, host="127.0.0.1", port=free_port(), auth=auth, block=False)
     return demo

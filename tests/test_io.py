@@ -496,3 +496,15 @@ def test_random_bytes_give_a_result_or_input_error(tmp_path, kind):
         else:
             assert result.dtype == np.float32 and result.ndim == 1 and np.isfinite(result).all()
     assert outcomes["refused"] > 0
+
+
+def test_a_sample_rate_no_recording_uses_is_refused():
+    with pytest.raises(InputError, match="sample rate is 1 Hz"):
+        load_audio((1, np.zeros(16000, np.float32)))
+
+
+def test_float_samples_louder_than_full_scale_are_scaled_not_clipped():
+    loud = np.sin(np.arange(16000) / 5).astype(np.float32) * 8e36
+    samples = load_audio((16000, loud))
+    assert np.isfinite(samples).all() and np.abs(samples).max() == pytest.approx(1.0, abs=1e-3)
+    assert np.corrcoef(samples, loud / 8e36)[0, 1] > 0.999
