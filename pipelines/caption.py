@@ -1,38 +1,109 @@
-"""Image captioning: BLIP and the ViT-GPT2 (VisionEncoderDecoder) family behind one interface."""
+"""Image captioning: BLIP and the ViT-GPT2 (VisionEncoderDecoder) family behind one interface.
+
+Each image gets up to ``num_candidates`` captions, from beam search or nucleus sampling, each with the captioner's
+own score: the mean log-probability per token it gives the caption (raw model distribution, before any penalty,
+temperature or top-p). ``pipelines.rerank`` combines that score with CLIP's image-text similarity.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Sequence
 
 import torch
 
 from .base import Pipeline
+from .blip_attention import use_sdpa
 from .errors import InputError
-from .hf import HF_FILES, load_part, load_pretrained, sequence_scores
+from .hf import HF_FILES, load_part, load_pretrained
 from .io import load_image
 from .registry import ModelSpec
 
 MAX_NEW_TOKENS = 100  # upper bound a user may ask for
 MAX_BEAMS = 10
+MAX_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
 class CaptionOptions:
-    num_beams: int = 3  # beam search width; 1 = greedy
-    max_new_tokens: int = 30
+    # what comes back
+    num_candidates: int = 1  # distinct captions per image, best first
     prefix: str = ""  # conditional captioning: the caption continues this text (BLIP only)
+    # length, in new tokens; None = the model's default
+    min_new_tokens: int = 0
+    max_new_tokens: int | None = None
+    repetition_penalty: float = 1.0  # > 1 discourages repeating a token (both decodings)
+    # beam search (sample=False); num_beams None = the model's default
+    num_beams: int | None = None
+    length_penalty: float = 1.0  # > 1 favours longer captions, < 1 shorter ones
+    # nucleus sampling (sample=True): each candidate drawn on its own, no beams
+    sample: bool = False
+    top_p: float = 0.9  # draw from the smallest set of tokens whose probabilities add up to top_p
+    temperature: float = 1.0  # < 1 sharper, > 1 more varied
+    seed: int | None = None  # same seed and same images -> same candidates; None = fresh randomness
 
     def verify(self) -> None:
-        if not isinstance(self.num_beams, int) or not 1 <= self.num_beams <= MAX_BEAMS:
-            raise InputError(f"num_beams must be a whole number from 1 to {MAX_BEAMS}; got {self.num_beams!r}")
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
-            raise InputError(f"max_new_tokens must be from 1 to {MAX_NEW_TOKENS}; got {self.max_new_tokens!r}")
+        _whole(self.num_candidates, "The number of candidate captions", 1, MAX_CANDIDATES)
+        if self.max_new_tokens is not None:
+            _whole(self.max_new_tokens, "The maximum caption length (new tokens)", 1, MAX_NEW_TOKENS)
+        _whole(self.min_new_tokens, "The minimum caption length (new tokens)", 0, MAX_NEW_TOKENS)
+        if self.max_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+            raise InputError(f"The minimum length ({self.min_new_tokens} new tokens) is more than the maximum "
+                             f"({self.max_new_tokens}); lower the minimum or raise the maximum")
+        _number(self.repetition_penalty, "The repetition penalty", 1.0, 10.0)
+        _number(self.length_penalty, "The length penalty", -10.0, 10.0)
+        if not isinstance(self.prefix, str):
+            raise InputError(f"The prefix must be text; got {type(self.prefix).__name__}")
+        if self.sample:
+            if self.num_beams not in (None, 1):
+                raise InputError(f"Sampling draws each candidate on its own and uses no beams (got num_beams="
+                                 f"{self.num_beams}); set num_beams to 1, or turn sampling off for beam search")
+            _number(self.top_p, "top-p", 0.0, 1.0, low_open=True)
+            _number(self.temperature, "The temperature", 0.0, 10.0, low_open=True)
+            if self.seed is not None:
+                _whole(self.seed, "The seed", 0, 2**32 - 1)
+            return
+        if self.num_beams is not None:
+            _whole(self.num_beams, "The number of beams", 1, MAX_BEAMS)
+            if self.num_candidates > self.num_beams:
+                raise InputError(f"Beam search returns at most one candidate per beam: {self.num_candidates} "
+                                 f"candidates need at least {self.num_candidates} beams (got {self.num_beams}); "
+                                 "raise the beams, ask for fewer candidates, or use sampling")
+
+
+def _whole(value, what: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{what} must be a whole number from {low} to {high}; got {value!r}")
+
+
+def _number(value, what: str, low: float, high: float, *, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        (low < value if low_open else low <= value) and value <= high)
+    if not ok:
+        bound = f"more than {low:g}" if low_open else f"from {low:g}"
+        raise InputError(f"{what} must be a number {bound} up to {high:g}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    score: float  # mean log-probability per token the captioner gives this caption (0 = certain)
 
 
 @dataclass(frozen=True)
 class Caption:
-    text: str
-    score: float | None  # beam search's length-normalised log-probability; None for greedy decoding
+    """One image's captions, best first by the captioner's score."""
+
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text
+
+    @property
+    def score(self) -> float:
+        return self.candidates[0].score
 
 
 class Captioner(Pipeline):
@@ -41,6 +112,8 @@ class Captioner(Pipeline):
     Options = CaptionOptions
     hub_files = HF_FILES
     model_class_name: str  # the transformers class that holds this family
+    defaults: dict[str, Any] = {"num_beams": 3, "max_new_tokens": 30}  # for options left at None
+    accepts_prefix = True
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
         super().__init__(spec, device, dtype)
@@ -57,6 +130,19 @@ class Captioner(Pipeline):
     def load_processor(cls, spec: ModelSpec, path):
         raise NotImplementedError
 
+    def options(self, **overrides: Any) -> CaptionOptions:
+        """The caller's options with this model's defaults for what they left at None, checked."""
+        options = super().options(**overrides)
+        if options.prefix.strip() and not self.accepts_prefix:
+            raise InputError(f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
+                             "or choose a BLIP captioner")
+        filled = {name: value for name, value in self.defaults.items() if getattr(options, name) is None}
+        if options.sample:
+            filled.pop("num_beams", None)
+        options = replace(options, **filled)
+        options.verify()
+        return options
+
     def preprocess(self, images: list, options: CaptionOptions) -> dict[str, torch.Tensor]:
         inputs = self.encode([load_image(image) for image in images], options)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -66,20 +152,106 @@ class Captioner(Pipeline):
         raise NotImplementedError
 
     def _forward(self, inputs: dict[str, torch.Tensor], options: CaptionOptions):
-        return self.model.generate(**inputs, num_beams=options.num_beams, max_new_tokens=options.max_new_tokens,
-                                   output_scores=True, return_dict_in_generate=True)
+        with _seeded(options.seed if options.sample else None, self.device):
+            return self.model.generate(**inputs, **generate_kwargs(options), output_logits=True,
+                                       return_dict_in_generate=True)
 
     def postprocess(self, outputs, inputs, options: CaptionOptions) -> list[Caption]:
-        texts = self.decode(outputs.sequences)
-        scores = sequence_scores(outputs, len(texts))
-        return [Caption(" ".join(text.split()), score) for text, score in zip(texts, scores)]
+        generated = outputs.sequences[:, self.prompt_length(inputs):]
+        log_probs = self.token_log_probs(outputs)
+        steps = min(generated.shape[1], log_probs.shape[1])  # beam search may stop before its last step's length
+        scores = mean_log_probs(log_probs[:, :steps], generated[:, :steps], self.end_token_ids())
+        texts = [" ".join(text.split()) for text in self.decode(outputs.sequences)]
+        per_image = len(texts) // len(inputs["pixel_values"])
+        return [_best_distinct(texts[i:i + per_image], scores[i:i + per_image])
+                for i in range(0, len(texts), per_image)]
+
+    def token_log_probs(self, outputs) -> torch.Tensor:
+        """(sequences, steps) raw log-probability of each generated token (beams traced back to their rows)."""
+        return self.model.compute_transition_scores(outputs.sequences, outputs.logits,
+                                                    getattr(outputs, "beam_indices", None), normalize_logits=True)
+
+    def end_token_ids(self) -> set[int]:
+        raise NotImplementedError
+
+    def prompt_length(self, inputs: dict[str, torch.Tensor]) -> int:
+        """How many tokens of each returned sequence came before the generated ones."""
+        return 1  # the decoder's start token
 
     def decode(self, sequences: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(sequences, skip_special_tokens=True)
 
+    def score(self, images: Sequence, texts: Sequence[Sequence[str]]) -> list[list[float]]:
+        """The captioner's score (mean log-probability per token) for given captions: ``texts[i]`` for image i.
+
+        Scores any candidate list the same way generated candidates are scored, e.g. to re-rank captions
+        written elsewhere.
+        """
+        if len(images) != len(texts):
+            raise InputError(f"Give one list of captions per image; got {len(images)} images and {len(texts)} lists")
+        options = self.options()
+        scores = []
+        for image, captions in zip(images, texts):
+            if not captions:
+                scores.append([])
+                continue
+            inputs = self.preprocess([image], options)
+            with torch.inference_mode():
+                log_probs, tokens = self.teacher_forced(inputs, list(captions))
+            scores.append(mean_log_probs(log_probs, tokens, self.end_token_ids()))
+        return scores
+
+    def teacher_forced(self, inputs: dict, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probabilities, token ids) of each caption's tokens, end token included, given one image."""
+        raise NotImplementedError
+
+
+def generate_kwargs(options: CaptionOptions) -> dict[str, Any]:
+    """transformers ``generate`` arguments for ``options`` (defaults already filled in)."""
+    kwargs = dict(max_new_tokens=options.max_new_tokens, min_new_tokens=options.min_new_tokens,
+                  repetition_penalty=options.repetition_penalty, num_return_sequences=options.num_candidates)
+    if options.sample:
+        return kwargs | dict(do_sample=True, num_beams=1, top_p=options.top_p, temperature=options.temperature,
+                             top_k=0)
+    return kwargs | dict(do_sample=False, num_beams=options.num_beams, length_penalty=options.length_penalty)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's generator for one call, leaving the global random state as it was."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def mean_log_probs(log_probs: torch.Tensor, tokens: torch.Tensor, end_ids: set[int]) -> list[float]:
+    """Mean over each row's tokens up to and including its first end token (later positions are padding)."""
+    is_end = torch.zeros_like(tokens, dtype=torch.bool)
+    for end in end_ids:
+        is_end |= tokens == end
+    ended_before = (is_end.long().cumsum(dim=1) - is_end.long()) > 0
+    counted = (~ended_before).float()
+    total = (log_probs.float() * counted).sum(dim=1)
+    return (total / counted.sum(dim=1).clamp(min=1)).tolist()
+
+
+def _best_distinct(texts: list[str], scores: list[float]) -> Caption:
+    best: dict[str, float] = {}
+    for text, score in zip(texts, scores):
+        best[text] = max(score, best.get(text, float("-inf")))
+    ranked = sorted(best.items(), key=lambda item: -item[1])
+    return Caption(tuple(Candidate(text, score) for text, score in ranked))
+
 
 class BlipCaptioner(Captioner):
     model_class_name = "BlipForConditionalGeneration"
+
+    def __init__(self, spec, device, dtype, model, processor):
+        use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
+        super().__init__(spec, device, dtype, model, processor)
 
     @classmethod
     def load_processor(cls, spec, path):
@@ -88,16 +260,44 @@ class BlipCaptioner(Captioner):
         return load_part(spec, path, BlipProcessor)
 
     def encode(self, images, options):
+        # generate() drops the prompt's last token ([SEP]); one prompt for every image keeps them aligned
         if options.prefix.strip():
             prefixes = [options.prefix.strip()] * len(images)
             return dict(self.processor(images=images, text=prefixes, return_tensors="pt"))
         return dict(self.processor(images=images, return_tensors="pt"))
+
+    def token_log_probs(self, outputs):
+        return self.model.text_decoder.compute_transition_scores(
+            outputs.sequences, outputs.logits, getattr(outputs, "beam_indices", None), normalize_logits=True)
+
+    def end_token_ids(self):
+        return {self.model.config.text_config.sep_token_id}
+
+    def prompt_length(self, inputs):
+        prompt = inputs.get("input_ids")
+        return 1 if prompt is None else prompt.shape[1] - 1  # generate() drops the prompt's [SEP]
+
+    def teacher_forced(self, inputs, captions):
+        text = self.model.config.text_config
+        tokens = self.processor.tokenizer(captions, padding=True, return_tensors="pt").to(self.device)
+        ids = tokens["input_ids"].clone()
+        ids[:, 0] = text.bos_token_id  # [CLS] -> [DEC], as generate() does
+        image = self.model.vision_model(pixel_values=inputs["pixel_values"])[0]
+        image = image.expand(len(captions), -1, -1)
+        logits = self.model.text_decoder(input_ids=ids, attention_mask=tokens["attention_mask"],
+                                         encoder_hidden_states=image).logits
+        targets = ids[:, 1:]
+        log_probs = logits[:, :-1].float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
+        return log_probs, targets.masked_fill(tokens["attention_mask"][:, 1:] == 0, text.sep_token_id)
 
 
 class VisionEncoderDecoderCaptioner(Captioner):
     """ViT-GPT2 and kin: an image processor for the encoder, a tokenizer for the decoder's output."""
 
     model_class_name = "VisionEncoderDecoderModel"
+    # nlpconnect/vit-gpt2-image-captioning's generation config: 4 beams, max_length 16 (its start token counts)
+    defaults = {"num_beams": 4, "max_new_tokens": 15}
+    accepts_prefix = False
 
     @classmethod
     def load_processor(cls, spec, path):
@@ -106,12 +306,24 @@ class VisionEncoderDecoderCaptioner(Captioner):
         return load_part(spec, path, AutoImageProcessor), load_part(spec, path, AutoTokenizer)
 
     def encode(self, images, options):
-        if options.prefix.strip():
-            raise InputError(f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
-                             "or choose a BLIP captioner")
         image_processor, _ = self.processor
         return {"pixel_values": image_processor(images=images, return_tensors="pt")["pixel_values"]}
+
+    def end_token_ids(self):
+        return {self.model.generation_config.eos_token_id}
 
     def decode(self, sequences):
         _, tokenizer = self.processor
         return tokenizer.batch_decode(sequences, skip_special_tokens=True)
+
+    def teacher_forced(self, inputs, captions):
+        _, tokenizer = self.processor
+        end = self.model.generation_config.eos_token_id
+        start = self.model.generation_config.decoder_start_token_id
+        encoded = [tokenizer(caption)["input_ids"] + [end] for caption in captions]
+        width = max(len(ids) for ids in encoded)
+        targets = torch.tensor([ids + [end] * (width - len(ids)) for ids in encoded], device=self.device)
+        decoder_inputs = torch.cat([torch.full_like(targets[:, :1], start), targets[:, :-1]], dim=1)
+        pixels = inputs["pixel_values"].expand(len(captions), -1, -1, -1)
+        logits = self.model(pixel_values=pixels, decoder_input_ids=decoder_inputs).logits
+        return logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0], targets

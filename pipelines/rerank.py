@@ -1,0 +1,82 @@
+"""Re-ranking captions by late fusion: the captioner's own score plus CLIP's image-text similarity.
+
+A captioner's likelihood says how fluent a caption is in the captioner's own style; CLIP says how well the
+words match the picture. ``late_fusion`` rescales both over one image's candidates and weights them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .caption import Caption, Candidate, Captioner
+from .errors import InputError
+from .fusion import ClipSpace, late_fusion, similarity
+from .io import load_image
+
+NO_TEXT_SIMILARITY = -1.0  # an empty caption matches nothing: the lowest cosine
+
+
+@dataclass(frozen=True)
+class Ranked:
+    text: str
+    caption_score: float  # the captioner's mean log-probability per token
+    similarity: float  # CLIP cosine between the caption and the image
+    fused: float  # (1 - weight) * rescaled caption_score + weight * rescaled similarity, in [0, 1]
+
+
+def check_weight(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise InputError(f"The CLIP weight must be a number from 0 (captioner only) to 1 (CLIP only); got {weight!r}")
+    return float(weight)
+
+
+def rerank(candidates: Sequence[Candidate], image_embedding: np.ndarray, space: ClipSpace,
+           weight: float) -> list[Ranked]:
+    """One image's candidates, best first by the fused score. ``image_embedding``: its unit CLIP vector."""
+    return rerank_many([candidates], np.atleast_2d(image_embedding), space, weight)[0]
+
+
+def rerank_many(candidate_lists: Sequence[Sequence[Candidate]], image_embeddings: np.ndarray, space: ClipSpace,
+                weight: float) -> list[list[Ranked]]:
+    """``rerank`` for many images at once: one CLIP text pass over every candidate."""
+    weight = check_weight(weight)
+    if len(candidate_lists) != len(image_embeddings):
+        raise InputError(f"Give one image embedding per candidate list; got {len(image_embeddings)} embeddings "
+                         f"and {len(candidate_lists)} lists")
+    texts = sorted({c.text for candidates in candidate_lists for c in candidates if c.text.strip()})
+    rows = {text: i for i, text in enumerate(texts)}
+    text_embeddings = space.embed_texts(texts) if texts else None
+    ranked = []
+    for candidates, image in zip(candidate_lists, image_embeddings):
+        if not candidates:
+            ranked.append([])
+            continue
+        sims = np.array([similarity(image, text_embeddings[rows[c.text]])[0, 0] if c.text in rows
+                         else NO_TEXT_SIMILARITY for c in candidates], dtype=np.float64)
+        scores = np.array([c.score for c in candidates], dtype=np.float64)
+        fused = late_fusion([scores, sims], [1.0 - weight, weight])
+        order = sorted(range(len(candidates)), key=lambda i: (-fused[i], -scores[i]))
+        ranked.append([Ranked(candidates[i].text, float(scores[i]), float(sims[i]), float(fused[i])) for i in order])
+    return ranked
+
+
+def caption_and_rerank(captioner: Captioner, images: Sequence, space: ClipSpace, weight: float,
+                       progress: Callable[[float], None] | None = None, **options) -> list[list[Ranked]]:
+    """Caption ``images`` and re-rank each one's candidates; one batched captioner and CLIP pass per batch.
+
+    ``options`` are the captioner's (num_candidates, sample, ...); ``progress`` gets the fraction done.
+    """
+    weight = check_weight(weight)
+    captioner.options(**options)  # refuse bad options before decoding any image
+    results: list[list[Ranked]] = []
+    step = captioner.batch_size
+    for start in range(0, len(images), step):
+        batch = [load_image(image) for image in images[start:start + step]]  # decoded once, for both models
+        captions: list[Caption] = captioner(batch, **options)
+        results += rerank_many([c.candidates for c in captions], space.embed_images(batch), space, weight)
+        if progress is not None:
+            progress(len(results) / len(images))
+    return results
