@@ -78,11 +78,11 @@ def add_images(files: list[str] | None, model: str | None = None, mine: Gallery 
     report.encoded, report.cached = prepared.encoded, prepared.cached
     report.problems += prepared.problems
     status = f"**{len(mine)} image{'s' * (len(mine) != 1)} in your gallery.** {report.summary()}"
-    return mine, status, gr.Radio(value=MINE if len(mine) else EXAMPLES)
+    return mine, status, MINE if len(mine) else EXAMPLES
 
 
 def clear_images():
-    return None, EMPTY_GALLERY, gr.Radio(value=EXAMPLES)
+    return None, EMPTY_GALLERY, EXAMPLES
 
 
 @user_errors
@@ -99,8 +99,8 @@ def build() -> gr.Textbox:
     mine = gr.State(None)  # this browser session's own gallery; no other visitor can see it
     with gr.Row():
         with gr.Column(scale=3):
-            query = gr.Textbox(label="Find images of…", placeholder="a red circle", elem_id="search-query")
-            negative = gr.Textbox(label="…but not (optional)", placeholder="red", elem_id="search-negative")
+            query = gr.Textbox("", label="Find images of…", placeholder="a red circle", elem_id="search-query")
+            negative = gr.Textbox("", label="…but not (optional)", placeholder="red", elem_id="search-negative")
             search_button = gr.Button("Search", variant="primary")
         with gr.Column(scale=2):
             image = image_input(label="…or like this image", elem_id="search-image", height=220)

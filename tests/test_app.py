@@ -33,8 +33,8 @@ def test_caption(client, scene_file):
 
 
 def test_search(client):
-    gallery = client.predict("a red circle", api_name="/search")
-    assert gallery and "red circle" in gallery[0]["caption"]
+    gallery, details = client.predict("a red circle", api_name="/search")
+    assert gallery and "red circle" in gallery[0]["caption"] and "closest to" in details
 
 
 def test_ask(client, scene_file):

@@ -1,0 +1,87 @@
+"""Approximate indexes agree with exact search; large galleries switch to them; the offline indexing CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pipelines
+import toyworld
+from pipelines import index, runtime
+from pipelines.gallery import Gallery
+
+
+def clustered_unit_vectors(count: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    """Unit vectors around random centres, like embeddings of a photo collection (many near-duplicates)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    vectors = centres[rng.integers(clusters, size=count)] + 0.6 * rng.standard_normal((count, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_recall_at_10_against_brute_force(kind):
+    vectors = clustered_unit_vectors(20_000, 64, 200, seed=1)
+    queries = clustered_unit_vectors(20_200, 64, 200, seed=1)[20_000:]  # same centres, new points
+    _, exact = index.build(vectors, "exact").search(queries, 10)
+    _, approximate = index.build(vectors, kind).search(queries, 10)
+    assert index.recall_at(10, approximate, exact) >= 0.95
+
+
+def test_exact_search_orders_by_score_then_insertion():
+    vectors = np.array([[1, 0], [0, 1], [1, 0], [0.6, 0.8]], dtype=np.float32)
+    scores, ids = index.build(vectors, "exact").search(np.array([[1, 0]], dtype=np.float32), 3)
+    assert ids.tolist() == [[0, 2, 3]] and np.allclose(scores, [[1, 1, 0.6]])
+
+
+def test_the_index_kind_follows_the_gallery_size():
+    assert index.choose_kind(500) == "exact"
+    assert index.choose_kind(index.BRUTE_FORCE_MAX + 1) == "hnsw"
+    assert index.choose_kind(index.HNSW_MAX + 1) == "ivf"
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    before = runtime.settings().cache_dir
+    runtime.configure(cache_dir=tmp_path / "cache")
+    yield tmp_path / "cache"
+    runtime.configure(cache_dir=before)
+
+
+@pytest.fixture
+def scenes_dir(tmp_path):
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    for seed in range(toyworld.HELD_OUT_SEED + 9100, toyworld.HELD_OUT_SEED + 9140):
+        scene = toyworld.scene(seed)
+        scene.image.save(folder / f"{scene.color}_{scene.shape}_{seed}.png")
+    return tmp_path / "photos"
+
+
+def test_a_gallery_past_the_threshold_is_searched_through_faiss(cache_dir, scenes_dir, monkeypatch):
+    space = pipelines.load("search").space
+    exact = Gallery.from_folder(scenes_dir)
+    assert exact.prepare(space).index_kind == "exact"
+    monkeypatch.setattr(index, "BRUTE_FORCE_MAX", 10)
+    large = Gallery.from_folder(scenes_dir)
+    assert large.prepare(space).index_kind == "hnsw"
+    assert list((cache_dir / "indexes").glob("*.faiss"))  # saved: a restart reads it back
+    queries = space.embed_texts(["a red circle", "a blue square", "a green triangle"])
+    assert [[i.path for i, _ in row] for row in large.search(space, queries, 3)] == \
+        [[i.path for i, _ in row] for row in exact.search(space, queries, 3)]
+    again = Gallery.from_folder(scenes_dir)
+    assert again.prepare(space).index_kind == "hnsw"
+
+
+def test_the_cli_indexes_a_folder_once_and_searches_it(cache_dir, scenes_dir, capsys):
+    assert index.main([str(scenes_dir), "--cache-dir", str(cache_dir), "--query", "a red circle", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "40 images indexed with toy-clip (exact index, 40 encoded, 0 from the cache)" in out
+    assert out.strip().splitlines()[-1].split("/")[-1].startswith("red_circle")
+    assert index.main([str(scenes_dir), "--cache-dir", str(cache_dir)]) == 0
+    assert "0 encoded, 40 from the cache" in capsys.readouterr().out
+
+
+def test_the_cli_explains_a_missing_folder(cache_dir, tmp_path, capsys):
+    assert index.main([str(tmp_path / "nowhere"), "--cache-dir", str(cache_dir)]) == 2
+    assert "There is no folder at" in capsys.readouterr().err
