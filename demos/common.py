@@ -14,6 +14,12 @@ log = logging.getLogger(__name__)
 GPU = "model-device"  # one concurrency group for every event that runs a model, so they take turns
 GPU_CONCURRENCY = 1
 
+try:  # Hugging Face ZeroGPU Spaces attach a GPU only while a function decorated with spaces.GPU runs
+    from spaces import GPU as on_gpu
+except ImportError:  # anywhere else: nothing to attach
+    def on_gpu(handler):
+        return handler
+
 
 class ImageInput(gr.Image):
     """gr.Image that hands our code the uploaded file's path without opening it first.
@@ -52,7 +58,11 @@ def model_choice(task: str) -> gr.Dropdown:
 
 
 def user_errors(handler):
-    """Turn any failure into a gr.Error with a useful message; the server keeps serving."""
+    """Turn any failure into a gr.Error with a useful message; the server keeps serving.
+
+    Every handler wrapped here runs a model, so it also gets the GPU on ZeroGPU Spaces (``on_gpu``).
+    """
+    handler = on_gpu(handler)
 
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
