@@ -178,10 +178,11 @@ def build() -> None:
 
 def _option_controls(defaults: dict):
     """Model, decoding, and the other controls by name in the handlers' order; the two decoding-specific rows."""
-    with gr.Accordion("Options", open=False):
+    with gr.Accordion("Options", open=False, elem_id="caption-options"):
         model = model_choice("caption")
         with gr.Row():
             decoding = gr.Radio([BEAM_SEARCH, SAMPLING], value=BEAM_SEARCH, label="Decoding",
+                                elem_id="caption-decoding",
                                 info="beam search: the likeliest captions; sampling: varied ones")
             candidates = Setting(1, MAX_CANDIDATES, value=CANDIDATES, step=1, label="Candidates",
                                  info="captions per image (beam search: at most one per beam)")
@@ -194,7 +195,8 @@ def _option_controls(defaults: dict):
                             info="sample from the likeliest tokens that add up to this probability")
             temperature = Setting(0.1, 2, value=DEFAULTS.temperature, step=0.1, label="Temperature",
                                   info="< 1 safer, > 1 more varied")
-            seed = gr.Number(0, precision=0, label="Seed", info="same seed, same candidates")
+            seed = gr.Number(0, precision=0, label="Seed", info="same seed, same candidates",
+                             elem_id="caption-seed")
         with gr.Row():
             repetition_penalty = Setting(1, 2, value=DEFAULTS.repetition_penalty, step=0.05,
                                          label="Repetition penalty", info="> 1 discourages repeated words")
