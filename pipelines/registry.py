@@ -64,6 +64,8 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
     if model in models:
         entry = models[model]
         return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""))
+    if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
+        return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():
         return ModelSpec(task, model, "auto", str(Path(model).expanduser().resolve()))
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
@@ -72,6 +74,24 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
         f"Unknown {task} model {model!r}: not a registry name, an existing local directory or a Hub id "
         f"(owner/name). Registry names: {', '.join(models)}"
     )
+
+
+def _open_clip_hub_id(model: str) -> str | None:
+    """The hub id behind an open_clip name: 'hf-hub:owner/name', or 'ARCH:TAG' such as 'ViT-B-32:laion2b_s34b_b79k'."""
+    if model.startswith("hf-hub:"):
+        return model.removeprefix("hf-hub:").strip("/")
+    arch, colon, tag = model.partition(":")
+    if not colon or "/" in model:
+        return None
+    from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+
+    hub_id = get_pretrained_cfg(arch, tag).get("hf_hub", "").strip("/")
+    if not hub_id:
+        tags = [t for t in list_pretrained_tags_by_model(arch) if get_pretrained_cfg(arch, t).get("hf_hub")]
+        raise UnknownModelError(f"open_clip has no Hub checkpoint for {arch!r} with pretrained tag {tag!r}. "
+                                + (f"Tags for {arch}: {', '.join(tags)}" if tags else
+                                   "See open_clip.list_pretrained() for ARCH:TAG pairs"))
+    return hub_id
 
 
 def local_path(spec: ModelSpec) -> Path:

@@ -211,3 +211,24 @@ def test_an_undecodable_image_leaves_the_gallery_with_a_reason(cache_dir, tmp_pa
     report = gallery.prepare(pipelines.load("search").space)
     assert len(gallery) == 1 and report.encoded == 1
     assert any(p.startswith("cut (") and "truncated or damaged" in p for p in report.problems)
+
+
+@pytest.mark.parametrize("name,hub_id", [
+    ("ViT-B-32:laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
+    ("hf-hub:timm/ViT-B-16-SigLIP", "timm/ViT-B-16-SigLIP"),
+    ("clip-vit-b-16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+])
+def test_search_models_by_open_clip_name_tag_or_hub_id(name, hub_id):
+    spec = pipelines.registry.resolve("search", name, "toy")
+    assert (spec.source, spec.backend) == (hub_id, "open_clip")
+
+
+def test_an_unknown_open_clip_tag_lists_the_known_ones():
+    with pytest.raises(pipelines.UnknownModelError, match="laion2b_s34b_b79k"):
+        pipelines.registry.resolve("search", "ViT-B-32:no_such_tag", "toy")
+
+
+def test_a_hub_search_model_offline_says_which_and_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(pipelines.ModelLoadError, match="laion/CLIP-ViT-B-32-laion2B-s34B-b79K.*--profile toy"):
+        pipelines.load("search", "ViT-B-32:laion2b_s34b_b79k")
