@@ -106,7 +106,7 @@ def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=No
                        allowed_paths=[str(EXAMPLES)], prevent_thread_lock=not block)
 
 
-demo = build_demo()  # module level, for `gradio app.py` and Hugging Face Spaces
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # python app.py (also how Hugging Face Spaces starts it)
     main()
+else:  # imported, e.g. by `gradio app.py` (hot reload): the settings come from the MM_* variables
+    demo = build_demo()

@@ -6,7 +6,8 @@
 Rows, all on the same recording:
 - raw faster-whisper: ``faster_whisper.WhisperModel(tiny.en embedded, int8).transcribe(path, vad_filter=True)``,
   the reference; our pipeline's overhead is measured against it (target: at most 5 %).
-- the levers: the same raw call with float32 instead of int8, and without VAD.
+- the levers: the same raw call with float32 instead of int8, and without VAD; and faster-whisper's
+  BatchedInferencePipeline (VAD windows 8 at a time), which is what our faster-whisper backend builds on.
 - ours: ``pipelines.load("transcribe", "whisper-tiny.en-embedded")([path])`` (target: real-time factor <= 0.06).
 - transformers: ``transformers.pipeline("automatic-speech-recognition")`` in fp32 on an untrained Whisper of tiny.en's
   size and architecture (built into bench/cache at run time), and our transformers backend on the same checkpoint.
@@ -30,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report import Row, ratio_row  # noqa: E402
+
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2  # CPU threads for every contender
 SENTENCES = [  # ~60 s when spoken by espeak-ng at 150 words per minute
@@ -94,7 +97,7 @@ def best_of(contenders: dict, repeats: int) -> tuple[dict[str, list[float]], dic
     return wall, cpu
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the speech recording")
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender (the best one counts)")
@@ -107,7 +110,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(THREADS)
     import soundfile
     import transformers
-    from faster_whisper import WhisperModel
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     import pipelines
     from pipelines import runtime
@@ -133,8 +136,10 @@ def main(argv=None) -> None:
     hf = transformers.pipeline("automatic-speech-recognition", model=str(checkpoint), dtype=torch.float32,
                                device="cpu", chunk_length_s=30)
     ours_hf = pipelines.load("transcribe", str(checkpoint))
+    batched = BatchedInferencePipeline(int8)
     contenders = {
         "raw faster-whisper, int8 + VAD (reference)": raw(int8, vad_filter=True),
+        "raw faster-whisper batched (8 windows), int8 + VAD": raw(batched, batch_size=8, without_timestamps=False),
         "raw faster-whisper, float32 + VAD": raw(fp32, vad_filter=True),
         "raw faster-whisper, int8, no VAD": raw(int8, vad_filter=False),
         "ours, faster-whisper backend (defaults)": lambda: ours([path]),
@@ -171,6 +176,20 @@ def main(argv=None) -> None:
     print(f"transformers.pipeline fp32 / ours (faster-whisper): {hf_ratio:.2f}x")
     print(f"our transformers backend / transformers.pipeline, same checkpoint: {ours_hf_ratio:.2f}x")
 
+    ours_s = min(times["ours, faster-whisper backend (defaults)"])
+    hf_s = min(times["transformers.pipeline ASR, fp32, untrained tiny.en-size"])
+    rows = [
+        ratio_row("transcribe: ours / raw faster-whisper (overhead)", ours_s, reference, "s", 1.05,
+                  higher_is_better=False, note=f"{duration:.0f} s espeak-ng speech"),
+        ratio_row("transcribe: ours / raw batched faster-whisper", ours_s,
+                  min(times["raw faster-whisper batched (8 windows), int8 + VAD"]), "s", 1.05, higher_is_better=False),
+        Row("transcribe: real-time factor, faster-whisper tiny.en int8 + VAD", rtf, None, "x", 0.06,
+            higher_is_better=False, note=f"raw faster-whisper alone: {reference / duration:.3f}"),
+        ratio_row("transcribe: transformers.pipeline fp32 / ours", hf_s, ours_s, "s", None),
+        ratio_row("transcribe: our transformers backend / transformers.pipeline", min(
+            times["ours, transformers backend, same checkpoint"]), hf_s, "s", None, higher_is_better=False),
+    ]
+
     if args.ten_minutes:
         long_path = speech_file(600)
         start = time.perf_counter()
@@ -178,6 +197,7 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - start
         print(f"\n10-minute recording: {seconds:.1f} s (RTF {seconds / 600:.3f}), {len(result.segments)} segments, "
               f"last ends at {result.segments[-1].end:.1f} s")
+    return rows
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Bounded in count and time; talks to 127.0.0.1 only. Not a test: CI does not run 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import socket
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report import Row, ratio_row  # noqa: E402
+
 TIMEOUT = 1800  # seconds: the whole run gives up after this
 EXAMPLES = ROOT / "assets/examples"
 
@@ -125,11 +126,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=50, help="requests per client")
-    parser.add_argument("--json", type=Path, help="also write the results here (for bench/run_all.py)")
     args = parser.parse_args(argv)
 
     port = free_port()
@@ -173,12 +173,15 @@ def main(argv=None) -> dict:
     print(f"server memory after warm-up {before:.0f} MiB, after the run {after:.0f} MiB: {growth:+.1%} (goal <= +5%)")
     print(f"8 concurrent /caption calls {concurrent:.2f} s vs 8 sequential {sequential:.2f} s: {ratio:.2f}x "
           f"(goal <= 0.6x)")
-    summary = {"requests": total, "errors": len(errors), "latency": latency, "rss_before_mib": before,
-               "rss_after_mib": after, "rss_growth": growth, "concurrent_s": concurrent, "sequential_s": sequential,
-               "concurrent_ratio": ratio}
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1))
-    return summary
+    rows = [Row(f"load: errors in {total} mixed requests from {args.clients} clients", len(errors), None, "", 0,
+                higher_is_better=False),
+            Row("load: server memory growth after warm-up", growth * 100, None, "%", 5, higher_is_better=False,
+                note=f"{before:.0f} -> {after:.0f} MiB"),
+            ratio_row("load: 8 concurrent /caption / 8 sequential", concurrent, sequential, "s", 0.6,
+                      higher_is_better=False)]
+    rows += [Row(f"load: {name} latency p50 / p95", p50, None, "s", None, note=f"p95 {p95:.2f} s")
+             for name, (p50, p95) in sorted(latency.items()) if p50 is not None]
+    return rows
 
 
 if __name__ == "__main__":
