@@ -1,0 +1,175 @@
+"""How fast the Caption pipeline is on CPU, as ratios against references measured in the same run.
+
+    python bench/bench_caption.py                # 16 photos, 20 new tokens each, 2 CPU threads, best of 2
+    python bench/bench_caption.py --images 4 --repeats 1
+
+The model: BLIP base at full size (the architecture of Salesforce/blip-image-captioning-base: ViT-B/16 at 384 px,
+577 image tokens; a 12-layer BERT-base decoder with cross-attention, 30524-token vocabulary), built from its
+config with random weights in memory. Random weights never stop on their own, so every caption is forced to
+exactly ``--tokens`` new tokens (min = max): every contender does the same decoding work, greedy.
+
+Rows:
+- reference: a loop of the stock ``model.generate`` one image at a time (transformers' eager BLIP attention).
+- plain batched generate: the stock model, the whole batch in one ``generate`` call.
+- ours: ``BlipCaptioner`` (the app's pipeline: image decoding, processor, SDPA attention, batched generate,
+  candidate scores) on the same weights.
+
+FLOP efficiency = model FLOPs (vision encoder + the decoder's work for ``--tokens`` tokens, counted from the
+architecture) x images / seconds, divided by the best fp32 matmul rate (2048 x 2048 x 2048) measured between
+the contenders' runs. Contenders run in turns and each row reports its best run: the machine may be shared.
+Timings never belong in tests; this script is not run by CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / "bench" / "cache"  # gitignored
+THREADS = 2  # CPU threads for every contender
+MATMUL = 2048  # side of the square fp32 matmul whose rate is the 100 % mark
+
+# Salesforce/blip-image-captioning-base's published config, written out (transformers' BlipConfig defaults agree).
+VISION = dict(image_size=384, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+              num_attention_heads=12)
+TEXT = dict(vocab_size=30524, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+            encoder_hidden_size=768, bos_token_id=30522, sep_token_id=102, pad_token_id=0)
+
+
+def blip_base(seed: int = 0):
+    """BlipForConditionalGeneration at BLIP base size, random weights, fp32, eval mode."""
+    import torch
+    from transformers import BlipConfig, BlipForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = BlipConfig(vision_config=VISION, text_config=TEXT)
+    return BlipForConditionalGeneration(config).eval()
+
+
+def processor():
+    """BLIP's image processor at 384 px and a WordPiece tokenizer with BLIP's vocabulary size (placeholder words)."""
+    from transformers import BlipImageProcessor, BlipProcessor, BertTokenizerFast
+
+    vocab = CACHE / "blip-vocab-30524.txt"
+    if not vocab.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 30522: "[DEC]", 30523: "[ENC]"}
+        vocab.write_text("\n".join(special.get(i, f"w{i}") for i in range(TEXT["vocab_size"])) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), bos_token="[DEC]")
+    images = BlipImageProcessor(size={"height": VISION["image_size"], "width": VISION["image_size"]})
+    return BlipProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+def flops_per_image(tokens: int) -> tuple[float, float]:
+    """(vision encoder, decoding) multiply-adds x 2 for one image and ``tokens`` greedy steps."""
+    d, f, layers = VISION["hidden_size"], VISION["intermediate_size"], VISION["num_hidden_layers"]
+    patches = (VISION["image_size"] // VISION["patch_size"]) ** 2
+    n = patches + 1  # + [CLS]
+    vision = 2 * patches * 3 * VISION["patch_size"] ** 2 * d  # patch embedding
+    vision += layers * (2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * f + 2 * 2 * n * n * d)
+    t, tf, vocab = TEXT["hidden_size"], TEXT["intermediate_size"], TEXT["vocab_size"]
+    tlayers = TEXT["num_hidden_layers"]
+    decoding = tlayers * 2 * 2 * n * d * t  # cross-attention keys and values of the image, once
+    for step in range(1, tokens + 1):  # step s attends to s positions of its own text
+        per_layer = 2 * 4 * t * t + 2 * 2 * step * t  # self-attention projections, scores and mix
+        per_layer += 2 * 2 * t * t + 2 * 2 * n * t  # cross-attention query/output projections, scores and mix
+        per_layer += 2 * 2 * t * tf  # feed-forward
+        decoding += tlayers * per_layer + 2 * t * t + 2 * t * vocab  # + prediction head transform and vocabulary
+    return float(vision), float(decoding)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=16, help="images per contender run")
+    parser.add_argument("--tokens", type=int, default=20, help="new tokens per caption (forced: min = max)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per contender (the best one counts)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from pipelines.caption import BlipCaptioner
+    from pipelines.io import load_image
+    from pipelines.registry import ModelSpec
+
+    photos = sorted((ROOT / "assets/examples/photos").glob("*.jpg"))
+    paths = [photos[i % len(photos)] for i in range(args.images)]  # files, as users upload them
+    stock = blip_base()
+    ours = BlipCaptioner(ModelSpec("caption", "blip-base (random weights)", "blip", "memory"), torch.device("cpu"),
+                         torch.float32, copy.deepcopy(stock), processor())
+    force = dict(min_new_tokens=args.tokens, max_new_tokens=args.tokens)
+    blip_processor = ours.processor
+
+    def reference():
+        for path in paths:
+            inputs = blip_processor(images=load_image(path), return_tensors="pt")
+            with torch.inference_mode():
+                stock.generate(**inputs, **force)
+
+    def plain_batched():
+        inputs = blip_processor(images=[load_image(p) for p in paths], return_tensors="pt")
+        with torch.inference_mode():
+            stock.generate(**inputs, **force)
+
+    def pipeline():
+        captions = ours(paths, num_beams=1, **force)
+        assert len(captions) == len(paths)
+
+    contenders = {
+        "reference: stock generate, one image at a time": reference,
+        "plain batched generate (stock model)": plain_batched,
+        "ours: BlipCaptioner, batched": pipeline,
+    }
+    a, b = torch.randn(MATMUL, MATMUL), torch.randn(MATMUL, MATMUL)
+
+    def matmul_rate() -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * MATMUL ** 3 / best
+
+    with torch.inference_mode():  # warm up: first calls allocate and pick kernels
+        ours(paths[:2], num_beams=1, min_new_tokens=2, max_new_tokens=2)
+        stock.generate(**blip_processor(images=load_image(paths[0]), return_tensors="pt"), max_new_tokens=2)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    rates = []
+    for _ in range(args.repeats):
+        for name, run in contenders.items():
+            rates.append(matmul_rate())
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    rates.append(matmul_rate())
+
+    vision, decoding = flops_per_image(args.tokens)
+    work = (vision + decoding) * args.images
+    peak = max(rates)
+    reference_time = min(times["reference: stock generate, one image at a time"])
+    print(f"\nBLIP base architecture, random weights ({sum(p.numel() for p in stock.parameters()) / 1e6:.0f}M "
+          f"parameters), {args.images} photos, {args.tokens} new tokens each (greedy, forced), {THREADS} CPU threads, "
+          f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"model work per image: {vision / 1e9:.1f} GFLOP vision encoder + {decoding / 1e9:.1f} GFLOP decoding; "
+          f"fp32 matmul {MATMUL}^3: best {peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}\n")
+    print(f"| {'contender':<48} | {'best s':>7} | {'median s':>8} | {'images/s':>8} | {'x reference':>11} "
+          f"| {'FLOP efficiency':>15} |")
+    print(f"|{'-' * 50}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 17}|")
+    for name, runs in times.items():
+        best = min(runs)
+        print(f"| {name:<48} | {best:7.2f} | {statistics.median(runs):8.2f} | {args.images / best:8.3f} "
+              f"| {reference_time / best:11.2f} | {work / best / peak:15.1%} |")
+    ours_time = min(times["ours: BlipCaptioner, batched"])
+    print(f"\nours vs the reference loop: {reference_time / ours_time:.2f}x throughput (goal >= 2x)")
+    print(f"ours, FLOP efficiency: {work / ours_time / peak:.1%} of the fp32 matmul rate (goal >= 75%)")
+
+
+if __name__ == "__main__":
+    main()
