@@ -57,7 +57,7 @@ def test_image_and_composed_search(client, tmp_path):
 
 
 def test_negative_text_over_the_api(client):
-    results, _ = client.predict("a circle", 4, "examples", "red", api_name="/search")
+    results, _ = client.predict("a circle", top_k=4, gallery="examples", negative="red", api_name="/search")
     assert not any(c.startswith("red") for c in captions(results))
 
 
@@ -78,7 +78,7 @@ def test_a_gallery_belongs_to_its_session_only(app, tmp_path):
             z.write(scene_file(tmp_path, color, shape, seed), f"album/{color}_{shape}_{seed}.png")
     status, source = alice.predict([handle_file(str(archive))], api_name="/add_images")
     assert "3 images in your gallery" in status and source == "mine"
-    results, _ = alice.predict("an orange square", 2, "mine", api_name="/search")
+    results, _ = alice.predict("an orange square", top_k=2, gallery="mine", api_name="/search")
     assert captions(results)[0].startswith("orange square 11") and len(results) == 2
     with pytest.raises(AppError, match="Your gallery is empty"):
         bob.predict("an orange square", 2, "mine", api_name="/search")
