@@ -1,40 +1,169 @@
-"""Ask tab: an image and a question in, the answer out."""
+"""Ask tab: questions about an image (typed, several at once, or spoken) in; ranked answers and where CLIP finds
+the answer out."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 import pipelines
+from pipelines import fusion, heatmap as heatmaps
+from pipelines.vqa import Answer, AskOptions
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
+from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, model_choice, require, user_errors
 
 EXAMPLE_QUESTIONS = ["what color is the shape?", "what shape is it?"]
+MAX_QUESTIONS = 16  # lines answered in one click (one batched forward)
+TOP_K = AskOptions().top_k
+OPACITY = 0.5
+TABLE_HEADERS = ["question", "answer", "probability", "other answers"]
+SHOWN_CHARS = 200  # of a question that was cut
+HEATMAP_ABOUT = """**Where the model looks**: where the shared CLIP model (the Search tab's) finds the words under
+*Heatmap for*, the answer unless you change them. Square crops of the image are scored by their CLIP similarity to
+the words; each spot shows the mean score of the crops covering it, blue (low) to red (high), **relative to the
+rest of this image**.
+It is **not** the attention of the model that answered and not a reason for its answer; it is as coarse as the
+crops, it always has a hottest spot even when the words fit nowhere, and written text in a photo can fool CLIP."""
+
+
+# ------------------------------------------------------------------------------------------------- handlers
 
 
 @user_errors
-def ask(image: str | None, question: str = "what color is the shape?", model: str | None = None) -> str:
+def ask(image: str | None, question: str = EXAMPLE_QUESTIONS[0], model: str | None = None, top_k: float = TOP_K):
+    """Image + question -> best answer, ranked answers (gr.Label), table. Several lines = several questions at
+    once: the answer has one line per question, the Label ranks the first question's answers."""
     require(image, "Upload an image (or pick an example) to ask about")
     require(question, "Type a question about the image, e.g. 'what color is the shape?'")
+    questions = _questions(question)
+    return _answer(image, questions, model, top_k)
+
+
+@user_errors
+def ask_voice(image: str | None, audio: str | None = None, model: str | None = None, top_k: float = TOP_K):
+    """Image + spoken question -> best answer, ranked answers, table, and the transcript (the question asked)."""
+    require(image, "Upload an image (or pick an example) to ask about")
+    require(audio, "Record or upload a spoken question, e.g. 'what color is the shape?'")
+    [transcript] = pipelines.load("transcribe")([audio])
+    if not transcript.has_speech:
+        raise gr.Error(f"No speech was found in this {transcript.duration:.1f} s recording. Ask again a little louder "
+                       "or longer, or type the question instead.", title="No speech", print_exception=False)
+    question = transcript.text.strip()
+    return (*_answer(image, [question], model, top_k), question)
+
+
+@user_errors
+def heatmap(image: str | None, text: str = "", opacity: float = OPACITY):
+    """Image + words -> the image with the heat map of where CLIP finds the words (see HEATMAP_ABOUT)."""
+    require(image, "Upload an image (or pick an example) to look at")
+    require(text, "Type the words to look for, e.g. 'red' (after a question the answer is filled in)")
+    heat = heatmaps.relevance_map(fusion.shared_space(), image, text)
+    return heatmaps.overlay(image, heat, float(opacity)), heat, _heat_note(heat)
+
+
+def heatmap_for_answer(image: str | None, answer: str, opacity: float):
+    """After a question: the heat map for the (first) answer, with the words shown in 'Heatmap for'."""
+    text = (answer or "").strip().splitlines()[0] if (answer or "").strip() else ""
+    if not image or not text:
+        return text, None, None, ""
+    return (text, *heatmap(image, text, opacity))
+
+
+@user_errors
+def blend(image: str | None, heat: heatmaps.Heatmap | None, opacity: float):
+    """Re-blend the last heat map at a new opacity (no model runs)."""
+    if not image or heat is None:
+        return gr.skip()
+    return heatmaps.overlay(image, heat, float(opacity))
+
+
+def _questions(text: str) -> list[str]:
+    questions = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(questions) > MAX_QUESTIONS:
+        raise gr.Error(f"{len(questions)} questions were given; ask at most {MAX_QUESTIONS} at once (one per line).",
+                       title="Too many questions")
+    return questions
+
+
+def _answer(image, questions: list[str], model: str | None, top_k):
     answerer = pipelines.load("ask", model or None)
-    [answer] = answerer([(image, question)])
-    if answer.truncated:
-        gr.Warning(f"The question was too long for the model and was cut to: “{answer.question[:200]}…”")
-    return answer.text
+    answers = answerer([(image, q) for q in questions], top_k=int(top_k))
+    cut = [a for a in answers if a.truncated]
+    if cut:
+        gr.Warning(f"{'A question was' if len(cut) == 1 else f'{len(cut)} questions were'} too long for the model and "
+                   f"cut to {answerer.max_question_tokens} tokens: “{cut[0].question[:SHOWN_CHARS]}…”")
+    return "\n".join(a.text for a in answers), _label(answers[0]), _table(questions, answers, answerer.max_question_tokens)
+
+
+def _label(answer: Answer) -> dict[str, float]:
+    return {text: probability for text, probability in answer.ranked}
+
+
+def _table(questions: list[str], answers: list[Answer], max_tokens: int) -> dict:
+    rows = [[_shown(q, a, max_tokens), a.text, round(a.score, 4), ", ".join(f"{t} ({p:.0%})" for t, p in a.ranked[1:])]
+            for q, a in zip(questions, answers)]
+    return {"headers": TABLE_HEADERS, "data": rows}
+
+
+def _shown(question: str, answer: Answer, max_tokens: int) -> str:
+    return f"{question[:SHOWN_CHARS]}… (cut: the model reads {max_tokens} tokens)" if answer.truncated else question
+
+
+def _heat_note(heat: heatmaps.Heatmap) -> str:
+    spread = heat.high - heat.low
+    warning = " The spread is small: the words fit everywhere about equally, so the colours mean little." \
+        if spread < 0.05 else ""
+    return (f"Heat for *{heat.text}*: {heat.crops} crops, CLIP similarity from {heat.low:.2f} to {heat.high:.2f}."
+            f"{warning}")
+
+
+# --------------------------------------------------------------------------------------------------- layout
 
 
 def build() -> None:
     with gr.Row():
         with gr.Column():
-            image = image_input(label="Image")
-            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0])
+            image = image_input(label="Image", elem_id="ask-image")
+            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], lines=2, elem_id="ask-question",
+                                  info=f"One question per line: several lines are answered together (up to "
+                                       f"{MAX_QUESTIONS}), in the table below")
+            button = gr.Button("Ask", variant="primary")
+            with gr.Accordion("Ask by voice", open=False):
+                audio = audio_input(label="Spoken question", elem_id="ask-audio")
+                voice_button = gr.Button("Ask by voice")
+                gr.Markdown("The transcript goes into *Question*, where you can edit it and ask again.")
             with gr.Accordion("Options", open=False):
                 model = model_choice("ask")
-            button = gr.Button("Ask", variant="primary")
+                top_k = gr.Slider(1, 10, value=TOP_K, step=1, label="Answers to rank")
         with gr.Column():
-            answer = gr.Textbox(label="Answer", interactive=False)
-    gr.Examples([[path, q] for path in examples.images()[:6] for q in EXAMPLE_QUESTIONS[:1]] +
-                [[path, EXAMPLE_QUESTIONS[1]] for path in examples.toy_scenes()[:3]],
+            answer = gr.Textbox(label="Answer", interactive=False, elem_id="ask-answer")
+            ranked = gr.Label(label="Ranked answers (first question)", elem_id="ask-ranked")
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="All questions", interactive=False, elem_id="ask-table")
+    with gr.Row():
+        with gr.Column():
+            heat_image = gr.Image(label="Where the model looks", type="pil", interactive=False,
+                                  elem_id="ask-heatmap")
+        with gr.Column():
+            gr.Markdown(HEATMAP_ABOUT)
+            heat_for = gr.Textbox(label="Heatmap for", elem_id="ask-heat-for",
+                                  info="Words to find in the image; filled with the answer after each question")
+            opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Heatmap opacity")
+            heat_button = gr.Button("Show heatmap")
+            heat_note = gr.Markdown()
+    heat_state = gr.State(None)
+
+    gr.Examples([[path, EXAMPLE_QUESTIONS[0]] for path in examples.images()[:6]] +
+                [[path, EXAMPLE_QUESTIONS[1]] for path in examples.toy_scenes()[:3]] +
+                [[examples.toy_scenes()[0], "\n".join(EXAMPLE_QUESTIONS)]],
                 inputs=[image, question], label="Examples")
-    gr.on([button.click, question.submit], ask, inputs=[image, question, model], outputs=answer,
-          api_name="ask", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+
+    model_event = {"concurrency_id": GPU, "concurrency_limit": GPU_CONCURRENCY}
+    show_heat = {"fn": heatmap_for_answer, "inputs": [image, answer, opacity],
+                 "outputs": [heat_for, heat_image, heat_state, heat_note], "api_visibility": "private", **model_event}
+    gr.on([button.click, question.submit], ask, inputs=[image, question, model, top_k],
+          outputs=[answer, ranked, table], api_name="ask", **model_event).success(**show_heat)
+    voice_button.click(ask_voice, inputs=[image, audio, model, top_k], outputs=[answer, ranked, table, question],
+                       api_name="ask_voice", **model_event).success(**show_heat)
+    gr.on([heat_button.click, heat_for.submit], heatmap, inputs=[image, heat_for, opacity],
+          outputs=[heat_image, heat_state, heat_note], api_name="heatmap", **model_event)
+    opacity.release(blend, inputs=[image, heat_state, opacity], outputs=heat_image, api_visibility="private")

@@ -26,6 +26,7 @@ BACKENDS = {
     ("caption", "vision-encoder-decoder"): "caption:VisionEncoderDecoderCaptioner",
     ("search", "open_clip"): "retrieval:SearchPipeline",
     ("ask", "blip-vqa"): "vqa:BlipVqa",
+    ("ask", "vilt"): "vqa:ViltVqa",
     ("transcribe", "faster-whisper"): "speech.faster:FasterWhisper",
     ("transcribe", "transformers-whisper"): "speech.transformers_whisper:TransformersWhisper",
 }
@@ -33,7 +34,7 @@ BACKENDS = {
 # A CTranslate2 export (it has a model.bin, which transformers never writes) counts as model type "ctranslate2".
 MODEL_TYPES = {
     "caption": {"blip": "blip", "vision-encoder-decoder": "vision-encoder-decoder"},
-    "ask": {"blip": "blip-vqa"},
+    "ask": {"blip": "blip-vqa", "vilt": "vilt"},
     "transcribe": {"whisper": "transformers-whisper", "ctranslate2": "faster-whisper"},
 }
 

@@ -1,0 +1,106 @@
+"""Where in an image the shared CLIP space finds some words: a relevance heatmap from scored crops.
+
+Square crops at a few sizes slide over the image; each is embedded in the CLIP space (all crops in one batched
+call) and scored by cosine similarity with the text. A pixel's heat is the mean score of the crops that cover it,
+rescaled to [0, 1] over the image. It shows where CLIP sees the words; it is not the attention of whichever model
+answered a question, and it is as coarse as the crops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+from .fusion import ClipSpace
+from .io import load_image
+
+CROP_SCALES = (0.3, 0.5)  # crop side as a fraction of the image's shorter side
+CROP_STEPS = 5  # crop positions along the shorter side, per scale (more along a longer side)
+MAP_SIDE = 64  # cells along the heat map's shorter side
+MAX_OVERLAY_SIDE = 1024  # pixels; larger images are shown scaled down under the heat map
+# Colour scale from cold to hot (dark blue, cyan, green, yellow, red), evenly spaced over [0, 1].
+COLORMAP = np.array([(20, 20, 140), (0, 190, 230), (40, 200, 60), (250, 220, 0), (230, 20, 20)], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    text: str
+    heat: np.ndarray  # (rows, cols) float32 in [0, 1], same aspect as the image; 1 = where the text fits best
+    low: float  # the lowest and highest crop similarity (cosine) behind the map: a small spread = a weak signal
+    high: float
+    crops: int  # how many crops were scored
+
+
+def relevance_map(space: ClipSpace, image, text: str, *, scales=CROP_SCALES, steps: int = CROP_STEPS) -> Heatmap:
+    """Heat over ``image`` (path, bytes, PIL image or array) for ``text``, from CLIP similarity of crops."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"Nothing to look for (got {text!r}). Give a few words, e.g. the answer 'red'")
+    text = " ".join(text.split())
+    image = load_image(image)
+    boxes = crop_boxes(image.size, scales, steps)
+    crops = space.embed_images([image.crop(box) for box in boxes])  # one call for every crop
+    scores = crops @ space.embed_texts([text])[0]
+    width, height = image.size
+    rows, cols = _map_shape(width, height)
+    total = np.zeros((rows, cols), np.float64)
+    count = np.zeros((rows, cols), np.float64)
+    for (left, top, right, bottom), score in zip(boxes, scores):
+        r0, r1 = int(top * rows / height), max(int(top * rows / height) + 1, round(bottom * rows / height))
+        c0, c1 = int(left * cols / width), max(int(left * cols / width) + 1, round(right * cols / width))
+        total[r0:r1, c0:c1] += score
+        count[r0:r1, c0:c1] += 1
+    mean = total / np.maximum(count, 1)
+    span = mean.max() - mean.min()
+    heat = (mean - mean.min()) / span if span > 0 else np.zeros_like(mean)
+    return Heatmap(text, heat.astype(np.float32), float(scores.min()), float(scores.max()), len(boxes))
+
+
+def crop_boxes(size: tuple[int, int], scales=CROP_SCALES, steps: int = CROP_STEPS) -> list[tuple[int, int, int, int]]:
+    """Square (left, top, right, bottom) boxes at each scale, evenly spread so that together they cover the image."""
+    width, height = size
+    short = min(width, height)
+    boxes = []
+    for scale in scales:
+        side = max(1, round(short * scale))
+        across = max(2, math.ceil(steps * width / short)) if width > side else 1
+        down = max(2, math.ceil(steps * height / short)) if height > side else 1
+        for top in _positions(height - side, down):
+            for left in _positions(width - side, across):
+                boxes.append((left, top, left + side, top + side))
+    return boxes
+
+
+def overlay(image, heatmap: Heatmap, opacity: float = 0.5) -> Image.Image:
+    """The image with the heat map blended over it; ``opacity`` 0 shows the image, 1 only the map."""
+    if not 0.0 <= opacity <= 1.0:
+        raise InputError(f"Opacity must be between 0 and 1; got {opacity!r}")
+    image = load_image(image)
+    image.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE))
+    heat = Image.fromarray(heatmap.heat, mode="F").resize(image.size, Image.Resampling.BILINEAR)
+    colors = colorize(np.clip(np.asarray(heat), 0.0, 1.0))
+    blended = (1.0 - opacity) * np.asarray(image, np.float32) + opacity * colors
+    return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+def colorize(heat: np.ndarray) -> np.ndarray:
+    """(..., 3) float RGB for heat values in [0, 1], along COLORMAP."""
+    position = heat * (len(COLORMAP) - 1)
+    low = np.clip(np.floor(position).astype(int), 0, len(COLORMAP) - 2)
+    fraction = (position - low)[..., None]
+    return COLORMAP[low] * (1.0 - fraction) + COLORMAP[low + 1] * fraction
+
+
+def _positions(free: int, count: int) -> list[int]:
+    if free <= 0 or count <= 1:
+        return [max(free, 0) // 2]
+    return sorted({round(free * i / (count - 1)) for i in range(count)})
+
+
+def _map_shape(width: int, height: int) -> tuple[int, int]:
+    short = min(width, height)
+    side = min(MAP_SIDE, short)
+    return max(1, round(side * height / short)), max(1, round(side * width / short))

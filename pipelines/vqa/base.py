@@ -1,0 +1,156 @@
+"""What both VQA families share: options, the ranked Answer, and question/image checks before the forward."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ..base import Pipeline
+from ..errors import InputError
+from ..hf import HF_FILES, load_part, load_pretrained
+from ..io import load_image
+from ..registry import ModelSpec
+
+MAX_TOP_K = 10  # answers a caller may ask for
+MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about
+SUPPORTED_SCRIPTS = ("LATIN",)  # both families were trained on English questions
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    top_k: int = 5  # ranked answers per question
+    # BLIP only: beam search width (at least top_k beams are searched) and answer length
+    num_beams: int = 5
+    max_new_tokens: int = 10  # answers are a few words
+
+    def verify(self) -> None:
+        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+            raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {self.top_k!r}")
+        if not isinstance(self.num_beams, int) or not 1 <= self.num_beams <= 10:
+            raise InputError(f"num_beams must be a whole number from 1 to 10; got {self.num_beams!r}")
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 50:
+            raise InputError(f"max_new_tokens must be from 1 to 50; got {self.max_new_tokens!r}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Ranked answers to one question, most likely first.
+
+    BLIP: the top-k beam answers, their sequence probabilities normalised over the answers shown (they sum to 1).
+    ViLT: the top-k of its fixed answers, each with the probability the classifier gives it on its own (sigmoid,
+    as it was trained), so they need not sum to 1.
+    """
+
+    question: str  # as the model read it (after truncation; words its tokenizer does not know are dropped)
+    ranked: tuple[tuple[str, float], ...]  # (answer, probability)
+    truncated: bool = False  # the question was longer than the model reads and was cut
+
+    @property
+    def text(self) -> str:
+        return self.ranked[0][0] if self.ranked else ""
+
+    @property
+    def score(self) -> float:
+        return self.ranked[0][1] if self.ranked else 0.0
+
+
+class VqaPipeline(Pipeline):
+    """(image, question) pairs in, one Answer each out. Subclasses run the model and rank its answers."""
+
+    Options = AskOptions
+    hub_files = HF_FILES
+    model_class_name: ClassVar[str]  # the transformers classes of this family
+    processor_class_name: ClassVar[str]
+
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
+        super().__init__(spec, device, dtype)
+        self.model, self.processor = model, processor
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "VqaPipeline":
+        import transformers
+
+        model, path = load_pretrained(spec, getattr(transformers, cls.model_class_name), device, dtype)
+        return cls(spec, device, dtype, model, load_part(spec, path, getattr(transformers, cls.processor_class_name)))
+
+    @property
+    def max_question_tokens(self) -> int:
+        raise NotImplementedError
+
+    def preprocess(self, pairs: list, options: AskOptions) -> "VqaBatch":
+        images, questions = [], []
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
+            images.append(_usable_image(pair[0]))
+            questions.append(clean_question(pair[1], self.spec.name))
+        # Several questions about one image: each distinct image is prepared (and, where the family allows,
+        # encoded) once.
+        unique, image_index = _distinct(images)
+        pixels = self.processor.image_processor(images=unique, return_tensors="pt")
+        pixels["pixel_values"] = pixels["pixel_values"].to(self.dtype)
+        tokenizer = self.processor.tokenizer
+        lengths = [len(ids) for ids in tokenizer(questions)["input_ids"]]
+        text = tokenizer(questions, padding=True, truncation=True, max_length=self.max_question_tokens,
+                         return_tensors="pt")
+        return VqaBatch(
+            text={name: value.to(self.device) for name, value in text.items()},
+            pixels={name: value.to(self.device) for name, value in pixels.items()},
+            image_index=torch.tensor(image_index, device=self.device),
+            questions=tokenizer.batch_decode(text["input_ids"], skip_special_tokens=True),
+            truncated=[n > self.max_question_tokens for n in lengths],
+        )
+
+
+@dataclass
+class VqaBatch:
+    text: dict[str, torch.Tensor]  # tokenized questions, one row per pair
+    pixels: dict[str, torch.Tensor]  # prepared images, one row per distinct image
+    image_index: torch.Tensor  # for each pair, its image's row in ``pixels``
+    questions: list[str]  # as the model reads them
+    truncated: list[bool]
+
+    def pixels_per_pair(self) -> dict[str, torch.Tensor]:
+        return {name: value[self.image_index] for name, value in self.pixels.items()}
+
+
+def _distinct(images: list) -> tuple[list, list[int]]:
+    """The distinct images (by pixels) and, for each input, the index of its distinct image."""
+    rows: dict[tuple, int] = {}
+    index = [rows.setdefault((image.size, image.tobytes()), len(rows)) for image in images]
+    unique = [None] * len(rows)
+    for image, i in zip(images, index):
+        unique[i] = image
+    return unique, index
+
+
+def clean_question(question, model: str = "the model") -> str:
+    """The question with its whitespace tidied; refuses empty questions and ones in a script the model cannot read."""
+    if not isinstance(question, str) or not question.strip():
+        raise InputError(f"The question is empty (got {question!r}). Type a question, e.g. 'what color is the shape?'")
+    question = " ".join(question.split())
+    scripts = [_script(ch) for ch in question if ch.isalpha()]
+    foreign = [s for s in scripts if s not in SUPPORTED_SCRIPTS]
+    if scripts and len(foreign) * 2 > len(scripts):
+        script = max(set(foreign), key=foreign.count)
+        raise InputError(f"The question is written in {script} script, which {model} cannot read: it was trained on "
+                         "English questions. Ask in English (Latin letters), e.g. 'what color is the shape?'")
+    return question
+
+
+def _script(ch: str) -> str:
+    """The Unicode script of a letter, from its name: 'CYRILLIC SMALL LETTER A' -> 'Cyrillic'."""
+    name = unicodedata.name(ch, "UNKNOWN")
+    word = name.split()[0]
+    return "LATIN" if word == "LATIN" else word.title().replace("Cjk", "Chinese/Japanese (CJK)")
+
+
+def _usable_image(source):
+    image = load_image(source)
+    if min(image.size) < MIN_IMAGE_SIDE:
+        raise InputError(f"This image is {image.width}x{image.height} pixels: too small to answer questions about. "
+                         f"Upload an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels.")
+    return image

@@ -1,0 +1,57 @@
+"""BLIP VQA: encodes the question against the image, then generates answers with beam search."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Answer, AskOptions, VqaBatch, VqaPipeline
+
+
+class BlipVqa(VqaPipeline):
+    model_class_name = "BlipForQuestionAnswering"
+    processor_class_name = "BlipProcessor"
+
+    @property
+    def max_question_tokens(self) -> int:
+        return int(self.model.config.text_config.max_position_embeddings)
+
+    def _forward(self, batch: VqaBatch, options: AskOptions):
+        # BlipForQuestionAnswering.generate() step by step, so that each distinct image is encoded once however
+        # many questions ask about it: vision tower, question encoder over the image, answer decoder.
+        model = self.model
+        images = model.vision_model(pixel_values=batch.pixels["pixel_values"])[0][batch.image_index]
+        question = model.text_encoder(input_ids=batch.text["input_ids"], attention_mask=batch.text["attention_mask"],
+                                      encoder_hidden_states=images, encoder_attention_mask=_ones(images),
+                                      return_dict=False)[0]
+        start = torch.full((question.shape[0], 1), model.decoder_start_token_id, device=question.device)
+        beams = max(options.num_beams, options.top_k)
+        # length_penalty 0: each beam's score is its answer's total log-probability, comparable across lengths.
+        search = {"num_beams": beams, "length_penalty": 0.0} if beams > 1 else {}
+        return model.text_decoder.generate(
+            input_ids=start, eos_token_id=model.config.text_config.sep_token_id,
+            pad_token_id=model.config.text_config.pad_token_id, encoder_hidden_states=question,
+            encoder_attention_mask=_ones(question), **search, num_return_sequences=options.top_k,
+            max_new_tokens=options.max_new_tokens, output_scores=True, return_dict_in_generate=True)
+
+    def postprocess(self, outputs, batch: VqaBatch, options: AskOptions) -> list[Answer]:
+        k = options.top_k
+        texts = [" ".join(t.split()) for t in self.processor.batch_decode(outputs.sequences, skip_special_tokens=True)]
+        scores = getattr(outputs, "sequences_scores", None)  # None when decoding was greedy (one beam, one answer)
+        scores = scores.float().view(-1, k).cpu() if scores is not None else torch.zeros(len(batch.questions), 1)
+        return [Answer(question, _ranked(texts[row * k:(row + 1) * k], scores[row]), cut)
+                for row, (question, cut) in enumerate(zip(batch.questions, batch.truncated))]
+
+
+def _ones(states: torch.Tensor) -> torch.Tensor:
+    """An attention mask that lets every position of ``states`` be attended to (as BLIP's generate() does)."""
+    return torch.ones(states.shape[:-1], dtype=torch.long, device=states.device)
+
+
+def _ranked(texts: list[str], log_probs: torch.Tensor) -> tuple[tuple[str, float], ...]:
+    """Beam answers with probabilities normalised over the non-empty answers; beams that decode alike are merged."""
+    merged: dict[str, float] = {}
+    for text, p in zip(texts, log_probs.softmax(-1).tolist()):
+        if text:
+            merged[text] = merged.get(text, 0.0) + p
+    total = sum(merged.values()) or 1.0
+    return tuple(sorted(((t, p / total) for t, p in merged.items()), key=lambda item: -item[1]))
