@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from demos import ask, caption, search, system, transcribe
+from demos import ask, caption, search, studio, system, transcribe
 from demos.examples import EXAMPLES
 from pipelines import runtime
 
@@ -31,6 +31,8 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
                     f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**.")
         with gr.Tabs() as tabs:
+            with gr.Tab("Studio", id="studio"):
+                studio.build()
             with gr.Tab("Caption", id="caption"):
                 caption.build()
             with gr.Tab("Search", id="search"):

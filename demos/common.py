@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 
 import gradio as gr
@@ -58,28 +60,43 @@ def model_choice(task: str) -> gr.Dropdown:
 
 
 def user_errors(handler):
-    """Turn any failure into a gr.Error with a useful message; the server keeps serving.
+    """Turn any failure into a gr.Error with a useful message; the server keeps serving. Generators (streaming
+    handlers) too.
 
     Every handler wrapped here runs a model, so it also gets the GPU on ZeroGPU Spaces (``on_gpu``).
     """
     handler = on_gpu(handler)
 
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def streamed(*args, **kwargs):
+            with _translated(handler.__name__):
+                yield from handler(*args, **kwargs)
+
+        return streamed
+
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
-        try:
+        with _translated(handler.__name__):
             return handler(*args, **kwargs)
-        except gr.Error:
-            raise
-        except pipelines.PipelineError as error:
-            quiet = isinstance(error, pipelines.InputError)  # the user's input, not the server's problem
-            raise gr.Error(str(error), title=_title(error), print_exception=not quiet) from error
-        except Exception as error:  # a bug or a library failure: log it, tell the user something useful
-            log.exception("unexpected failure in %s", handler.__name__)
-            raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). "
-                           "The app is still running: try another input, or report this with the input you used.",
-                           title="Unexpected error") from error
 
     return wrapped
+
+
+@contextlib.contextmanager
+def _translated(name: str):
+    try:
+        yield
+    except gr.Error:
+        raise
+    except pipelines.PipelineError as error:
+        quiet = isinstance(error, pipelines.InputError)  # the user's input, not the server's problem
+        raise gr.Error(str(error), title=_title(error), print_exception=not quiet) from error
+    except Exception as error:  # a bug or a library failure: log it, tell the user something useful
+        log.exception("unexpected failure in %s", name)
+        raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). "
+                       "The app is still running: try another input, or report this with the input you used.",
+                       title="Unexpected error") from error
 
 
 def _title(error: Exception) -> str:

@@ -1,0 +1,118 @@
+"""Studio tab: one image and one voice (or typed words); every model answers, each part as soon as it is ready."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines import heatmap as heatmaps
+from pipelines import studio
+from pipelines.studio import Unavailable, Vectors
+
+from . import examples
+from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, user_errors
+
+EARLY_ABOUT = ("**Early fusion** adds the image's and the words' embeddings into one query vector (weighted by the "
+               "slider), then searches once.")
+LATE_ABOUT = ("**Late fusion** searches with the image and with the words separately, rescales each list's scores to "
+              "0–1, then adds them (weighted by the slider).")
+WAITING = "…"
+# What each part is called in the notes, and the outputs it fills.
+NAMES = {"words": "Words (transcribed or typed)", "search_text": "Search by the words", "search_image": "Search by the image",
+         "fusion": "Fusion", "labels": "Zero-shot labels", "caption": "Caption", "answer": "Answer"}
+OUTPUTS = ("transcript", "caption", "answer", "heatmap", "by_words", "by_image", "labels", "early", "late", "notes")
+
+
+@user_errors
+def run(image: str | None = None, audio: str | None = None, text: str = "", text_weight: float = 0.5,
+        top_k: float = 4, labels: str = studio.DEFAULT_LABELS):
+    """Streams (transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes, vectors)."""
+    shown = dict.fromkeys(OUTPUTS)
+    notes: dict[str, str] = {name: WAITING for name in NAMES}
+    options = studio.StudioOptions(text_weight=float(text_weight), top_k=int(top_k), labels=labels or "")
+    vectors = None
+    for part, result in studio.run(image, audio, text or None, options):
+        if part == "vectors":
+            vectors = result
+            continue
+        if isinstance(result, Unavailable):
+            notes[part] = f"not run: {result.reason}"
+        else:
+            notes[part] = "done"
+            shown.update(_shown(part, result, image))
+        shown["notes"] = _notes(notes)
+        yield *(shown[name] for name in OUTPUTS), vectors
+
+
+def _shown(part: str, result, image) -> dict:
+    if part == "words":
+        return {"transcript": result.text}
+    if part in ("search_text", "search_image"):
+        return {"by_words" if part == "search_text" else "by_image": _gallery(result)}
+    if part == "fusion":
+        return {"early": _gallery(result.early), "late": _gallery(result.late)}
+    if part == "labels":
+        return {"labels": result.scores}
+    if part == "caption":
+        return {"caption": result[0].text}
+    return {"answer": dict(result.answer.ranked),
+            "heatmap": heatmaps.overlay(image, result.heatmap, 0.5)}
+
+
+def _gallery(hits) -> list[tuple[str, str]]:
+    return [(hit.path, f"{hit.label} · {hit.score:.2f}") for hit in hits]
+
+
+def _notes(notes: dict[str, str]) -> str:
+    return "\n".join(f"- **{NAMES[part]}**: {state}" for part, state in notes.items())
+
+
+@user_errors
+def reweight(vectors: Vectors | None, text_weight: float, top_k: float):
+    """The slider moved: both fusion rankings again, from the embeddings the run kept (no model runs)."""
+    if vectors is None or vectors.image is None or vectors.text is None:
+        return gr.skip(), gr.skip()
+    rankings = studio.fuse(vectors.image, vectors.text, float(text_weight), int(top_k))
+    return _gallery(rankings.early), _gallery(rankings.late)
+
+
+def build() -> None:
+    gr.Markdown("One image and one question, spoken or typed: every model answers at once, each part as soon as "
+                "it is ready. Every model runs once; the image and the words are embedded once and shared.")
+    with gr.Row():
+        image = image_input(label="Image", elem_id="studio-image")
+        with gr.Column():
+            audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio")
+            text = gr.Textbox("", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text")
+    with gr.Row():
+        text_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Fusion: weight of the words (0 = image only)")
+        top_k = gr.Slider(1, 12, value=4, step=1, label="Images per search")
+    labels = gr.Textbox(studio.DEFAULT_LABELS, label="Zero-shot labels when the words name no alternatives "
+                        "(say 'is it a cat or a dog?' to use yours)")
+    button = gr.Button("Run everything", variant="primary")
+    notes = gr.Markdown(elem_id="studio-notes")
+    with gr.Row():
+        transcript = gr.Textbox(label="Transcript", interactive=False, elem_id="studio-transcript")
+        caption = gr.Textbox(label="Caption (re-ranked by CLIP)", interactive=False, elem_id="studio-caption")
+    with gr.Row():
+        answer = gr.Label(label="Answer", num_top_classes=5, elem_id="studio-answer")
+        heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap")
+        zero_shot = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="studio-labels")
+    with gr.Row():
+        by_words = gr.Gallery(label="Gallery: closest to the words", columns=4, height="auto", elem_id="studio-words")
+        by_image = gr.Gallery(label="Gallery: closest to the image", columns=4, height="auto", elem_id="studio-by-image")
+    with gr.Row():
+        with gr.Column():
+            early = gr.Gallery(label="Early fusion", columns=4, height="auto", elem_id="studio-early")
+            gr.Markdown(EARLY_ABOUT)
+        with gr.Column():
+            late = gr.Gallery(label="Late fusion", columns=4, height="auto", elem_id="studio-late")
+            gr.Markdown(LATE_ABOUT)
+    vectors = gr.State()
+    question = str(examples.EXAMPLES / "speech/what_color_is_the_shape.wav")
+    gr.Examples([[path, question] for path in examples.toy_scenes()[:4]] + [[path, None] for path in examples.photos()[:2]],
+                inputs=[image, audio], label="Examples: a toy scene with a spoken question, or a photo")
+    gr.on([button.click], run, inputs=[image, audio, text, text_weight, top_k, labels],
+          outputs=[transcript, caption, answer, heat, by_words, by_image, zero_shot, early, late, notes, vectors],
+          api_name="studio", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    text_weight.release(reweight, inputs=[vectors, text_weight, top_k], outputs=[early, late],
+                        api_visibility="private")

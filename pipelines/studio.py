@@ -1,0 +1,215 @@
+"""The Studio: one image and one voice (or typed words) in; every model runs once, and each part comes out as
+soon as it is ready.
+
+    for part, result in studio.run(image="scene.png", audio="question.wav"):
+        print(part, result)          # "words", "search_text", ..., or an Unavailable saying why not
+
+The image is decoded and embedded once, the words are embedded once, and those two vectors serve the searches,
+both fusion rankings, the zero-shot labels and the caption re-ranking. Parts that lack an input say so and the
+others still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import load
+from .classify import DEFAULT_TEMPLATE, Classification, classifier
+from .errors import InputError, PipelineError
+from .fusion import ClipSpace, early_fusion, late_fusion, shared_space
+from .gallery import Gallery, Item, bundled
+from .heatmap import Heatmap, relevance_map
+from .io import load_image
+from .rerank import Ranked, rerank
+from .retrieval import Hit
+from .speech import Transcript
+from .vqa import Answer
+
+log = logging.getLogger(__name__)
+
+# The parts of a run, in the order they are produced (quick ones first).
+PARTS = ("words", "vectors", "search_text", "search_image", "fusion", "labels", "caption", "answer")
+# What the bundled examples show: zero-shot labels for when the words name no alternatives.
+DEFAULT_LABELS = ("a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape, a cat, "
+                  "an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy")
+FILLER = {"a", "an", "the", "is", "it", "this", "that", "be", "or", "and", "what", "which", "of", "in", "on", "to"}
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A part that could not run, and why (what the user can do about it)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Words:
+    text: str
+    spoken: bool  # True: transcribed from the recording; False: typed
+    transcript: Transcript | None = None
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """The run's two embeddings in the shared CLIP space (unit float32), kept to re-weight the fusion later."""
+
+    image: np.ndarray | None
+    text: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Rankings:
+    """The composed query (image + words) searched two ways, with the same text weight."""
+
+    text_weight: float
+    early: tuple[Hit, ...]  # one fused query vector, then one search
+    late: tuple[Hit, ...]  # one search per modality, then the rescaled scores combined
+
+
+@dataclass(frozen=True)
+class Answered:
+    answer: Answer
+    heatmap: Heatmap  # where CLIP finds the best answer in the image
+
+
+@dataclass(frozen=True)
+class StudioOptions:
+    text_weight: float = 0.5  # fusion: 0 = only the image counts, 1 = only the words
+    top_k: int = 4  # images per search
+    num_candidates: int = 3  # captions to re-rank
+    clip_weight: float = 0.5  # caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only
+    labels: str = DEFAULT_LABELS  # comma-separated; used when the words name no alternatives ("a cat or a dog?")
+    template: str = DEFAULT_TEMPLATE
+
+    def verify(self) -> None:
+        for name in ("text_weight", "clip_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InputError(f"{name} must be a number from 0 to 1; got {value!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= 24:
+            raise InputError(f"top_k must be a whole number from 1 to 24; got {self.top_k!r}")
+
+
+def run(image: Any = None, audio: Any = None, text: str | None = None,
+        options: StudioOptions = StudioOptions()) -> Iterator[tuple[str, Any]]:
+    """Yield (part, result) for every name in PARTS, in that order; a result is an Unavailable if it cannot run.
+
+    ``audio`` (a recording of a question or a description) wins over ``text`` (typed words) when both are given.
+    """
+    options.verify()
+    space = shared_space()
+    gallery = bundled()
+
+    words = _attempt(lambda: _words(audio, text))
+    yield "words", words
+    picture = _attempt(lambda: _picture(image))
+    said = words.text if isinstance(words, Words) else None
+    text_vector = _attempt(lambda: space.embed_texts([said])[0]) if said else words
+    image_vector = _attempt(lambda: space.embed_images([picture])[0]) if _ok(picture) else picture
+
+    yield "vectors", Vectors(*(v if _ok(v) else None for v in (image_vector, text_vector)))
+    yield "search_text", _needs(text_vector, lambda: _search(space, gallery, text_vector, options.top_k))
+    yield "search_image", _needs(image_vector, lambda: _search(space, gallery, image_vector, options.top_k))
+    yield "fusion", _needs([image_vector, text_vector],
+                           lambda: fuse(image_vector, text_vector, options.text_weight, options.top_k))
+    yield "labels", _needs(image_vector, lambda: _labels(image_vector, said, options))
+    yield "caption", _needs(image_vector, lambda: _caption(picture, image_vector, space, options))
+    yield "answer", _needs([picture, words], lambda: _answer(picture, said, space))
+
+
+def _ok(value) -> bool:
+    return not isinstance(value, Unavailable)
+
+
+def _attempt(work) -> Any:
+    """work(), or an Unavailable carrying the user-facing reason it failed."""
+    try:
+        return work()
+    except PipelineError as error:
+        return Unavailable(str(error))
+    except Exception as error:  # a bug or a library failure: this part fails, the others still run
+        log.exception("studio part failed")
+        return Unavailable(f"Something went wrong ({type(error).__name__}: {error}); the other parts still ran")
+
+
+def _needs(inputs, work) -> Any:
+    """work() if every input is there, else the first input's reason for not being there."""
+    missing = [value for value in (inputs if isinstance(inputs, list) else [inputs]) if not _ok(value)]
+    return missing[0] if missing else _attempt(work)
+
+
+def _words(audio, text) -> Words:
+    if audio is not None:
+        [transcript] = load("transcribe")([audio])
+        if not transcript.has_speech:
+            raise InputError(f"No speech was found in this {transcript.duration:.1f} s recording. Record again, "
+                             "closer to the microphone, or type the words instead")
+        return Words(transcript.text, spoken=True, transcript=transcript)
+    if text is not None and text.strip():
+        return Words(" ".join(text.split()), spoken=False)
+    raise InputError("No speech or text was given: record a question (or upload one), or type it")
+
+
+def _picture(image):
+    if image is None:
+        raise InputError("No image was given: upload one, take one with the webcam, or pick an example")
+    return load_image(image)
+
+
+def _search(space: ClipSpace, gallery: Gallery, vector: np.ndarray, k: int) -> tuple[Hit, ...]:
+    [found] = gallery.search(space, vector[None], min(k, len(gallery)))
+    return _hits(found)
+
+
+def _hits(found: list[tuple[Item, float]]) -> tuple[Hit, ...]:
+    return tuple(Hit(item.path, item.label, score) for item, score in found)
+
+
+def fuse(image_vector: np.ndarray, text_vector: np.ndarray, text_weight: float, top_k: int) -> Rankings:
+    """The composed query searched by early and by late fusion, from embeddings already computed."""
+    StudioOptions(text_weight=text_weight, top_k=top_k).verify()
+    space, gallery = shared_space(), bundled()
+    weights = [1 - text_weight, text_weight]
+    k = min(top_k, len(gallery))
+    [early] = gallery.search(space, early_fusion([image_vector, text_vector], weights)[None], k)
+    everything = len(gallery)  # late fusion combines each modality's score for every image
+    by_image, by_text = gallery.search(space, np.stack([image_vector, text_vector]), everything)
+    text_scores = {item.path: score for item, score in by_text}
+    items = [item for item, _ in by_image]
+    fused = late_fusion([np.array([score for _, score in by_image]), np.array([text_scores[i.path] for i in items])],
+                        weights)
+    order = np.argsort(-fused, kind="stable")[:k]
+    return Rankings(text_weight, _hits(early), tuple(Hit(items[i].path, items[i].label, float(fused[i]))
+                                                             for i in order))
+
+
+def _labels(image_vector, said: str | None, options: StudioOptions) -> Classification:
+    labels = alternatives(said or "") or options.labels.strip()
+    if not labels:
+        raise InputError("No labels to tell apart: say or type the alternatives (e.g. 'is it a cat or a dog?'), "
+                         "or list labels in the options")
+    [result] = classifier().classify_vectors(image_vector, labels, options.template)
+    return result
+
+
+def alternatives(words: str) -> list[str]:
+    """The choices in a sentence: 'is it a red circle or a blue square?' -> ['red circle', 'blue square']."""
+    parts = re.split(r",|\bor\b|\band\b", words.lower())
+    choices = [" ".join(w for w in re.findall(r"[\w'-]+", part) if w not in FILLER) for part in parts]
+    choices = [c for c in choices if c]
+    return choices if len(choices) >= 2 else []
+
+
+def _caption(picture, image_vector, space: ClipSpace, options: StudioOptions) -> list[Ranked]:
+    [caption] = load("caption")([picture], num_candidates=options.num_candidates)
+    return rerank(caption.candidates, image_vector, space, options.clip_weight)
+
+
+def _answer(picture, question: str, space: ClipSpace) -> Answered:
+    [answer] = load("ask")([(picture, question)])
+    return Answered(answer, relevance_map(space, picture, answer.text or question))
