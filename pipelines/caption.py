@@ -13,6 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from . import blip_generate
 from .base import Pipeline
 from .blip_attention import use_sdpa
 from .errors import InputError
@@ -266,6 +267,12 @@ class BlipCaptioner(Captioner):
             return dict(self.processor(images=images, text=prefixes, return_tensors="pt"))
         return dict(self.processor(images=images, return_tensors="pt"))
 
+    def _forward(self, inputs, options):
+        copies = options.num_candidates if options.sample else options.num_beams
+        with _seeded(options.seed if options.sample else None, self.device):
+            return blip_generate.generate(self.model, **inputs, copies=copies, **generate_kwargs(options),
+                                          output_logits=True, return_dict_in_generate=True)
+
     def token_log_probs(self, outputs):
         return self.model.text_decoder.compute_transition_scores(
             outputs.sequences, outputs.logits, getattr(outputs, "beam_indices", None), normalize_logits=True)
@@ -298,6 +305,10 @@ class VisionEncoderDecoderCaptioner(Captioner):
     # nlpconnect/vit-gpt2-image-captioning's generation config: 4 beams, max_length 16 (its start token counts)
     defaults = {"num_beams": 4, "max_new_tokens": 15}
     accepts_prefix = False
+
+    def __init__(self, spec, device, dtype, model, processor):
+        model.generation_config.max_length = None  # every call passes max_new_tokens (default above) instead
+        super().__init__(spec, device, dtype, model, processor)
 
     @classmethod
     def load_processor(cls, spec, path):

@@ -110,19 +110,20 @@ def test_rerank_reuses_a_precomputed_image_embedding(fresh_scenes):
 def test_batch_is_one_generate_per_batch_in_input_order_with_progress(fresh_scenes):
     captioner, space = pipelines.load("caption", "toy-blip"), fusion.shared_space()
     scenes = fresh_scenes[:20]  # more than one batch of 16
-    calls, generate = [], captioner.model.generate
+    decoder = captioner.model.text_decoder
+    calls, generate = [], decoder.generate
 
-    def counting_generate(**inputs):
-        calls.append(len(inputs["pixel_values"]))
+    def counting_generate(**inputs):  # the real generate, counted: one call decodes the whole batch
+        calls.append(len(inputs["input_ids"]))
         return generate(**inputs)
 
     done = []
-    captioner.model.generate = counting_generate
+    decoder.generate = counting_generate
     try:
         ranked = caption_and_rerank(captioner, [s.image for s in scenes], space, 0.3, progress=done.append,
                                     num_candidates=2)
     finally:
-        del captioner.model.generate
+        del decoder.generate
     assert calls == [16, 4]
     assert done == [16 / 20, 1.0]
     assert len(ranked) == len(scenes)
@@ -191,3 +192,32 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
         halves = half(images, **options)
         assert accuracy(h.text == f.text for h, f in zip(halves, full)) >= 0.9
         assert all(np.isfinite(c.score) for h in halves for c in h.candidates)
+
+
+@pytest.mark.parametrize("options", [dict(num_beams=4, num_candidates=3, repetition_penalty=1.3),
+                                     dict(sample=True, num_candidates=4, temperature=2.0, seed=3),
+                                     dict(prefix="a picture of", num_beams=3, num_candidates=2)])
+def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(options, fresh_scenes):
+    from pipelines import blip_generate
+    from pipelines.caption import _seeded, generate_kwargs
+
+    captioner = pipelines.load("caption", "toy-blip")
+    options = captioner.options(**options)
+    inputs = captioner.preprocess([s.image for s in fresh_scenes[:5]], options)
+    copies = options.num_candidates if options.sample else options.num_beams
+    rows = []
+    key = captioner.model.text_decoder.bert.encoder.layer[0].crossattention.self.key
+    hook = key.register_forward_hook(lambda module, args, output: rows.append(args[0].shape[0]))
+    outputs = []
+    try:
+        with torch.inference_mode():
+            for run in (lambda **kw: captioner.model.generate(**inputs, **kw),
+                        lambda **kw: blip_generate.generate(captioner.model, **inputs, copies=copies, **kw)):
+                with _seeded(options.seed, captioner.device):
+                    outputs.append(run(**generate_kwargs(options), output_logits=True, return_dict_in_generate=True))
+    finally:
+        hook.remove()
+    stock, ours = outputs
+    assert torch.equal(stock.sequences, ours.sequences)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(stock.logits, ours.logits))
+    assert rows == [5 * copies, 5]  # stock: once per beam or sample; ours: once per image
