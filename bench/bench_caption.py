@@ -11,8 +11,9 @@ exactly ``--tokens`` new tokens (min = max): every contender does the same decod
 Rows:
 - reference: a loop of the stock ``model.generate`` one image at a time (transformers' eager BLIP attention).
 - plain batched generate: the stock model, the whole batch in one ``generate`` call.
-- ours: ``BlipCaptioner`` (the app's pipeline: image decoding, processor, SDPA attention, batched generate,
-  candidate scores) on the same weights.
+- ours: ``BlipCaptioner`` (the app's pipeline: image decoding, processor, SDPA attention, image keys/values
+  projected once per image, batched generate, candidate scores) on the same weights, greedy like the reference.
+- with ``--beams N`` (default 3, the tab's setting): N beams and N candidates, stock batched generate vs ours.
 
 FLOP efficiency = model FLOPs (vision encoder + the decoder's work for ``--tokens`` tokens, counted from the
 architecture) x images / seconds, divided by the best fp32 matmul rate (2048 x 2048 x 2048) measured between
@@ -35,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2  # CPU threads for every contender
 MATMUL = 2048  # side of the square fp32 matmul whose rate is the 100 % mark
+REFERENCE = "reference: stock generate, one image at a time"
+OURS = "ours: BlipCaptioner, batched"
 
 # Salesforce/blip-image-captioning-base's published config, written out (transformers' BlipConfig defaults agree).
 VISION = dict(image_size=384, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
@@ -67,8 +70,12 @@ def processor():
     return BlipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
-def flops_per_image(tokens: int) -> tuple[float, float]:
-    """(vision encoder, decoding) multiply-adds x 2 for one image and ``tokens`` greedy steps."""
+def flops_per_image(tokens: int, rows: int = 1) -> tuple[float, float]:
+    """(vision encoder, decoding) FLOPs (2 x multiply-adds) for one image: ``tokens`` steps on ``rows`` sequences.
+
+    ``rows`` is the number of beams decoded side by side; the image's cross-attention keys and values are
+    counted once per image, as the necessary work.
+    """
     d, f, layers = VISION["hidden_size"], VISION["intermediate_size"], VISION["num_hidden_layers"]
     patches = (VISION["image_size"] // VISION["patch_size"]) ** 2
     n = patches + 1  # + [CLS]
@@ -81,7 +88,7 @@ def flops_per_image(tokens: int) -> tuple[float, float]:
         per_layer = 2 * 4 * t * t + 2 * 2 * step * t  # self-attention projections, scores and mix
         per_layer += 2 * 2 * t * t + 2 * 2 * n * t  # cross-attention query/output projections, scores and mix
         per_layer += 2 * 2 * t * tf  # feed-forward
-        decoding += tlayers * per_layer + 2 * t * t + 2 * t * vocab  # + prediction head transform and vocabulary
+        decoding += rows * (tlayers * per_layer + 2 * t * t + 2 * t * vocab)  # + prediction head and vocabulary
     return float(vision), float(decoding)
 
 
@@ -90,6 +97,8 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=16, help="images per contender run")
     parser.add_argument("--tokens", type=int, default=20, help="new tokens per caption (forced: min = max)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per contender (the best one counts)")
+    parser.add_argument("--beams", type=int, default=3, help="also time beam search with this many beams and "
+                        "candidates, stock vs ours (0: skip)")
     args = parser.parse_args(argv)
 
     import torch
@@ -113,20 +122,30 @@ def main(argv=None) -> None:
             with torch.inference_mode():
                 stock.generate(**inputs, **force)
 
-    def plain_batched():
-        inputs = blip_processor(images=[load_image(p) for p in paths], return_tensors="pt")
-        with torch.inference_mode():
-            stock.generate(**inputs, **force)
+    def stock_batched(**decoding):
+        def run():
+            inputs = blip_processor(images=[load_image(p) for p in paths], return_tensors="pt")
+            with torch.inference_mode():
+                stock.generate(**inputs, **force, **decoding)
+        return run
 
-    def pipeline():
-        captions = ours(paths, num_beams=1, **force)
-        assert len(captions) == len(paths)
+    def pipeline(**options):
+        return lambda: ours(paths, **force, **options)
 
-    contenders = {
-        "reference: stock generate, one image at a time": reference,
-        "plain batched generate (stock model)": plain_batched,
-        "ours: BlipCaptioner, batched": pipeline,
+    greedy = flops_per_image(args.tokens)
+    beams = flops_per_image(args.tokens, rows=args.beams)
+    contenders = {  # name: (run, model FLOPs per image)
+        REFERENCE: (reference, greedy),
+        "plain batched generate (stock model)": (stock_batched(), greedy),
+        OURS: (pipeline(num_beams=1), greedy),
     }
+    if args.beams > 1:
+        contenders |= {
+            f"{args.beams} beams, {args.beams} candidates: stock batched generate": (
+                stock_batched(num_beams=args.beams, num_return_sequences=args.beams), beams),
+            f"{args.beams} beams, {args.beams} candidates: ours": (
+                pipeline(num_beams=args.beams, num_candidates=args.beams), beams),
+        }
     a, b = torch.randn(MATMUL, MATMUL), torch.randn(MATMUL, MATMUL)
 
     def matmul_rate() -> float:
@@ -140,36 +159,39 @@ def main(argv=None) -> None:
     with torch.inference_mode():  # warm up: first calls allocate and pick kernels
         ours(paths[:2], num_beams=1, min_new_tokens=2, max_new_tokens=2)
         stock.generate(**blip_processor(images=load_image(paths[0]), return_tensors="pt"), max_new_tokens=2)
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     rates = []
     for _ in range(args.repeats):
-        for name, run in contenders.items():
+        for name, (run, _) in contenders.items():
             rates.append(matmul_rate())
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     rates.append(matmul_rate())
 
-    vision, decoding = flops_per_image(args.tokens)
-    work = (vision + decoding) * args.images
     peak = max(rates)
-    reference_time = min(times["reference: stock generate, one image at a time"])
+    reference_time = min(wall[REFERENCE])
     print(f"\nBLIP base architecture, random weights ({sum(p.numel() for p in stock.parameters()) / 1e6:.0f}M "
-          f"parameters), {args.images} photos, {args.tokens} new tokens each (greedy, forced), {THREADS} CPU threads, "
+          f"parameters), {args.images} photos, {args.tokens} new tokens each (forced), {THREADS} CPU threads, "
           f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"model work per image: {vision / 1e9:.1f} GFLOP vision encoder + {decoding / 1e9:.1f} GFLOP decoding; "
-          f"fp32 matmul {MATMUL}^3: best {peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}\n")
-    print(f"| {'contender':<48} | {'best s':>7} | {'median s':>8} | {'images/s':>8} | {'x reference':>11} "
-          f"| {'FLOP efficiency':>15} |")
-    print(f"|{'-' * 50}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 17}|")
-    for name, runs in times.items():
-        best = min(runs)
-        print(f"| {name:<48} | {best:7.2f} | {statistics.median(runs):8.2f} | {args.images / best:8.3f} "
-              f"| {reference_time / best:11.2f} | {work / best / peak:15.1%} |")
-    ours_time = min(times["ours: BlipCaptioner, batched"])
+    print(f"model work per image: {greedy[0] / 1e9:.1f} GFLOP vision encoder + {greedy[1] / 1e9:.1f} GFLOP greedy "
+          f"decoding ({beams[1] / 1e9:.1f} with {args.beams} beams); fp32 matmul {MATMUL}^3: best "
+          f"{peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}")
+    print("FLOP efficiency = model FLOPs / best wall time / best matmul rate. CPU s: this process's CPU time (less "
+          f"than {THREADS} x wall time when other work shares the cores)\n")
+    print(f"| {'contender':<52} | {'best s':>7} | {'median s':>8} | {'CPU s':>7} | {'images/s':>8} "
+          f"| {'x reference':>11} | {'FLOP eff.':>9} |")
+    print(f"|{'-' * 54}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 10}|{'-' * 13}|{'-' * 11}|")
+    for name, (_, work) in contenders.items():
+        best, total = min(wall[name]), sum(work) * args.images
+        print(f"| {name:<52} | {best:7.2f} | {statistics.median(wall[name]):8.2f} | {min(cpu[name]):7.2f} "
+              f"| {args.images / best:8.3f} | {reference_time / best:11.2f} | {total / best / peak:9.1%} |")
+    ours_time = min(wall[OURS])
     print(f"\nours vs the reference loop: {reference_time / ours_time:.2f}x throughput (goal >= 2x)")
-    print(f"ours, FLOP efficiency: {work / ours_time / peak:.1%} of the fp32 matmul rate (goal >= 75%)")
-
+    print(f"ours, FLOP efficiency: {sum(greedy) * args.images / ours_time / peak:.1%} of the fp32 matmul rate "
+          "(goal >= 75%)")
 
 if __name__ == "__main__":
     main()
