@@ -61,10 +61,10 @@ def jpeg_files(count: int) -> list[Path]:
     folder = CACHE / "jpegs"
     folder.mkdir(parents=True, exist_ok=True)
     photos = sorted((ROOT / "assets/examples/photos").glob("*.jpg"))
-    rng = np.random.default_rng(0)
     paths = []
     for i in range(count):
         path = folder / f"{i:04d}.jpg"
+        rng = np.random.default_rng(i)  # one crop per file, the same on every run
         if not path.is_file():
             with Image.open(photos[i % len(photos)]) as photo:
                 photo = photo.convert("RGB")

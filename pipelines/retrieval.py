@@ -103,7 +103,7 @@ class SearchPipeline(Pipeline):
             if query.text is not None:
                 text, notice = self._clean_text(query.text, "search query")
                 query, notices = _replace(query, text=text), [notice] if notice else []
-            if query.negative is not None and query.negative.strip():
+            if isinstance(query.negative, str) and query.negative.strip():
                 negative, notice = self._clean_text(query.negative, "negative text")
                 query = _replace(query, negative=negative)
                 notices += [notice] if notice else []
