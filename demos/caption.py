@@ -155,7 +155,7 @@ def build() -> None:
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
                 with gr.Column():
-                    uploads = gr.File(file_count="multiple", file_types=["image"], label="Images",
+                    uploads = gr.File(file_count="multiple", label="Images",  # any file: each gets our verdict
                                       elem_id="caption-files")
                     batch_button = gr.Button("Caption all", variant="primary")
                 with gr.Column():
