@@ -10,11 +10,15 @@ import logging
 import gradio as gr
 
 import pipelines
+import pipelines.batching
 
 log = logging.getLogger(__name__)
 
 GPU = "model-device"  # one concurrency group for every event that runs a model, so they take turns
 GPU_CONCURRENCY = 1
+# Events whose requests pipelines.batching joins into shared forward passes: they run side by side, up to one batch.
+BATCHED = "batched-models"
+BATCHED_CONCURRENCY = pipelines.batching.batcher.max_batch
 
 try:  # Hugging Face ZeroGPU Spaces attach a GPU only while a function decorated with spaces.GPU runs
     from spaces import GPU as on_gpu

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gradio as gr
 
 import pipelines
+from pipelines.batching import batcher
 from pipelines.classify import DEFAULT_TEMPLATE, classifier
 from pipelines.gallery import Gallery, image_store
 from pipelines.retrieval import Query, SearchResult
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
+from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
 
 EXAMPLE_QUERIES = ["a red circle", "a blue triangle", "a yellow square", "a cat", "a cup of coffee", "a rocket"]
 EXAMPLES, MINE = "examples", "mine"  # gallery choices
@@ -34,7 +35,7 @@ def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
 
 def _run(query: Query, top_k, gallery: str, model: str | None, mine: Gallery | None):
     searcher = pipelines.load("search", model or None)
-    [result] = searcher([query], top_k=int(top_k), gallery=_gallery(gallery, mine))
+    [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=_gallery(gallery, mine))
     return [(hit.path, f"{hit.label} · {hit.score:.2f}") for hit in result.hits], _details(result)
 
 
@@ -89,7 +90,7 @@ def clear_images():
 def classify(image: str | None, labels: str = LABELS["toy"], template: str = DEFAULT_TEMPLATE,
              model: str | None = None) -> dict[str, float]:
     require(image, "Give an image to classify")
-    [result] = classifier(model or None)([image], labels, template)
+    [result] = batcher.run(classifier(model or None), [image], labels=labels, template=template)
     return result.scores
 
 
@@ -138,16 +139,17 @@ def build() -> gr.Textbox:
         gr.Examples(examples.images(), inputs=classify_image, label="Example images")
 
     model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    batched = dict(concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)  # joined by pipelines.batching
     outputs = [gallery, details]
     gr.on([search_button.click, query.submit, negative.submit], search,
-          inputs=[query, top_k, source, negative, model, mine], outputs=outputs, api_name="search", **model_event)
+          inputs=[query, top_k, source, negative, model, mine], outputs=outputs, api_name="search", **batched)
     image_button.click(search_image, inputs=[image, top_k, source, model, mine], outputs=outputs,
-                       api_name="search_image", **model_event)
+                       api_name="search_image", **batched)
     composed_button.click(search_composed, inputs=[image, query, weight, negative, top_k, source, model, mine],
-                          outputs=outputs, api_name="search_composed", **model_event)
+                          outputs=outputs, api_name="search_composed", **batched)
     add_button.click(add_images, inputs=[files, model, mine], outputs=[mine, status, source],
                      api_name="add_images", **model_event)
     clear_button.click(clear_images, outputs=[mine, status, source], api_name="clear_images")
     classify_button.click(classify, inputs=[classify_image, labels, template, model], outputs=scores,
-                          api_name="classify", **model_event)
+                          api_name="classify", **batched)
     return query
