@@ -1,4 +1,4 @@
-"""Train the four tiny toy checkpoints in ``assets/models/toy`` on the shapes world (``toyworld``).
+"""Train the tiny toy checkpoints in ``assets/models/toy`` on the shapes world (``toyworld``).
 
 Each checkpoint is saved in the same on-disk format as the hub model it stands in for, so the app's
 ordinary loaders read it with no special casing:
@@ -8,12 +8,14 @@ ordinary loaders read it with no special casing:
   blip-vqa/      BlipForQuestionAnswering + BlipProcessor      (Salesforce/blip-vqa-*)
   vit-gpt2/      VisionEncoderDecoderModel (ViT + GPT-2) + ViTImageProcessor + GPT-2 byte-level BPE
                  tokenizer  (nlpconnect/vit-gpt2-image-captioning)
+  vilt/          ViltForQuestionAnswering + ViltProcessor, answers = colours and shapes
+                 (dandelin/vilt-b32-finetuned-vqa)
 
 The models are built from configs (no hub access), trained from scratch on CPU on scenes with seeds
 below ``toyworld.HELD_OUT_SEED``, reloaded from disk with the normal loaders and scored on held-out
 scenes in fp32 and fp16. Scores go to ``<out>/metrics.json`` and ``<out>/README.md``.
 
-Usage:  python scripts/train_toy.py [--only clip,blip-caption,blip-vqa,vit-gpt2] [--out DIR]
+Usage:  python scripts/train_toy.py [--only clip,blip-caption,blip-vqa,vit-gpt2,vilt] [--out DIR]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ EVAL_SCENES = 360  # held-out seeds HELD_OUT_SEED.. (about 20 per colour+shape c
 FP16_EVAL_SCENES = 120
 SIZE = toyworld.IMAGE_SIZE
 CLASSES = [(color, shape) for color in toyworld.COLORS for shape in toyworld.SHAPES]
-MODELS = ("clip", "blip-caption", "blip-vqa", "vit-gpt2")
+MODELS = ("clip", "blip-caption", "blip-vqa", "vit-gpt2", "vilt")
 
 # Words a user's prompt or question may use beyond the captions and questions themselves, so they
 # get a real token rather than [UNK] (the models are only trained on some of them).
@@ -507,10 +509,80 @@ def eval_vit_gpt2(out: Path, scenes: list, fp16: bool = False) -> dict[str, floa
 
 # --- driver ------------------------------------------------------------------------------------
 
+# --- ViLT (VQA as classification over a fixed answer set) -------------------------------------
+
+VILT_ANSWERS = (*toyworld.COLORS, *toyworld.SHAPES)
+VILT_MAX_TOKENS = 40  # as the hub ViLT: questions are cut here
+VILT_STEPS = 900
+
+
+def vilt_processor():
+    from transformers import ViltImageProcessor, ViltProcessor
+
+    tokenizer = bert_tokenizer(model_max_length=VILT_MAX_TOKENS)
+    image_processor = ViltImageProcessor(size={"shortest_edge": SIZE}, size_divisor=16)
+    return ViltProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def vilt_config(tokenizer):
+    from transformers import ViltConfig
+
+    return ViltConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
+                      intermediate_size=128, image_size=SIZE, patch_size=16, max_position_embeddings=VILT_MAX_TOKENS,
+                      pad_token_id=tokenizer.pad_token_id, id2label=dict(enumerate(VILT_ANSWERS)),
+                      label2id={a: i for i, a in enumerate(VILT_ANSWERS)})
+
+
+def train_vilt(scenes: list, out: Path) -> None:
+    from transformers import ViltForQuestionAnswering
+
+    processor = vilt_processor()
+    model = ViltForQuestionAnswering(vilt_config(processor.tokenizer))
+    probe = ClassProbe()
+    encoded = processor.image_processor(images=[s.image for s in scenes], return_tensors="pt")
+    pixels, pixel_mask = encoded.pixel_values, encoded.pixel_mask
+    classes = class_ids(scenes)
+    rng = random.Random(SEED)
+
+    def loss_fn(indices: torch.Tensor) -> torch.Tensor:
+        pairs = [rng.choice(scenes[i].qa) for i in indices.tolist()]
+        questions = processor.tokenizer([q for q, _ in pairs], padding=True, return_tensors="pt")
+        answers = torch.tensor([VILT_ANSWERS.index(a) for _, a in pairs])
+        # One-hot targets under ViLT's own loss (per-answer binary cross-entropy), as VQAv2 soft scores are used,
+        # so sigmoid(logit) stays each answer's probability; plus softmax cross-entropy, which ranks them sooner.
+        outputs = model(**questions, pixel_values=hflip(pixels[indices]), pixel_mask=pixel_mask[indices],
+                        labels=F.one_hot(answers, len(VILT_ANSWERS)).float(), output_hidden_states=True)
+        # The image [CLS] token follows the question tokens; the training-only probe names the scene's class there.
+        image_cls = outputs.hidden_states[-1][:, questions.input_ids.shape[1]:]
+        return outputs.loss + F.cross_entropy(outputs.logits, answers) + probe(image_cls, classes[indices])
+
+    train("vilt", torch.nn.ModuleList([model, probe]), loss_fn, len(scenes), steps=VILT_STEPS, batch=32, lr=2e-3)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+@torch.no_grad()
+def eval_vilt(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
+    from transformers import ViltForQuestionAnswering, ViltProcessor
+
+    processor = ViltProcessor.from_pretrained(out)
+    model = ViltForQuestionAnswering.from_pretrained(out).eval()
+    dtype = torch.float16 if fp16 else torch.float32
+    model = model.to(dtype)
+    asked = [(s.image, question, answer) for s in scenes for question, answer in s.qa]
+    answers = []
+    for chunk in in_chunks(asked):
+        inputs = processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True,
+                           return_tensors="pt")
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+        answers += [model.config.id2label[i] for i in model(**inputs).logits.argmax(-1).tolist()]
+    return {"vqa_exact": accuracy(answers, [a for _, _, a in asked])}
+
+
 TRAINERS = {"clip": train_clip, "blip-caption": train_blip_caption, "blip-vqa": train_blip_vqa,
-            "vit-gpt2": train_vit_gpt2}
+            "vit-gpt2": train_vit_gpt2, "vilt": train_vilt}
 EVALUATORS = {"clip": eval_clip, "blip-caption": eval_blip_caption, "blip-vqa": eval_blip_vqa,
-              "vit-gpt2": eval_vit_gpt2}
+              "vit-gpt2": eval_vit_gpt2, "vilt": eval_vilt}
 
 
 def dir_size(path: Path) -> int:
@@ -537,7 +609,8 @@ def write_readme(out: Path, metrics: dict) -> None:
         "|---|---|---|---|---|",
     ]
     stands_in = {"clip": "open_clip ViT (`local-dir:`)", "blip-caption": "Salesforce/blip-image-captioning-*",
-                 "blip-vqa": "Salesforce/blip-vqa-*", "vit-gpt2": "nlpconnect/vit-gpt2-image-captioning"}
+                 "blip-vqa": "Salesforce/blip-vqa-*", "vit-gpt2": "nlpconnect/vit-gpt2-image-captioning",
+                 "vilt": "dandelin/vilt-b32-finetuned-vqa"}
     for name in MODELS:
         if name not in metrics:
             continue
@@ -556,6 +629,9 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  the answer decoder), then trains on the scenes' question/answer pairs the way `generate()` runs.",
         "- `vit-gpt2/`: caption loss plus the same training-only classifier; the GPT-2 tokenizer is a byte-level",
         "  BPE trained on the toy words.",
+        "- `vilt/`: ViLT's own VQA loss (per-answer binary cross-entropy) on one-hot answers over the six colours",
+        "  and three shapes, plus softmax cross-entropy on the same logits and the same training-only classifier on",
+        "  the image [CLS] token.",
         "",
         "Notes for loaders:",
         "- `clip/`: `open_clip.create_model_from_pretrained(\"local-dir:<dir>\")` and",
@@ -568,6 +644,8 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  every image in a call: `generate()` drops the prompt's last token, which it assumes is [SEP].",
         "- `vit-gpt2/`: `VisionEncoderDecoderModel` + `ViTImageProcessor` + GPT-2 tokenizer; generation_config has",
         "  num_beams 4, max_length 16; `<|endoftext|>` is decoder start, eos and pad.",
+        "- `vilt/`: `ViltProcessor` + `ViltForQuestionAnswering`; `config.id2label` holds the nine answers; each",
+        "  answer's probability is the sigmoid of its logit (as the hub ViLT). Questions are cut at 40 tokens.",
         "- Weights are fp32 safetensors; in fp16 (`.half()`, also on the CPU) they give the fp16 scores above.",
         "",
     ]

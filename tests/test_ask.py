@@ -1,0 +1,181 @@
+"""Ask pipelines (BLIP VQA and ViLT behind one interface) and the heat map, with the toy models on fresh scenes."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pipelines
+import toyworld
+from pipelines import fusion, heatmap
+from pipelines.registry import PROJECT_ROOT
+from pipelines.vqa import BlipVqa, ViltVqa
+
+FAMILIES = {"toy-blip-vqa": BlipVqa, "toy-vilt": ViltVqa}
+QUESTIONS = [(q, "color") for q in toyworld.COLOR_QUESTIONS] + [(q, "shape") for q in toyworld.SHAPE_QUESTIONS]
+
+
+def asked(scenes):
+    """Every toy question wording about every scene, with the true answer."""
+    return [((s.image, q), getattr(s, part)) for s in scenes for q, part in QUESTIONS]
+
+
+def red_and_blue_scene(seed: int) -> toyworld.Scene:
+    """A fresh scene with a red and a blue shape, in either order."""
+    rng = np.random.default_rng(seed)
+    shapes = [("red", str(rng.choice(toyworld.SHAPES))), ("blue", str(rng.choice(toyworld.SHAPES)))]
+    return toyworld.render(shapes[::-1] if seed % 2 else shapes, rng)
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_colour_and_shape_questions_on_fresh_scenes(model, fresh_scenes):
+    answerer = pipelines.load("ask", model)
+    assert type(answerer) is FAMILIES[model]
+    pairs, truth = zip(*asked(fresh_scenes))
+    answers = answerer(list(pairs))
+    assert sum(a.text == t for a, t in zip(answers, truth)) / len(truth) >= 0.9
+
+
+def test_blip_ranks_its_beam_answers_with_probabilities_that_sum_to_one(fresh_scenes):
+    answers = pipelines.load("ask", "toy-blip-vqa")([(s.image, "what color is the shape?") for s in fresh_scenes[:8]],
+                                                     top_k=4)
+    for answer, scene in zip(answers, fresh_scenes):
+        probabilities = [p for _, p in answer.ranked]
+        assert 1 < len(answer.ranked) <= 4 and len({t for t, _ in answer.ranked}) == len(answer.ranked)
+        assert probabilities == sorted(probabilities, reverse=True) and math.isclose(sum(probabilities), 1.0)
+        assert answer.text == scene.color and answer.score > 0.5
+
+
+def test_vilt_ranks_its_answer_set_with_probabilities(fresh_scenes):
+    scenes = fresh_scenes[:10]
+    answers = pipelines.load("ask", "toy-vilt")([(s.image, "what shape is it?") for s in scenes], top_k=9)
+    for answer in answers:
+        assert sorted(t for t, _ in answer.ranked) == sorted([*toyworld.COLORS, *toyworld.SHAPES])
+        probabilities = [p for _, p in answer.ranked]
+        assert probabilities == sorted(probabilities, reverse=True) and all(0 <= p <= 1 for p in probabilities)
+    assert sum(a.text == s.shape and a.score > 0.5 for a, s in zip(answers, scenes)) >= 8
+
+
+def test_a_vilt_checkpoint_in_a_directory_picks_the_vilt_backend(tmp_path, fresh_scenes):
+    shutil.copytree(PROJECT_ROOT / "assets/models/toy/vilt", tmp_path / "my-vilt")
+    answerer = pipelines.load("ask", str(tmp_path / "my-vilt"))
+    assert isinstance(answerer, ViltVqa)
+    [answer] = answerer([(fresh_scenes[1].image, "what color is it?")])
+    assert answer.text == fresh_scenes[1].color
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_fp16_answers_match_fp32(model, fresh_scenes):
+    pairs = [pair for pair, _ in asked(fresh_scenes[:10])]
+    full = pipelines.load("ask", model, dtype="float32")(pairs)
+    half_pipeline = pipelines.load("ask", model, dtype="float16")
+    assert next(half_pipeline.model.parameters()).dtype == torch.float16
+    half = half_pipeline(pairs)
+    assert sum(h.text == f.text for h, f in zip(half, full)) / len(full) >= 0.9
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_a_5000_character_question_is_cut_to_the_model_limit_and_answered(model, fresh_scenes):
+    scene = fresh_scenes[2]
+    question = "what color is the shape? " + "please look very carefully " * 185
+    assert len(question) > 5000
+    answerer = pipelines.load("ask", model)
+    [answer] = answerer([(scene.image, question)])
+    assert answer.truncated and answer.text == scene.color
+    assert len(answerer.processor.tokenizer(answer.question)["input_ids"]) <= answerer.max_question_tokens
+    [short] = answerer([(scene.image, "what color is the shape?")])
+    assert not short.truncated
+
+
+@pytest.mark.parametrize("question,message", [
+    ("", "The question is empty"),
+    ("  \n\t ", "The question is empty"),
+    ("какого цвета эта фигура?", "Cyrillic script"),
+    ("这个形状是什么颜色", "CJK"),
+    ("ما لون الشكل؟", "Arabic script"),
+])
+def test_unusable_questions_are_refused_with_a_reason(question, message, fresh_scenes):
+    with pytest.raises(pipelines.InputError, match=message) as info:
+        pipelines.load("ask")([(fresh_scenes[0].image, question)])
+    assert "e.g. 'what color is the shape?'" in str(info.value)
+
+
+def test_a_question_with_a_few_foreign_letters_is_still_answered(fresh_scenes):
+    [answer] = pipelines.load("ask")([(fresh_scenes[3].image, "what color is the shape, café π?")])
+    assert answer.text == fresh_scenes[3].color
+
+
+@pytest.mark.parametrize("image,message", [
+    (None, "No image was given"),
+    (Image.new("RGB", (1, 1), "red"), "1x1 pixels: too small"),
+])
+def test_missing_or_tiny_images_are_refused(image, message):
+    with pytest.raises(pipelines.InputError, match=message):
+        pipelines.load("ask")([(image, "what color is the shape?")])
+
+
+def test_options_are_checked():
+    with pytest.raises(pipelines.InputError, match="top_k must be a whole number from 1 to 10"):
+        pipelines.load("ask")([], top_k=0)
+
+
+# ------------------------------------------------------------------------------------- where the model looks
+
+
+def box_heat(heat: heatmap.Heatmap, size: tuple[int, int], box) -> float:
+    full = np.asarray(Image.fromarray(heat.heat, mode="F").resize(size, Image.Resampling.BILINEAR))
+    left, top, right, bottom = box
+    return float(full[top:bottom, left:right].mean())
+
+
+@pytest.mark.parametrize("word,other", [("red", "blue"), ("blue", "red")])
+def test_the_heatmap_is_hotter_over_the_shape_of_the_named_colour(word, other):
+    space = fusion.shared_space()
+    for seed in range(toyworld.HELD_OUT_SEED + 20_000, toyworld.HELD_OUT_SEED + 20_010):
+        scene = red_and_blue_scene(seed)
+        boxes = {s.color: s.box for s in scene.shapes}
+        heat = heatmap.relevance_map(space, scene.image, word)
+        assert box_heat(heat, scene.image.size, boxes[word]) > box_heat(heat, scene.image.size, boxes[other]), seed
+
+
+def test_the_heatmap_scores_every_crop_in_one_batched_call():
+    space = fusion.shared_space()
+    before = space.calls["image"]
+    heat = heatmap.relevance_map(space, red_and_blue_scene(toyworld.HELD_OUT_SEED + 20_100).image, "red")
+    assert heat.crops == len(heatmap.crop_boxes((64, 64)))
+    assert space.calls["image"] - before == math.ceil(heat.crops / fusion.BATCH_SIZE)
+    assert heat.heat.min() == 0.0 and heat.heat.max() == 1.0 and heat.low < heat.high
+
+
+def test_crops_cover_images_of_any_shape():
+    for size in ((64, 64), (640, 200), (90, 500), (9, 9)):
+        covered = np.zeros(size[::-1], bool)
+        for left, top, right, bottom in heatmap.crop_boxes(size):
+            assert 0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]
+            covered[top:bottom, left:right] = True
+        assert covered.all(), size
+
+
+def test_the_overlay_blends_by_opacity():
+    scene = red_and_blue_scene(toyworld.HELD_OUT_SEED + 20_200)
+    heat = heatmap.relevance_map(fusion.shared_space(), scene.image, "red")
+    plain = heatmap.overlay(scene.image, heat, 0.0)
+    assert np.array_equal(np.asarray(plain), np.asarray(scene.image))
+    full = np.asarray(heatmap.overlay(scene.image, heat, 1.0)).astype(int)
+    red_box = next(s.box for s in scene.shapes if s.color == "red")
+    hottest = np.unravel_index(np.asarray(Image.fromarray(heat.heat, "F").resize(scene.image.size)).argmax(),
+                               full.shape[:2])
+    assert red_box[1] <= hottest[0] <= red_box[3] and red_box[0] <= hottest[1] <= red_box[2]
+    assert full[hottest][0] > 200 and full[hottest][2] < 60  # the colour scale's hot end is red
+    with pytest.raises(pipelines.InputError, match="Opacity must be between 0 and 1"):
+        heatmap.overlay(scene.image, heat, 1.5)
+
+
+def test_the_heatmap_needs_words():
+    with pytest.raises(pipelines.InputError, match="Nothing to look for"):
+        heatmap.relevance_map(fusion.shared_space(), toyworld.scene(toyworld.HELD_OUT_SEED).image, "  ")
