@@ -1,7 +1,7 @@
 """How much the Ask pipeline's batching buys on CPU: batched pipeline vs a loop of single model calls, same run.
 
     python bench/bench_ask.py                 # 16 image-question pairs, 2 CPU threads, best of 2
-    python bench/bench_ask.py --repeats 3
+    python bench/bench_ask.py --repeats 3 --only vilt
 
 Models: full-size BLIP-VQA-base (ViT-B/16 at 384 px + BERT-base question encoder and answer decoder) and ViLT-B/32
 architectures built from their configs with random weights, in memory (nothing is downloaded or saved). The toy
@@ -91,6 +91,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2, help="runs per contender (the best one counts)")
     parser.add_argument("--answer-tokens", type=int, default=3, help="tokens decoded per BLIP answer")
+    parser.add_argument("--only", choices=("blip", "vilt"), help="time one family only")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -103,7 +104,10 @@ def main(argv=None) -> None:
     cpu, fp32 = torch.device("cpu"), torch.float32
     beams = top_k = 5
     rows = []
-    for family, build, pipeline_class in (("BLIP-VQA-base", blip_vqa_base, BlipVqa), ("ViLT-B/32", vilt_b32, ViltVqa)):
+    families = (("BLIP-VQA-base", blip_vqa_base, BlipVqa), ("ViLT-B/32", vilt_b32, ViltVqa))
+    for family, build, pipeline_class in families:
+        if args.only and not family.lower().startswith(args.only):
+            continue
         print(f"building {family} (random weights) ...", flush=True)
         model, processor = build()
         spec = ModelSpec("ask", f"{family} (random)", "bench", "memory")

@@ -70,6 +70,18 @@ def test_a_vilt_checkpoint_in_a_directory_picks_the_vilt_backend(tmp_path, fresh
 
 
 @pytest.mark.parametrize("model", FAMILIES)
+def test_a_batch_of_mixed_sizes_answers_as_one_pair_at_a_time(model):
+    from demos import examples
+
+    pairs = [(path, q) for path in examples.photos()[:4] for q in ("what color is it?", "what shape is it?")]
+    answerer = pipelines.load("ask", model)
+    together = answerer(pairs)
+    alone = [answerer([pair])[0] for pair in pairs]
+    assert [a.text for a in together] == [a.text for a in alone]
+    assert np.allclose([a.score for a in together], [a.score for a in alone], atol=1e-4)
+
+
+@pytest.mark.parametrize("model", FAMILIES)
 def test_fp16_answers_match_fp32(model, fresh_scenes):
     pairs = [pair for pair, _ in asked(fresh_scenes[:10])]
     full = pipelines.load("ask", model, dtype="float32")(pairs)
