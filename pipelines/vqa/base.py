@@ -132,6 +132,9 @@ def clean_question(question, model: str = "the model") -> str:
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"The question is empty (got {question!r}). Type a question, e.g. 'what color is the shape?'")
     question = " ".join(question.split())
+    if not any(ch.isalnum() for ch in question):
+        raise InputError(f"The question {question[:40]!r} has no words. Type a question, e.g. 'what color is the "
+                         "shape?'")
     scripts = [_script(ch) for ch in question if ch.isalpha()]
     foreign = [s for s in scripts if s not in SUPPORTED_SCRIPTS]
     if scripts and len(foreign) * 2 > len(scripts):
