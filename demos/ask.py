@@ -7,10 +7,12 @@ import gradio as gr
 
 import pipelines
 from pipelines import fusion, heatmap as heatmaps
+from pipelines.batching import batcher
 from pipelines.vqa import Answer, AskOptions
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, model_choice, require, user_errors
+from .common import (BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, audio_input, image_input, model_choice,
+                     require, user_errors)
 
 EXAMPLE_QUESTIONS = ["what color is the shape?", "what shape is it?"]
 MAX_QUESTIONS = 16  # lines answered in one click (one batched forward)
@@ -87,7 +89,8 @@ def _questions(text: str) -> list[str]:
 
 def _answer(image, questions: list[str], model: str | None, top_k):
     answerer = pipelines.load("ask", model or None)
-    answers = answerer([(image, q) for q in questions], top_k=int(top_k))
+    # One forward pass, shared with other visitors' questions that arrive at the same moment.
+    answers = batcher.run(answerer, [(image, q) for q in questions], top_k=int(top_k))
     cut = [a for a in answers if a.truncated]
     if cut:
         gr.Warning(f"{'A question was' if len(cut) == 1 else f'{len(cut)} questions were'} too long for the model and "
@@ -145,7 +148,7 @@ def build() -> None:
                                   elem_id="ask-heatmap")
         with gr.Column():
             gr.Markdown(HEATMAP_ABOUT)
-            heat_for = gr.Textbox(label="Heatmap for", elem_id="ask-heat-for",
+            heat_for = gr.Textbox("", label="Heatmap for", elem_id="ask-heat-for",
                                   info="Words to find in the image; filled with the answer after each question")
             opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Heatmap opacity")
             heat_button = gr.Button("Show heatmap")
@@ -161,7 +164,8 @@ def build() -> None:
     show_heat = {"fn": heatmap_for_answer, "inputs": [image, answer, opacity],
                  "outputs": [heat_for, heat_image, heat_state, heat_note], "api_visibility": "private", **model_event}
     gr.on([button.click, question.submit], ask, inputs=[image, question, model, top_k],
-          outputs=[answer, ranked, table], api_name="ask", **model_event).success(**show_heat)
+          outputs=[answer, ranked, table], api_name="ask", concurrency_id=BATCHED,
+          concurrency_limit=BATCHED_CONCURRENCY).success(**show_heat)
     voice_button.click(ask_voice, inputs=[image, audio, model, top_k], outputs=[answer, ranked, table, question],
                        api_name="ask_voice", **model_event).success(**show_heat)
     gr.on([heat_button.click, heat_for.submit], heatmap, inputs=[image, heat_for, opacity],
