@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report import ratio_row  # noqa: E402
 THREADS = 2  # CPU threads for every contender
 QUESTIONS = ("what is in the picture?", "what color is it?")
 VQA_ANSWERS = 3129  # ViLT-B/32 VQAv2 answer set size
@@ -87,7 +88,7 @@ def best_of(contenders: dict, repeats: int) -> dict[str, float]:
     return best
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2, help="runs per contender (the best one counts)")
     parser.add_argument("--answer-tokens", type=int, default=3, help="tokens decoded per BLIP answer")
@@ -138,6 +139,8 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for family, workload, count, loop, ours in rows:
         print(f"| {family} | {workload} ({count}) | {loop:.1f} | {ours:.1f} | {loop / ours:.2f}x |")
+    return [ratio_row(f"ask: {family}, {workload}: loop of single calls / batched", loop, ours, "s", 1.5)
+            for family, workload, _, loop, ours in rows]
 
 
 if __name__ == "__main__":

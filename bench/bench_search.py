@@ -30,6 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report import Row, ratio_row  # noqa: E402
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2
 GFLOPS_PER_IMAGE = 8.8  # ViT-B-32 image tower at 224x224, 2 x multiply-adds
@@ -183,7 +184,7 @@ def latency(space, size: int) -> dict[str, float]:
     }
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -218,13 +219,22 @@ def main(argv=None) -> None:
     print(f"| {'vectors':>9} | {'index':<28} | {'build s':>7} | {'ms':>6} | {'ms + text':>9} | "
           f"{'brute ms':>8} | {'recall@10':>9} |")
     print(f"|{'-' * 11}|{'-' * 30}|{'-' * 9}|{'-' * 8}|{'-' * 11}|{'-' * 10}|{'-' * 11}|")
-    for size in args.sizes:
+    report = [ratio_row("search: indexing throughput / FLOP limit (ViT-B-32, 256 JPEGs)", rates["ours"], limit,
+                        "images/s", 0.85),
+              ratio_row("search: indexing throughput / naive one-file loop", rates["ours"], rates["naive"],
+                        "images/s", None)]
+    for size, goal in zip(args.sizes, (10.0, 50.0)):
         row = latency(space, size)
+        report += [Row(f"search: top-10 query latency over {size:,} vectors, text encoder excluded", row["ms"], None,
+                       "ms", goal, higher_is_better=False, note=row["kind"]),
+                   Row(f"search: top-10 query latency over {size:,} vectors, text encoder included",
+                       row["ms with text"], None, "ms", None)]
         print(f"| {size:>9,} | {row['kind']:<28} | {row['build s']:7.1f} | {row['ms']:6.2f} | "
               f"{row['ms with text']:9.1f} | {row['brute ms (100 queries batched, per query)']:8.2f} | "
               f"{row['recall@10']:9.3f} |")
     print("goals: <= 10 ms at 100k, <= 50 ms at 1M (text encoder excluded). brute ms: exact scores for 100 queries "
           "as one matrix product, per query. Random vectors are the worst case for approximate recall.")
+    return report
 
 
 if __name__ == "__main__":
