@@ -73,23 +73,30 @@ def caption_batch(files: list[str] | None, model: str | None = None, decoding: s
     progress(0, desc="Loading the models")
     captioner, space = pipelines.load("caption", model or None), fusion.shared_space()
     captioner.options(**options)  # a bad option is refused before any file is read
-    images, problems = {}, {}
-    for index, path in enumerate(files):
-        try:
-            images[index] = load_image(path)
-        except pipelines.InputError as error:
-            problems[index] = str(error)
-    if not images:
+    problems = {i: problem for i, path in enumerate(files) if (problem := _unusable(path))}
+    usable = [i for i in range(len(files)) if i not in problems]
+    if not usable:
         listed = "\n".join(f"- {Path(files[i]).name}: {problem}" for i, problem in problems.items())
         raise gr.Error(f"None of the files could be captioned:\n{listed}", title="Cannot use these files")
-    ranked = caption_and_rerank(captioner, list(images.values()), space, _number(clip_weight),
-                                progress=lambda done: progress(done, desc=f"Captioning {len(images)} images"),
+    ranked = caption_and_rerank(captioner, [files[i] for i in usable], space, _number(clip_weight),
+                                progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
                                 **options)
-    best = dict(zip(images, (r[0] for r in ranked)))
-    rows = [[Path(path).name, *([best[i].text, *_scores(best[i]), ""] if i in best else ["", None, None, None,
-                                                                                         problems[i]])]
-            for i, path in enumerate(files)]
+    best = dict(zip(usable, (r[0] for r in ranked)))
+    rows = []
+    for i, path in enumerate(files):
+        result = [best[i].text, *_scores(best[i]), ""] if i in best else ["", None, None, None, problems[i]]
+        rows.append([Path(path).name, *result])
     return {"headers": BATCH_HEADERS, "data": rows}, _downloads(rows)
+
+
+def _unusable(path: str) -> str | None:
+    # Decoded here only to check; the pipeline decodes it again a batch at a time, so many photos never sit in
+    # memory at once.
+    try:
+        load_image(path)
+    except pipelines.InputError as error:
+        return str(error)
+    return None
 
 
 def _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens, max_new_tokens,
