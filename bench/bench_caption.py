@@ -92,7 +92,7 @@ def flops_per_image(tokens: int, rows: int = 1) -> tuple[float, float]:
     return float(vision), float(decoding)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=16, help="images per contender run")
     parser.add_argument("--tokens", type=int, default=20, help="new tokens per caption (forced: min = max)")
@@ -189,9 +189,22 @@ def main(argv=None) -> None:
         print(f"| {name:<52} | {best:7.2f} | {statistics.median(wall[name]):8.2f} | {min(cpu[name]):7.2f} "
               f"| {args.images / best:8.3f} | {reference_time / best:11.2f} | {total / best / peak:9.1%} |")
     ours_time = min(wall[OURS])
+    efficiency = sum(greedy) * args.images / ours_time / peak
     print(f"\nours vs the reference loop: {reference_time / ours_time:.2f}x throughput (goal >= 2x)")
-    print(f"ours, FLOP efficiency: {sum(greedy) * args.images / ours_time / peak:.1%} of the fp32 matmul rate "
-          "(goal >= 75%)")
+    print(f"ours, FLOP efficiency: {efficiency:.1%} of the fp32 matmul rate (goal >= 75%)")
+
+    from bench.report import Row, ratio_row
+
+    setting = f"BLIP base, {args.images} images x {args.tokens} tokens, {THREADS} threads"
+    rows = [ratio_row(f"caption: batched pipeline vs a loop of model.generate ({setting})", args.images / ours_time,
+                      args.images / reference_time, "images/s", 2.0),
+            Row(f"caption: FLOP efficiency vs the fp32 matmul rate ({setting})", 100 * efficiency, None, "%", 75.0)]
+    if args.beams > 1:
+        names = [name for name in contenders if name.startswith(f"{args.beams} beams")]
+        stock_time, our_time = (min(wall[name]) for name in names)
+        rows.append(ratio_row(f"caption: {args.beams} beams + candidates, ours vs stock batched generate",
+                              args.images / our_time, args.images / stock_time, "images/s", None))
+    return rows
 
 if __name__ == "__main__":
     main()
