@@ -11,12 +11,13 @@ import gradio as gr
 
 import pipelines
 from pipelines import fusion, registry, runtime
+from pipelines.batching import batcher
 from pipelines.caption import MAX_CANDIDATES, MAX_NEW_TOKENS, CaptionOptions, Captioner
 from pipelines.io import load_image
 from pipelines.rerank import Ranked, caption_and_rerank
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
+from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
 
 BEAM_SEARCH, SAMPLING = "beam search", "sampling"
 DEFAULTS = CaptionOptions()
@@ -47,8 +48,11 @@ def caption(image: str | None, model: str | None = None, decoding: str = BEAM_SE
     require(image, "Upload an image (or pick an example) to caption")
     options = _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens,
                        max_new_tokens, top_p, temperature, seed, prefix)
-    [ranked] = caption_and_rerank(pipelines.load("caption", model or None), [image], fusion.shared_space(),
-                                  _number(clip_weight), **options)
+    captioner, weight = pipelines.load("caption", model or None), _number(clip_weight)
+    if options.get("sample"):  # a seeded draw must not depend on which other visitors' images share its batch
+        [ranked] = _captioned([image], captioner, weight, **options)
+    else:  # one forward pass, shared with other visitors' images that arrive at the same moment
+        [ranked] = batcher.run(_captioned, [image], captioner=captioner, clip_weight=weight, **options)
     rows = [[r.text, *_scores(r)] for r in ranked]
     return ranked[0].text, {"headers": CANDIDATE_HEADERS, "data": rows}
 
@@ -97,6 +101,10 @@ def _unusable(path: str) -> str | None:
     except pipelines.InputError as error:
         return str(error)
     return None
+
+
+def _captioned(images: list, captioner, clip_weight, **options):
+    return caption_and_rerank(captioner, images, fusion.shared_space(), clip_weight, **options)
 
 
 def _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens, max_new_tokens,
@@ -178,7 +186,7 @@ def build() -> None:
                  queue=False)
     inputs = [model, decoding, *controls.values()]
     gr.on([button.click], caption, inputs=[image, *inputs], outputs=[text, table],
-          api_name="caption", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+          api_name="caption", concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)
     gr.on([batch_button.click], caption_batch, inputs=[uploads, *inputs], outputs=[batch_table, downloads],
           api_name="caption_batch", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
 

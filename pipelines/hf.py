@@ -26,9 +26,3 @@ def load_part(spec: ModelSpec, path: Path, part_class):
     """A processor, tokenizer or image processor stored beside the weights."""
     with translating_load_errors(spec, path):
         return part_class.from_pretrained(path)
-
-
-def sequence_scores(outputs, count: int) -> list[float | None]:
-    """Beam search's length-normalised log-probabilities, or Nones when decoding was greedy."""
-    scores = getattr(outputs, "sequences_scores", None)
-    return scores.float().tolist() if scores is not None else [None] * count

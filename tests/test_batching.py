@@ -59,3 +59,30 @@ def test_batches_never_exceed_the_maximum(captioner):
     batcher = Batcher(max_batch=3, wait=0.5)
     concurrently(batcher, captioner, [s.image for s in scenes])
     assert sum(batcher.calls) == 7 and max(batcher.calls) <= 3
+
+
+def test_concurrent_visitors_captions_are_joined_by_the_app_and_each_is_right(tmp_path):
+    from gradio_client import Client, handle_file
+
+    from pipelines.batching import batcher
+    from tests.serving import serve
+
+    demo = serve("toy")
+    try:
+        scenes = toyworld.scenes(8, start_seed=toyworld.HELD_OUT_SEED + 340)
+        paths = []
+        for i, scene in enumerate(scenes):
+            scene.image.save(tmp_path / f"scene{i}.png")
+            paths.append(str(tmp_path / f"scene{i}.png"))
+        Client(demo.local_url, verbose=False).predict(handle_file(paths[0]), api_name="/caption")  # load the models
+        before = len(batcher.calls)
+        clients = [Client(demo.local_url, verbose=False) for _ in paths]
+        with ThreadPoolExecutor(len(paths)) as pool:
+            captions = list(pool.map(lambda i: clients[i].predict(handle_file(paths[i]), api_name="/caption")[0],
+                                     range(len(paths))))
+        joined = batcher.calls[before:]
+        assert len(joined) < len(paths) and max(joined) > 1  # some visitors shared a forward pass
+        for scene, caption in zip(scenes, captions):
+            assert scene.color in caption and scene.shape in caption
+    finally:
+        demo.close()
