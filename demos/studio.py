@@ -98,14 +98,14 @@ def build() -> None:
         heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap")
         zero_shot = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="studio-labels")
     with gr.Row():
-        by_words = gr.Gallery(label="Gallery: closest to the words", columns=4, height="auto", elem_id="studio-words")
-        by_image = gr.Gallery(label="Gallery: closest to the image", columns=4, height="auto", elem_id="studio-by-image")
+        by_words = gr.Gallery(label="Gallery: closest to the words", columns=4, height=240, elem_id="studio-words")
+        by_image = gr.Gallery(label="Gallery: closest to the image", columns=4, height=240, elem_id="studio-by-image")
     with gr.Row():
         with gr.Column():
-            early = gr.Gallery(label="Early fusion", columns=4, height="auto", elem_id="studio-early")
+            early = gr.Gallery(label="Early fusion", columns=4, height=240, elem_id="studio-early")
             gr.Markdown(EARLY_ABOUT)
         with gr.Column():
-            late = gr.Gallery(label="Late fusion", columns=4, height="auto", elem_id="studio-late")
+            late = gr.Gallery(label="Late fusion", columns=4, height=240, elem_id="studio-late")
             gr.Markdown(LATE_ABOUT)
     vectors = gr.State()
     question = str(examples.EXAMPLES / "speech/what_color_is_the_shape.wav")
