@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.report import ratio_row  # noqa: E402
+from bench.report import Row, ratio_row  # noqa: E402
 THREADS = 2  # CPU threads for every contender
 QUESTIONS = ("what is in the picture?", "what color is it?")
 VQA_ANSWERS = 3129  # ViLT-B/32 VQAv2 answer set size

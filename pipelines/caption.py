@@ -14,12 +14,10 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import blip_generate
-from .base import Pipeline
 from .blip_attention import use_sdpa
 from .errors import InputError
-from .hf import HF_FILES, load_part, load_pretrained
+from .hf import TransformersPipeline, load_part
 from .io import load_image
-from .registry import ModelSpec
 
 MAX_NEW_TOKENS = 100  # upper bound a user may ask for
 MAX_BEAMS = 10
@@ -107,29 +105,12 @@ class Caption:
         return self.candidates[0].score
 
 
-class Captioner(Pipeline):
+class Captioner(TransformersPipeline):
     """Images in (paths, bytes, PIL images or arrays), one Caption each out."""
 
     Options = CaptionOptions
-    hub_files = HF_FILES
-    model_class_name: str  # the transformers class that holds this family
     defaults: dict[str, Any] = {"num_beams": 3, "max_new_tokens": 30}  # for options left at None
     accepts_prefix = True
-
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
-        super().__init__(spec, device, dtype)
-        self.model, self.processor = model, processor
-
-    @classmethod
-    def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "Captioner":
-        import transformers
-
-        model, path = load_pretrained(spec, getattr(transformers, cls.model_class_name), device, dtype)
-        return cls(spec, device, dtype, model, cls.load_processor(spec, path))
-
-    @classmethod
-    def load_processor(cls, spec: ModelSpec, path):
-        raise NotImplementedError
 
     def options(self, **overrides: Any) -> CaptionOptions:
         """The caller's options with this model's defaults for what they left at None, checked."""
@@ -249,16 +230,11 @@ def _best_distinct(texts: list[str], scores: list[float]) -> Caption:
 
 class BlipCaptioner(Captioner):
     model_class_name = "BlipForConditionalGeneration"
+    processor_class_name = "BlipProcessor"
 
     def __init__(self, spec, device, dtype, model, processor):
         use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
         super().__init__(spec, device, dtype, model, processor)
-
-    @classmethod
-    def load_processor(cls, spec, path):
-        from transformers import BlipProcessor
-
-        return load_part(spec, path, BlipProcessor)
 
     def encode(self, images, options):
         # generate() drops the prompt's last token ([SEP]); one prompt for every image keeps them aligned

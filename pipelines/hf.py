@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
-from .base import checkpoint_dir, require_safetensors, translating_load_errors
+from .base import Pipeline, checkpoint_dir, require_safetensors, translating_load_errors
 from .registry import ModelSpec
 
 # What a hub snapshot of a transformers checkpoint needs: configs, tokenizer/processor files, safetensors weights.
@@ -26,3 +27,28 @@ def load_part(spec: ModelSpec, path: Path, part_class):
     """A processor, tokenizer or image processor stored beside the weights."""
     with translating_load_errors(spec, path):
         return part_class.from_pretrained(path)
+
+
+class TransformersPipeline(Pipeline):
+    """A pipeline over one transformers model and its processor, both read from one checkpoint."""
+
+    hub_files = HF_FILES
+    model_class_name: ClassVar[str]  # the transformers classes of this family
+    processor_class_name: ClassVar[str]
+
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
+        super().__init__(spec, device, dtype)
+        self.model, self.processor = model, processor
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+        import transformers
+
+        model, path = load_pretrained(spec, getattr(transformers, cls.model_class_name), device, dtype)
+        return cls(spec, device, dtype, model, cls.load_processor(spec, path))
+
+    @classmethod
+    def load_processor(cls, spec: ModelSpec, path: Path):
+        import transformers
+
+        return load_part(spec, path, getattr(transformers, cls.processor_class_name))

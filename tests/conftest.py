@@ -1,4 +1,5 @@
-"""Shared fixtures: the toy profile on CPU, toy scenes, and speech made with espeak-ng."""
+"""Shared fixtures: the toy profile on CPU, the toy app served once (for gradio_client and chromium), toy scenes,
+and speech made with espeak-ng."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import toyworld
 from pipelines import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; never `playwright install`
+CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -27,6 +31,37 @@ def default_profile():
     runtime.configure(profile="default")
     yield
     runtime.configure(profile="toy")
+
+
+@pytest.fixture(scope="session")
+def toy_app():
+    """The app with the toy profile, served once on a loopback port as `python app.py` would serve it."""
+    from tests.serving import serve
+
+    demo = serve("toy")
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(toy_app):
+    """A remote visitor of the toy app through gradio_client, with a session of its own."""
+    from gradio_client import Client
+
+    return Client(toy_app.local_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def page(toy_app):
+    """A person's browser on the toy app: a headless Debian chromium tab driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(toy_app.local_url)
+        yield page
+        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,6 @@ from tests.serving import serve
 
 
 @pytest.fixture(scope="module")
-def client():
-    demo = serve("toy")
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
-
-
-@pytest.fixture(scope="module")
 def scene_file(tmp_path_factory):
     scene = toyworld.scene(toyworld.HELD_OUT_SEED + 77)
     path = tmp_path_factory.mktemp("scenes") / "scene.png"

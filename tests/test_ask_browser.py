@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import toyworld
-from tests.test_browser import page  # noqa: F401  (the same fixture: the toy app served, a chromium page on it)
 
 
-def test_two_questions_give_ranked_answers_a_table_and_a_heatmap(page, tmp_path):  # noqa: F811
+def test_two_questions_give_ranked_answers_a_table_and_a_heatmap(page, tmp_path):
     scene = toyworld.scene(toyworld.HELD_OUT_SEED + 40_000)
     scene.image.save(tmp_path / "scene.png")
     page.get_by_role("tab", name="Ask", exact=True).click()

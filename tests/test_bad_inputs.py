@@ -10,24 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 import toyworld
 from tests.conftest import ROOT
 from tests.test_io_properties import png
-from tests.serving import serve
 
 QUESTION = ROOT / "assets/examples/speech/what_color_is_the_shape.wav"
 SCENE = toyworld.scene(toyworld.HELD_OUT_SEED + 61_000)
-
-
-@pytest.fixture(scope="module")
-def client():
-    demo = serve("toy")
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 import toyworld
-from tests.serving import serve
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def page():
-    from playwright.sync_api import sync_playwright
-
-    demo = serve("toy")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(demo.local_url)
-        yield page
-        browser.close()
-    demo.close()
-
 
 def test_caption_an_uploaded_scene(page, tmp_path):
     scene = toyworld.scene(toyworld.HELD_OUT_SEED + 21)

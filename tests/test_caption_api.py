@@ -7,20 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 import toyworld
-from tests.serving import serve
 
 HEADERS = ["caption", "captioner score", "CLIP similarity", "fused score"]
-
-
-@pytest.fixture(scope="module")
-def client():
-    demo = serve("toy")
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import toyworld
-from tests.test_browser import page  # noqa: F401  (the same fixture: the toy app served, a chromium page on it)
 
 
 def test_candidates_sampling_controls_and_a_batch_with_downloads(page, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import toyworld
 from pipelines import runtime
 from tests.serving import serve
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="module")

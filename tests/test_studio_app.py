@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 import toyworld
 from tests.conftest import ROOT
-from tests.serving import serve
-from tests.test_browser import page  # noqa: F401  (the toy app served, a chromium page on it)
 
 QUESTION = ROOT / "assets/examples/speech/what_color_is_the_shape.wav"
-
-
-@pytest.fixture(scope="module")
-def client():
-    demo = serve("toy")
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def test_studio_api_with_nothing_given_says_why_for_every_part(client):
     assert notes.count("not run") == 7 and "No image was given" in notes and "No speech or text" in notes
 
 
-def test_studio_in_the_browser_streams_every_part(page, scene_file):  # noqa: F811
+def test_studio_in_the_browser_streams_every_part(page, scene_file):
     scene, path = scene_file
     page.get_by_role("tab", name="Studio", exact=True).click()
     page.locator("#studio-image input[type=file]").set_input_files(str(path))

@@ -10,20 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from tests.serving import serve
 from tests.transcribe_checks import cue_text, missing, parse_srt, parse_vtt
 
 SENTENCE, KEY_WORDS = "what color is the shape", {"color", "shape"}
-
-
-@pytest.fixture(scope="module")
-def client():
-    demo = serve("toy")
-    yield Client(demo.local_url, verbose=False)
-    demo.close()
 
 
 def transcribe(client, path, **options) -> tuple:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.test_browser import page  # noqa: F401  (the same fixture: the toy app served, a chromium page on it)
 from tests.transcribe_checks import missing
 
 

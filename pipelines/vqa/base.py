@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
-from ..base import Pipeline
 from ..errors import InputError
-from ..hf import HF_FILES, load_part, load_pretrained
+from ..hf import TransformersPipeline
 from ..io import load_image
-from ..registry import ModelSpec
 
 MAX_TOP_K = 10  # answers a caller may ask for
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about
@@ -57,24 +54,10 @@ class Answer:
         return self.ranked[0][1] if self.ranked else 0.0
 
 
-class VqaPipeline(Pipeline):
+class VqaPipeline(TransformersPipeline):
     """(image, question) pairs in, one Answer each out. Subclasses run the model and rank its answers."""
 
     Options = AskOptions
-    hub_files = HF_FILES
-    model_class_name: ClassVar[str]  # the transformers classes of this family
-    processor_class_name: ClassVar[str]
-
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
-        super().__init__(spec, device, dtype)
-        self.model, self.processor = model, processor
-
-    @classmethod
-    def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "VqaPipeline":
-        import transformers
-
-        model, path = load_pretrained(spec, getattr(transformers, cls.model_class_name), device, dtype)
-        return cls(spec, device, dtype, model, load_part(spec, path, getattr(transformers, cls.processor_class_name)))
 
     @property
     def max_question_tokens(self) -> int:
