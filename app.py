@@ -108,7 +108,13 @@ def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=No
                        allowed_paths=[str(EXAMPLES)], prevent_thread_lock=not block)
 
 
+def __getattr__(name: str):
+    """``app.demo`` for `gradio app.py` (hot reload), built on first access from the MM_* variables."""
+    if name != "demo":
+        raise AttributeError(name)
+    globals()["demo"] = build_demo()
+    return globals()["demo"]
+
+
 if __name__ == "__main__":  # python app.py (also how Hugging Face Spaces starts it)
     main()
-else:  # imported, e.g. by `gradio app.py` (hot reload): the settings come from the MM_* variables
-    demo = build_demo()

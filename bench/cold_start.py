@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.report import Row  # noqa: E402
+from bench.report import Row, app_environment  # noqa: E402
 
 GOAL = 8.0  # seconds
 
@@ -30,19 +29,19 @@ def free_port() -> int:
 
 def one_start(timeout: float = 120) -> float:
     port = free_port()
-    env = {**os.environ, "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+    env = {**app_environment(), "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "app.py", "--profile", "toy"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while time.perf_counter() - start < timeout:
+        while time.perf_counter() - start < timeout and process.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
                     if page.status == 200 and b"<html" in page.read(4096).lower():
                         return time.perf_counter() - start
             except OSError:
                 time.sleep(0.05)
-        raise SystemExit(f"no page within {timeout} s")
+        raise SystemExit(f"no page within {timeout} s (app exit code {process.poll()})")
     finally:
         process.terminate()
         process.wait(30)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.report import Row, ratio_row  # noqa: E402
+from bench.report import Row, app_environment, ratio_row  # noqa: E402
 
 TIMEOUT = 1800  # seconds: the whole run gives up after this
 EXAMPLES = ROOT / "assets/examples"
@@ -37,18 +37,19 @@ def free_port() -> int:
 
 
 def start_app(port: int) -> subprocess.Popen:
-    env = {**os.environ, "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    env = {**app_environment(), "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "2"}
     process = subprocess.Popen([sys.executable, "app.py", "--profile", "toy", "--device", "cpu"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2)
             return process
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("the app did not start within 120 s")
+    raise SystemExit(f"the app did not start (exit code {process.poll()}) within 120 s")
 
 
 def rss_mib(pid: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import asdict, dataclass
 
 
@@ -37,6 +38,12 @@ def ratio_row(metric: str, ours: float, reference: float, unit: str, goal: float
     return Row(metric, ours, reference, unit, goal, higher_is_better, ours / reference, note)
 
 
+def app_environment() -> dict[str, str]:
+    """The environment for an app a benchmark starts: this one without MM_* settings (a login, preloading or a
+    share link would change what is measured)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("MM_")}
+
+
 def markdown(rows: list[Row]) -> str:
     lines = ["| metric | ours | reference | ratio | goal | met |", "|---|---:|---:|---:|---:|:-:|"]
     for row in rows:
@@ -49,12 +56,21 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+MAX_SCORE = 2.0  # bars stop here, so one goal beaten by far does not squash the others
+
+
+def _score(row: Row) -> float:
+    """How far a row got towards its goal: 1 = just met; a zero goal (no errors) is met or not."""
+    if row.goal == 0 or row.value == 0:
+        return MAX_SCORE if row.met else 0.0
+    return row.value / row.goal if row.higher_is_better else row.goal / row.value
+
+
 def svg(rows: list[Row], title: str) -> str:
     """A bar per metric that has a goal: how far it got, as a fraction of the goal (1 = just met)."""
-    scored = [(row.metric, row.value / row.goal if row.higher_is_better else row.goal / row.value)
-              for row in rows if row.goal and row.value]
+    scored = [(row.metric, min(MAX_SCORE, _score(row))) for row in rows if row.goal is not None]
     bar_h, left, width, top = 22, 360, 420, 40
-    scale = width / max(2.0, max((s for _, s in scored), default=1.0))
+    scale = width / MAX_SCORE
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
              f'height="{top + bar_h * len(scored) + 30}" font-family="sans-serif" font-size="12">',
              f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(title)}</text>']

@@ -62,12 +62,14 @@ def child(name: str, rows_file: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run just these")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where REPORT.md and report.svg go")
+    parser.add_argument("--out", type=Path, help="where REPORT.md and report.svg go (default: bench/, or "
+                        "bench/partial/ with --only, so a partial run never replaces the full report)")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "ROWS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args.child[0], Path(args.child[1]))
 
+    args.out = args.out or ROOT / "bench" / ("partial" if args.only else "")
     started, header = time.perf_counter(), machine()
     sections, rows, failures = [], [], []
     for name in args.only or BENCHMARKS:

@@ -3,6 +3,8 @@ the answer out."""
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 import pipelines
@@ -71,7 +73,7 @@ def heatmap_for_answer(image: str | None, answer: str, opacity: float):
     return (text, *heatmap(image, text, opacity))
 
 
-@user_errors
+@functools.partial(user_errors, gpu=False)  # runs no model: no GPU to ask for
 def blend(image: str | None, heat: heatmaps.Heatmap | None, opacity: float):
     """Re-blend the last heat map at a new opacity (no model runs)."""
     if not image or heat is None:

@@ -63,28 +63,28 @@ def model_choice(task: str) -> gr.Dropdown:
     )
 
 
-def user_errors(handler):
+def user_errors(handler, *, gpu: bool = True):
     """Turn any failure into a gr.Error with a useful message; the server keeps serving. Generators (streaming
     handlers) too.
 
-    Every handler wrapped here runs a model, so it also gets the GPU on ZeroGPU Spaces (``on_gpu``).
+    A handler that runs a model (``gpu``) also gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated
+    handler, because ZeroGPU passes only gr.Error messages back from its worker process.
     """
-    handler = on_gpu(handler)
-
     if inspect.isgeneratorfunction(handler):
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
             with _translated(handler.__name__):
                 yield from handler(*args, **kwargs)
 
-        return streamed
+        translated = streamed
+    else:
+        @functools.wraps(handler)
+        def wrapped(*args, **kwargs):
+            with _translated(handler.__name__):
+                return handler(*args, **kwargs)
 
-    @functools.wraps(handler)
-    def wrapped(*args, **kwargs):
-        with _translated(handler.__name__):
-            return handler(*args, **kwargs)
-
-    return wrapped
+        translated = wrapped
+    return on_gpu(translated) if gpu else translated
 
 
 @contextlib.contextmanager

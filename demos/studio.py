@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from pipelines import heatmap as heatmaps
@@ -66,7 +68,7 @@ def _notes(notes: dict[str, str]) -> str:
     return "\n".join(f"- **{NAMES[part]}**: {state}" for part, state in notes.items())
 
 
-@user_errors
+@functools.partial(user_errors, gpu=False)  # runs no model: no GPU to ask for
 def reweight(vectors: Vectors | None, text_weight: float, top_k: float):
     """The slider moved: both fusion rankings again, from the embeddings the run kept (no model runs)."""
     if vectors is None or vectors.image is None or vectors.text is None:

@@ -12,6 +12,7 @@ joined call fails, its requests are run again one by one, so one visitor's bad f
 from __future__ import annotations
 
 import threading
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
@@ -30,11 +31,11 @@ class Batcher:
         self.max_batch, self.wait = max_batch, wait
         self._open: dict[Hashable, _Group] = {}  # groups still taking inputs
         self._lock = threading.Lock()
-        self.calls: list[int] = []  # inputs per joined call, for tests and benchmarks
+        self.calls: deque[int] = deque(maxlen=1000)  # inputs per joined call, latest last (tests, benchmarks)
 
     def run(self, pipeline: Callable, inputs: Sequence, **options: Any) -> list:
         """``pipeline(inputs, **options)``, joined with concurrent calls of the same pipeline and options."""
-        key = (id(pipeline), tuple(sorted((name, repr(value)) for name, value in options.items())))
+        key = (id(pipeline), tuple(sorted((name, _identity(value)) for name, value in options.items())))
         futures, leader = self._join(key, list(inputs), lambda batch: pipeline(batch, **options))
         if leader is not None:
             leader.full.wait(self.wait)  # let concurrent requests join
@@ -63,16 +64,21 @@ class Batcher:
     def _serve(self, group: _Group) -> None:
         self.calls.append(len(group.inputs))
         try:
-            results = group.run(group.inputs)
-        except Exception as error:  # someone's input is bad: find whose, and serve the others
-            if len(group.inputs) == 1:
-                group.futures[0].set_exception(error)
+            try:
+                results = group.run(group.inputs)
+            except Exception as error:  # someone's input is bad: find whose, and serve the others
+                if len(group.inputs) == 1:
+                    group.futures[0].set_exception(error)
+                    return
+                for future, item in zip(group.futures, group.inputs):
+                    _run_alone(future, group.run, item)
                 return
-            for future, item in zip(group.futures, group.inputs):
-                _run_alone(future, group.run, item)
-            return
-        for future, result in zip(group.futures, results):
-            future.set_result(result)
+            for future, result in zip(group.futures, results, strict=True):
+                future.set_result(result)
+        finally:  # whatever went wrong, nobody waits for ever
+            for future in group.futures:
+                if not future.done():
+                    future.set_exception(RuntimeError("The batched call gave no result for this input"))
 
 
 def _run_alone(future: Future, run: Callable[[list], list], item) -> None:
@@ -86,3 +92,8 @@ def _run_alone(future: Future, run: Callable[[list], list], item) -> None:
 
 
 batcher = Batcher()  # the process-wide one: the app's handlers share it
+
+
+def _identity(value) -> Hashable:
+    """What makes two options the same: equal plain values, or the very same object (a model, a gallery)."""
+    return value if isinstance(value, (str, int, float, bool, type(None))) else ("object", id(value))

@@ -8,6 +8,7 @@ temperature or top-p). ``pipelines.rerank`` combines that score with CLIP's imag
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
@@ -19,6 +20,7 @@ from .errors import InputError
 from .hf import TransformersPipeline, load_part
 from .io import load_image
 
+_SAMPLING = threading.Lock()  # see _sampling
 MAX_NEW_TOKENS = 100  # upper bound a user may ask for
 MAX_BEAMS = 10
 MAX_CANDIDATES = 10
@@ -134,7 +136,7 @@ class Captioner(TransformersPipeline):
         raise NotImplementedError
 
     def _forward(self, inputs: dict[str, torch.Tensor], options: CaptionOptions):
-        with _seeded(options.seed if options.sample else None, self.device):
+        with _sampling(options, self.device):
             return self.model.generate(**inputs, **generate_kwargs(options), output_logits=True,
                                        return_dict_in_generate=True)
 
@@ -199,13 +201,17 @@ def generate_kwargs(options: CaptionOptions) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch's generator for one call, leaving the global random state as it was."""
-    if seed is None:
+def _sampling(options: CaptionOptions, device: torch.device) -> Iterator[None]:
+    """For a sampled call: torch's global generator to itself (seeded when a seed is given), restored after.
+
+    Concurrent requests share that generator, so sampled calls take turns: a seed reproduces whoever else samples.
+    """
+    if not options.sample:
         yield
         return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with _SAMPLING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
         yield
 
 
@@ -245,7 +251,7 @@ class BlipCaptioner(Captioner):
 
     def _forward(self, inputs, options):
         copies = options.num_candidates if options.sample else options.num_beams
-        with _seeded(options.seed if options.sample else None, self.device):
+        with _sampling(options, self.device):
             return blip_generate.generate(self.model, **inputs, copies=copies, **generate_kwargs(options),
                                           output_logits=True, return_dict_in_generate=True)
 

@@ -204,6 +204,14 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.items)
 
+    def __getstate__(self) -> dict:
+        """Picklable (ZeroGPU Spaces send a session's gallery to a worker process): without the lock and the
+        indexes, which are rebuilt on demand from the cached embeddings."""
+        return {"name": self.name, "items": list(self.items)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"], state["items"])
+
     def _append(self, item: Item) -> bool:
         if item.digest in self._digests:
             return False

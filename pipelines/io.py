@@ -28,6 +28,7 @@ MAX_SECONDS = 600.0  # seconds; the default longest clip, overridden by the env 
 MAX_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS"  # env var holding a number of seconds
 MIN_RATE, MAX_RATE = 1_000, 768_000  # Hz: what real recordings use; outside this a header or array is wrong
 MAX_CHANNELS = 16  # channels; more than this in a (samples, channels) array means it is transposed
+MAX_SAMPLES = int(MAX_SECONDS * 48_000 * 2)  # decoded samples (all channels) held at once: 10 min 48 kHz stereo
 
 # Decoders that PIL may use: common upload formats only (no EPS, which would run Ghostscript).
 # JPEG also opens multi-picture (MPO) files from phones.
@@ -156,10 +157,8 @@ def load_audio(source, *, max_seconds: float | None = None) -> np.ndarray:
         rate, samples = _decode_audio(source, limit)
     if samples.size == 0:
         raise InputError("This recording contains no audio samples. Record again or upload another file.")
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise InputError(f"This recording's sample rate is {rate:,} Hz; audio is recorded at {MIN_RATE:,} to "
-                         f"{MAX_RATE:,} Hz. Export it again at a common rate such as 16,000 or 44,100 Hz.")
-    samples = samples.mean(axis=1, dtype=np.float64) if samples.ndim == 2 else samples.astype(np.float64)
+    _check_layout(rate, samples.shape[1] if samples.ndim == 2 else 1)
+    samples = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
     if not np.isfinite(samples).all():
         raise InputError("This recording contains invalid samples (NaN or infinity). Export it again and upload it.")
     _check_duration(len(samples) / rate, limit)
@@ -206,6 +205,22 @@ def _check_not_too_long(seconds: float, max_seconds: float) -> None:
         )
 
 
+def _check_layout(rate: int, channels: int) -> None:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InputError(f"This recording's sample rate is {rate:,} Hz; audio is recorded at {MIN_RATE:,} to "
+                         f"{MAX_RATE:,} Hz. Export it again at a common rate such as 16,000 or 44,100 Hz.")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise InputError(f"This recording has {channels} channels; at most {MAX_CHANNELS} are read. Export it as "
+                         "mono or stereo and upload it again.")
+
+
+def _check_not_too_much(frames: int, channels: int) -> None:
+    if frames * channels > MAX_SAMPLES:
+        raise InputError(f"This recording holds more audio data than is read at once ({channels} channels; over "
+                         f"{MAX_SAMPLES // 1_000_000} million samples). Export it as mono or stereo at 48 kHz or "
+                         "less, or trim it, and upload it again.")
+
+
 def _audio_from_tuple(source: tuple) -> tuple[int, np.ndarray]:
     """Gradio's (sample_rate, array) as (rate, float samples of shape (n,) or (n, channels))."""
     if len(source) != 2 or not isinstance(source[1], np.ndarray):
@@ -247,8 +262,12 @@ def _decode_audio(source: Source, max_seconds: float) -> tuple[int, np.ndarray]:
 
 def _decode_with_soundfile(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
     with sf.SoundFile(fp) as sound:
-        limit = int(max_seconds * sound.samplerate) + 1  # read one frame past the limit, no more
-        return sound.samplerate, sound.read(frames=limit, dtype="float32", always_2d=True)
+        _check_layout(sound.samplerate, sound.channels)  # from the header, before any sample is decoded
+        most = MAX_SAMPLES // sound.channels
+        limit = min(int(max_seconds * sound.samplerate) + 1, most + 1)  # one frame past a limit, no more
+        samples = sound.read(frames=limit, dtype="float32", always_2d=True)
+        _check_not_too_much(len(samples), sound.channels)
+        return sound.samplerate, samples
 
 
 def _decode_with_av(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
@@ -256,7 +275,8 @@ def _decode_with_av(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
         if not container.streams.audio:
             raise InputError(f"This file has no audio track. {_AUDIO_ADVICE}")
         stream = container.streams.audio[0]
-        rate = stream.rate
+        rate, channels = stream.rate, stream.codec_context.channels
+        _check_layout(rate, channels)
         to_float = av.AudioResampler(format="fltp")  # planar float; same rate and channels
         chunks, frames = [], 0
         for frame in container.decode(stream):
@@ -264,6 +284,7 @@ def _decode_with_av(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
                 chunks.append(out.to_ndarray())  # (channels, samples)
                 frames += out.samples
             _check_not_too_long(frames / rate, max_seconds)  # stop decoding as soon as it is too long
+            _check_not_too_much(frames, channels)
         chunks += [out.to_ndarray() for out in to_float.resample(None)]
     if not chunks:
         return rate, np.zeros((0, 1), np.float32)

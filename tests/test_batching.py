@@ -80,7 +80,7 @@ def test_concurrent_visitors_captions_are_joined_by_the_app_and_each_is_right(tm
         with ThreadPoolExecutor(len(paths)) as pool:
             captions = list(pool.map(lambda i: clients[i].predict(handle_file(paths[i]), api_name="/caption")[0],
                                      range(len(paths))))
-        joined = batcher.calls[before:]
+        joined = list(batcher.calls)[before:]
         assert len(joined) < len(paths) and max(joined) > 1  # some visitors shared a forward pass
         for scene, caption in zip(scenes, captions):
             assert scene.color in caption and scene.shape in caption

@@ -199,7 +199,7 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
                                      dict(prefix="a picture of", num_beams=3, num_candidates=2)])
 def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(options, fresh_scenes):
     from pipelines import blip_generate
-    from pipelines.caption import _seeded, generate_kwargs
+    from pipelines.caption import _sampling, generate_kwargs
 
     captioner = pipelines.load("caption", "toy-blip")
     options = captioner.options(**options)
@@ -213,7 +213,7 @@ def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(op
         with torch.inference_mode():
             for run in (lambda **kw: captioner.model.generate(**inputs, **kw),
                         lambda **kw: blip_generate.generate(captioner.model, **inputs, copies=copies, **kw)):
-                with _seeded(options.seed, captioner.device):
+                with _sampling(options, captioner.device):
                     outputs.append(run(**generate_kwargs(options), output_logits=True, return_dict_in_generate=True))
     finally:
         hook.remove()

@@ -508,3 +508,24 @@ def test_float_samples_louder_than_full_scale_are_scaled_not_clipped():
     samples = load_audio((16000, loud))
     assert np.isfinite(samples).all() and np.abs(samples).max() == pytest.approx(1.0, abs=1e-3)
     assert np.corrcoef(samples, loud / 8e36)[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("fmt", ["FLAC", "WAV"])
+def test_audio_that_would_decode_to_too_many_samples_is_refused(tmp_path, monkeypatch, fmt):
+    """A small file of silence can hold hours of many-channel audio; the decoded samples are bounded."""
+    import pipelines.io as pio
+
+    monkeypatch.setattr(pio, "MAX_SAMPLES", 1_000_000)
+    path = tmp_path / f"quiet.{fmt.lower()}"
+    sf.write(path, np.zeros((10 * 48_000, 4), np.float32), 48_000, format=fmt)  # 1.92 M samples
+    with pytest.raises(InputError, match="more audio data than is read at once"):
+        load_audio(path)
+    sf.write(path, np.zeros((2 * 48_000, 4), np.float32), 48_000, format=fmt)  # 0.38 M samples
+    assert len(load_audio(path)) == 2 * 16_000
+
+
+def test_more_channels_than_read_are_refused_from_the_header(tmp_path):
+    path = tmp_path / "many.wav"
+    sf.write(path, np.zeros((1600, 20), np.float32), 16_000)
+    with pytest.raises(InputError, match="has 20 channels"):
+        load_audio(path)

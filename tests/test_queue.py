@@ -17,14 +17,16 @@ def test_a_full_queue_says_busy_try_again_and_the_app_keeps_serving(monkeypatch)
     monkeypatch.setattr(app, "QUEUE_SIZE", 2)
     demo = serve("toy")
     try:
-        def transcribe(_):
+        clients = [Client(demo.local_url, verbose=False) for _ in range(8)]  # connected first: they ask together
+
+        def transcribe(client):
             try:
-                return Client(demo.local_url, verbose=False).predict(handle_file(str(SPEECH)), api_name="/transcribe")
+                return client.predict(handle_file(str(SPEECH)), api_name="/transcribe")
             except Exception as error:  # the ones turned away
                 return error
 
-        with ThreadPoolExecutor(8) as pool:
-            outcomes = list(pool.map(transcribe, range(8)))
+        with ThreadPoolExecutor(len(clients)) as pool:
+            outcomes = list(pool.map(transcribe, clients))
         refused = [o for o in outcomes if isinstance(o, Exception)]
         served = [o for o in outcomes if not isinstance(o, Exception)]
         assert refused and all("try again" in str(error).lower() for error in refused), refused
