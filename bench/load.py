@@ -143,7 +143,7 @@ def main(argv=None) -> list[Row]:
             seconds, error = timed(lambda: request(warm))
             if error:
                 raise SystemExit(f"warm-up {name} failed: {error}")
-        soak(url, 4, 5, seed=1)  # a short warm-up under concurrency: allocator pools settle
+        soak(url, args.clients, 5, seed=1)  # warm up at the run's concurrency: per-thread allocator pools settle
         before = rss_mib(app.pid)
         start = time.perf_counter()
         results = soak(url, args.clients, args.requests, seed=2)
