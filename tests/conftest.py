@@ -64,6 +64,15 @@ def page(toy_app):
         browser.close()
 
 
+@pytest.fixture
+def cache_dir(tmp_path):
+    """A fresh app cache directory (embeddings, uploads, indexes) for one test; the previous one after."""
+    before = runtime.settings().cache_dir
+    runtime.configure(cache_dir=tmp_path / "cache")
+    yield tmp_path / "cache"
+    runtime.configure(cache_dir=before)
+
+
 @pytest.fixture(scope="session")
 def fresh_scenes() -> list[toyworld.Scene]:
     """Scenes no toy model saw in training."""

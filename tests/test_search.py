@@ -9,22 +9,12 @@ import pytest
 
 import pipelines
 import toyworld
-from pipelines import runtime
 from pipelines.classify import classifier
 from pipelines.errors import InputError
 from pipelines.gallery import Gallery
 from pipelines.retrieval import Query
 
 LABELS = [f"{c} {s}" for c in toyworld.COLORS for s in toyworld.SHAPES]
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    """A fresh app cache directory for the test; the previous one after."""
-    before = runtime.settings().cache_dir
-    runtime.configure(cache_dir=tmp_path / "cache")
-    yield tmp_path / "cache"
-    runtime.configure(cache_dir=before)
 
 
 def scene_folder(folder, seeds) -> list[toyworld.Scene]:

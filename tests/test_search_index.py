@@ -7,7 +7,7 @@ import pytest
 
 import pipelines
 import toyworld
-from pipelines import index, runtime
+from pipelines import index
 from pipelines.gallery import Gallery
 
 
@@ -38,14 +38,6 @@ def test_the_index_kind_follows_the_gallery_size():
     assert index.choose_kind(500) == "exact"
     assert index.choose_kind(index.BRUTE_FORCE_MAX + 1) == "hnsw"
     assert index.choose_kind(index.HNSW_MAX + 1) == "ivf"
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    before = runtime.settings().cache_dir
-    runtime.configure(cache_dir=tmp_path / "cache")
-    yield tmp_path / "cache"
-    runtime.configure(cache_dir=before)
 
 
 @pytest.fixture

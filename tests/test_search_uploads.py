@@ -8,17 +8,8 @@ import zipfile
 import pytest
 
 import toyworld
-from pipelines import runtime
 from pipelines.errors import InputError
 from pipelines.gallery import MAX_UPLOAD_FILES, Gallery, image_store
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    before = runtime.settings().cache_dir
-    runtime.configure(cache_dir=tmp_path / "cache")
-    yield tmp_path / "cache"
-    runtime.configure(cache_dir=before)
 
 
 def png(seed: int) -> bytes:
