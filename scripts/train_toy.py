@@ -414,13 +414,18 @@ def eval_blip_vqa(out: Path, scenes: list, fp16: bool = False) -> dict[str, floa
     model = BlipForQuestionAnswering.from_pretrained(out).eval()
     dtype = torch.float16 if fp16 else torch.float32
     model = model.to(dtype)
-    # Every question about every scene, batched mixed (so padded) as the app batches them.
-    asked = [(s.image, question, answer) for s in scenes for question, answer in s.qa]
+    return vqa_accuracy(processor, scenes, lambda inputs: processor.batch_decode(
+        model.generate(**inputs.to(dtype)), skip_special_tokens=True))
+
+
+def vqa_accuracy(processor, scenes: list, answer: Callable) -> dict[str, float]:
+    """Every question about every scene, batched mixed (so padded) as the app batches them; ``answer`` maps a
+    processed batch to answer strings."""
+    asked = [(s.image, question, expected) for s in scenes for question, expected in s.qa]
     answers = []
     for chunk in in_chunks(asked):
-        inputs = processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True,
-                           return_tensors="pt")
-        answers += processor.batch_decode(model.generate(**inputs.to(dtype)), skip_special_tokens=True)
+        answers += answer(processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True,
+                                    return_tensors="pt"))
     return {"vqa_exact": accuracy(answers, [a for _, _, a in asked])}
 
 
@@ -569,14 +574,12 @@ def eval_vilt(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
     model = ViltForQuestionAnswering.from_pretrained(out).eval()
     dtype = torch.float16 if fp16 else torch.float32
     model = model.to(dtype)
-    asked = [(s.image, question, answer) for s in scenes for question, answer in s.qa]
-    answers = []
-    for chunk in in_chunks(asked):
-        inputs = processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True,
-                           return_tensors="pt")
+
+    def answer(inputs):
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-        answers += [model.config.id2label[i] for i in model(**inputs).logits.argmax(-1).tolist()]
-    return {"vqa_exact": accuracy(answers, [a for _, _, a in asked])}
+        return [model.config.id2label[i] for i in model(**inputs).logits.argmax(-1).tolist()]
+
+    return vqa_accuracy(processor, scenes, answer)
 
 
 TRAINERS = {"clip": train_clip, "blip-caption": train_blip_caption, "blip-vqa": train_blip_vqa,
