@@ -100,7 +100,8 @@ def main(argv=None) -> list[Row]:
 
     torch.set_num_threads(THREADS)
     from pipelines.registry import ModelSpec
-    from pipelines.vqa import BlipVqa, ViltVqa
+    from pipelines.vqa.blip import BlipVqa
+    from pipelines.vqa.vilt import ViltVqa
 
     cpu, fp32 = torch.device("cpu"), torch.float32
     beams = top_k = 5

@@ -12,7 +12,7 @@ import gradio as gr
 import pipelines
 from pipelines import fusion, registry, runtime
 from pipelines.batching import batcher
-from pipelines.caption import MAX_CANDIDATES, MAX_NEW_TOKENS, CaptionOptions, Captioner
+from pipelines.caption_options import GENERIC_DEFAULTS, MAX_CANDIDATES, MAX_NEW_TOKENS, MODEL_DEFAULTS, CaptionOptions
 from pipelines.io import load_image
 from pipelines.rerank import Ranked, caption_and_rerank
 
@@ -149,9 +149,9 @@ def model_defaults(model: str | None) -> dict:
     """The chosen model's own beams and maximum length (registry names; other models get the generic ones)."""
     try:
         spec = registry.resolve("caption", model, runtime.settings().profile)
-        return pipelines.pipeline_class(spec).defaults if spec.backend != "auto" else Captioner.defaults
     except pipelines.PipelineError:
-        return Captioner.defaults
+        return GENERIC_DEFAULTS
+    return MODEL_DEFAULTS.get(spec.backend, GENERIC_DEFAULTS)
 
 
 def build() -> None:

@@ -25,8 +25,8 @@ BACKENDS = {
     ("caption", "blip"): "caption:BlipCaptioner",
     ("caption", "vision-encoder-decoder"): "caption:VisionEncoderDecoderCaptioner",
     ("search", "open_clip"): "retrieval:SearchPipeline",
-    ("ask", "blip-vqa"): "vqa:BlipVqa",
-    ("ask", "vilt"): "vqa:ViltVqa",
+    ("ask", "blip-vqa"): "vqa.blip:BlipVqa",
+    ("ask", "vilt"): "vqa.vilt:ViltVqa",
     ("transcribe", "faster-whisper"): "speech.faster:FasterWhisper",
     ("transcribe", "transformers-whisper"): "speech.transformers_whisper:TransformersWhisper",
 }
@@ -91,7 +91,7 @@ def _detect_backend(spec: ModelSpec) -> str:
 
 def _model_type(spec: ModelSpec) -> str:
     """config.json's model_type, or "ctranslate2" for a CTranslate2 export (transformers never writes model.bin)."""
-    from .base import checkpoint_dir, config_model_type
+    from .checkpoints import checkpoint_dir, config_model_type
 
     path = checkpoint_dir(spec, ["config.json", "model.bin"])
     if (path / "model.bin").is_file():

@@ -1,55 +1,20 @@
-"""What every task pipeline shares: checkpoint lookup, load-error translation, and the batched call."""
+"""What every task pipeline shares: the batched call (checkpoint helpers live in ``checkpoints``).
+
+torch is imported by the model backends and on the first call here, not with this module: task modules that only
+describe requests and results (and the UI that imports them) load without it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import fields, replace
-from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-import torch
+from .checkpoints import checkpoint_dir, translating_load_errors  # noqa: F401  (speech.faster imports them from here)
+from .errors import InputError
+from .registry import ModelSpec
 
-from . import hub, runtime
-from .errors import InputError, ModelLoadError, PipelineError
-from .registry import ModelSpec, local_path
-
-
-def checkpoint_dir(spec: ModelSpec, allow_patterns: list[str]) -> Path:
-    """A local directory for ``spec``: the shipped/local one, or a hub snapshot of just ``allow_patterns``."""
-    if spec.is_hub:
-        return hub.snapshot(spec.source, allow_patterns=allow_patterns, cache_dir=runtime.settings().models_dir)
-    return local_path(spec)
-
-
-def require_safetensors(spec: ModelSpec, path: Path) -> None:
-    """We never unpickle weights: a checkpoint must carry them as safetensors."""
-    if not any(path.glob("*.safetensors")):
-        raise ModelLoadError(spec.name, f"{path} holds no .safetensors weights (only safetensors files are loaded, "
-                             "never pickles)", "Convert the checkpoint with `save_pretrained(..., safe_serialization=True)`")
-
-
-@contextlib.contextmanager
-def translating_load_errors(spec: ModelSpec, path: Path | str) -> Iterator[None]:
-    """Any failure while reading a checkpoint becomes one ModelLoadError naming the model, cause and fix."""
-    try:
-        yield
-    except PipelineError:
-        raise
-    except Exception as e:  # corrupt weights, wrong format, missing files: the libraries raise many kinds
-        raise ModelLoadError(
-            spec.name,
-            f"the checkpoint at {path} could not be read as a {spec.task} model ({type(e).__name__}: {e})",
-            "Check that it is a complete checkpoint of a supported kind, or choose another model",
-        ) from e
-
-
-def config_model_type(spec: ModelSpec, path: Path) -> str:
-    """The ``model_type`` in a transformers checkpoint's config.json (to pick a backend for 'auto')."""
-    import json
-
-    config = path / "config.json"
-    with translating_load_errors(spec, path):
-        return json.loads(config.read_text())["model_type"]
+if TYPE_CHECKING:
+    import torch
 
 
 class Pipeline:
@@ -79,6 +44,8 @@ class Pipeline:
         return options
 
     def __call__(self, inputs: Sequence, **overrides: Any) -> list:
+        import torch
+
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise InputError(f"Pipelines take a list of inputs; got {type(inputs).__name__}. Wrap one input as [x]")
         options = self.options(**overrides)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import pipeline_class, registry, runtime
-from .base import checkpoint_dir
+from .checkpoints import checkpoint_dir
 from .errors import PipelineError
 
 

@@ -2,7 +2,8 @@
 
 Early fusion combines embeddings before searching ("this photo, but blue"); late fusion combines the scores
 that several sources gave the same candidates (a captioner's likelihood and CLIP's image-text similarity).
-Every tab that needs CLIP goes through ``shared_space()``, so one instance serves them all.
+Every tab that needs CLIP goes through ``shared_space()``, so one instance serves them all. The operators need only
+numpy; torch and open_clip are imported when a space loads or encodes, so the UI can import this module cheaply.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
-from .base import checkpoint_dir, require_safetensors, translating_load_errors
+from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
 from .errors import InputError
 from .io import load_image
 from .registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 # What a hub snapshot of an open_clip checkpoint needs (skips the transformers-format copy some repos carry).
 OPEN_CLIP_FILES = ["open_clip_config.json", "open_clip_model.safetensors", "tokenizer*", "vocab*", "merges.txt",
@@ -87,6 +90,8 @@ class ClipSpace:
         return self._encode(tokens, self.model.encode_text, "text")
 
     def _encode(self, items: list[torch.Tensor], encoder, tower: str) -> np.ndarray:
+        import torch
+
         chunks = []
         for start in range(0, len(items), BATCH_SIZE):
             batch = torch.stack(items[start:start + BATCH_SIZE]).to(self.device)

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 import torch
 
-from .base import Pipeline, checkpoint_dir, require_safetensors, translating_load_errors
+from .base import Pipeline
+from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
 from .registry import ModelSpec
 
 # What a hub snapshot of a transformers checkpoint needs: configs, tokenizer/processor files, safetensors weights.

@@ -7,14 +7,17 @@ words match the picture. ``late_fusion`` rescales both over one image's candidat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .caption import Caption, Candidate, Captioner
+from .caption_options import Caption, Candidate
 from .errors import InputError
 from .fusion import ClipSpace, late_fusion, similarity
 from .io import load_image
+
+if TYPE_CHECKING:
+    from .caption import Captioner
 
 NO_TEXT_SIMILARITY = -1.0  # an empty caption matches nothing: the lowest cosine
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from . import runtime
 from .base import Pipeline
@@ -23,6 +22,9 @@ from .errors import InputError
 from .fusion import OPEN_CLIP_FILES, ClipSpace, early_fusion
 from .gallery import Gallery, bundled
 from .registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 10_000  # characters of a text looked at when counting its tokens (the model reads far fewer)

@@ -1,7 +1,8 @@
 """Process-wide settings (profile, device, models directory) and the model cache.
 
 Each model is loaded once per (task, source, device, dtype), lazily, on first use; concurrent first requests
-wait for the one load in progress instead of starting their own.
+wait for the one load in progress instead of starting their own. torch is imported when a device or dtype is
+first resolved, not with this module: the UI starts (and serves its first page) before any framework loads.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = ("float32", "float16", "bfloat16")  # names of torch dtypes
 
 T = TypeVar("T")
 
@@ -71,6 +73,8 @@ def _verify(settings: Settings) -> None:
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``auto`` (or None: the configured device) becomes CUDA when available, else CPU."""
+    import torch
+
     name = str(device or _settings.device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -83,16 +87,18 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
     """fp32 on CPU, the configured half precision on CUDA, unless ``dtype`` says otherwise."""
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is not None:
         if dtype not in DTYPES:
             raise InputError(f"Unknown dtype {dtype!r}; expected one of: {', '.join(DTYPES)}")
-        return DTYPES[dtype]
+        return getattr(torch, dtype)
     if device.type == "cuda":
         if _settings.cuda_dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             return torch.float16
-        return DTYPES[_settings.cuda_dtype]
+        return getattr(torch, _settings.cuda_dtype)
     return torch.float32
 
 
@@ -132,6 +138,8 @@ cache = ModelCache()
 
 
 def device_name(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{torch.get_num_threads()} CPU threads"

@@ -14,7 +14,8 @@ import pipelines
 import toyworld
 from pipelines import fusion, heatmap
 from pipelines.registry import PROJECT_ROOT
-from pipelines.vqa import BlipVqa, ViltVqa
+from pipelines.vqa.blip import BlipVqa
+from pipelines.vqa.vilt import ViltVqa
 
 FAMILIES = {"toy-blip-vqa": BlipVqa, "toy-vilt": ViltVqa}
 QUESTIONS = [(q, "color") for q in toyworld.COLOR_QUESTIONS] + [(q, "shape") for q in toyworld.SHAPE_QUESTIONS]

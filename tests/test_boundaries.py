@@ -1,6 +1,9 @@
 """The rooms keep their walls: pipelines/ has no UI code, demos/ has no model libraries."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +33,13 @@ def test_pipelines_import_no_gradio(path, names):
 @pytest.mark.parametrize("path,names", imported_modules("demos").items())
 def test_demos_import_no_model_library(path, names):
     assert not names & MODEL_LIBRARIES, f"{path} imports {names & MODEL_LIBRARIES}"
+
+
+def test_the_ui_builds_without_loading_a_model_library():
+    """Cold start: the page is served before torch & co. load (they load with the first model, in a handler)."""
+    script = ("import sys, app; app.demo; "
+              f"print(sorted(name for name in {sorted(MODEL_LIBRARIES)!r} if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MM_PROFILE": "toy"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"building the app imported {done.stdout.strip()}"

@@ -10,7 +10,7 @@ import pipelines
 import toyworld
 from pipelines import fusion
 from pipelines.blip_attention import use_sdpa
-from pipelines.caption import Candidate
+from pipelines.caption_options import Candidate
 from pipelines.rerank import caption_and_rerank, rerank
 
 MODELS = ["toy-blip", "toy-vit-gpt2"]

@@ -1,11 +1,10 @@
 """Visual question answering: (image, question) pairs in, ranked answers out.
 
 One class per model family, behind one interface (``pipelines.load("ask", model)``):
-``BlipVqa`` generates its answers (BLIP VQA); ``ViltVqa`` picks them from a fixed answer set (ViLT).
+``blip.BlipVqa`` generates its answers (BLIP VQA); ``vilt.ViltVqa`` picks them from a fixed answer set (ViLT).
+This package exports only the request and result types; the model classes import torch and load with their backend.
 """
 
-from .base import Answer, AskOptions, VqaPipeline
-from .blip import BlipVqa
-from .vilt import ViltVqa
+from .options import Answer, AskOptions
 
-__all__ = ["Answer", "AskOptions", "VqaPipeline", "BlipVqa", "ViltVqa"]
+__all__ = ["Answer", "AskOptions"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Answer, AskOptions, VqaBatch, VqaPipeline
+from .base import VqaBatch, VqaPipeline
+from .options import Answer, AskOptions
 
 
 class BlipVqa(VqaPipeline):
