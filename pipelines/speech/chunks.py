@@ -19,6 +19,7 @@ from ..io import SAMPLE_RATE
 
 WINDOW = 30.0  # seconds: Whisper's input length
 OVERLAP = 5.0  # seconds shared by neighbouring windows when VAD is off
+PAUSE_MS = 160  # ms: a pause this long ends a speech region, so windows can be cut between sentences
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,32 @@ def overlapping_windows(samples: int) -> list[Chunk]:
 
 
 def speech_windows(audio: np.ndarray) -> list[Chunk]:
-    """Chunks of at most WINDOW seconds holding all the speech Silero VAD finds; [] for silence."""
+    """Chunks of at most WINDOW seconds holding all the speech Silero VAD finds; [] for silence.
+
+    As few chunks as greedy packing needs (each costs one encoder pass), cut at the pauses that make them as even as
+    possible: a batch of windows decodes for as long as its longest one takes, and a nearly full window is where
+    Whisper most often skips a sentence.
+    """
     from faster_whisper.vad import VadOptions, get_speech_timestamps  # Silero VAD (ONNX), shipped in faster-whisper
 
+    vad = VadOptions(max_speech_duration_s=WINDOW, min_silence_duration_ms=PAUSE_MS)
+    regions = [(r["start"], r["end"]) for r in get_speech_timestamps(audio, vad, sampling_rate=SAMPLE_RATE)]
     window = int(WINDOW * SAMPLE_RATE)
-    regions = get_speech_timestamps(audio, VadOptions(max_speech_duration_s=WINDOW), sampling_rate=SAMPLE_RATE)
+    count = len(_packed(regions, window))
+    shortest, longest = 0, window  # binary search for the shortest limit that needs no more chunks
+    while longest - shortest > SAMPLE_RATE // 10:
+        middle = (shortest + longest) // 2
+        shortest, longest = (shortest, middle) if len(_packed(regions, middle)) <= count else (middle, longest)
+    return _packed(regions, longest)
+
+
+def _packed(regions: list[tuple[int, int]], limit: int) -> list[Chunk]:
+    """Consecutive speech regions joined while a chunk spans at most ``limit`` samples (a longer region stays whole;
+    VAD already keeps regions within WINDOW)."""
     chunks: list[Chunk] = []
-    for region in regions:
-        if chunks and region["end"] - chunks[-1].start <= window:
-            chunks[-1] = Chunk(chunks[-1].start, region["end"])  # the silence between stays in: no time remapping
+    for start, end in regions:
+        if chunks and end - chunks[-1].start <= limit:
+            chunks[-1] = Chunk(chunks[-1].start, end)  # the silence between stays in: no time remapping
         else:
-            chunks.append(Chunk(region["start"], region["end"]))
+            chunks.append(Chunk(start, end))
     return chunks
