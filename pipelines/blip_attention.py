@@ -3,15 +3,29 @@
 The eager path materialises every (query, key) score, scales it, softmaxes it and multiplies by the values in
 separate passes; SDPA does the same sum in one fused kernel. Same weights, same result up to float rounding.
 ``use_sdpa`` switches one model instance's attention layers; other instances keep the stock code.
+``ImageRows`` lets a batch whose rows share images project each image's cross-attention keys and values once.
 """
 
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers.cache_utils import EncoderDecoderCache
+
+
+@dataclass
+class ImageRows:
+    """Passed as ``past_key_values`` to a BLIP text model run on ``encoder_hidden_states`` of the distinct images:
+    row i of the batch attends to image ``rows[i]``. Keys and values are projected per image, then gathered per row.
+    """
+
+    rows: torch.Tensor  # (batch,) index into the distinct images
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0  # nothing cached: the text positions start at 0
 
 
 def use_sdpa(model: torch.nn.Module) -> int:
@@ -42,8 +56,10 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
     query = self.query(hidden_states).view(batch, length, -1, self.attention_head_size).transpose(1, 2)
     cross = encoder_hidden_states is not None
     mask = encoder_attention_mask if cross else attention_mask
-    cache, projected = past_key_values, False
-    if isinstance(cache, EncoderDecoderCache):
+    cache, projected, rows = past_key_values, False, None
+    if isinstance(cache, ImageRows):
+        cache, rows = None, cache.rows if cross else None
+    elif isinstance(cache, EncoderDecoderCache):
         projected = cross and cache.is_updated.get(self.layer_idx, False)
         cache = cache.cross_attention_cache if cross else cache.self_attention_cache
     if projected:
@@ -54,6 +70,8 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
         shape = (source.shape[0], source.shape[1], -1, self.attention_head_size)
         key = self.key(source).view(shape).transpose(1, 2)
         value = self.value(source).view(shape).transpose(1, 2)
+        if rows is not None:
+            key, value = key[rows], value[rows]
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
             if cross and isinstance(past_key_values, EncoderDecoderCache):

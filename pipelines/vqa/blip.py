@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import torch
 
+from ..blip_attention import ImageRows, use_sdpa
 from .base import VqaBatch, VqaPipeline
 from .options import Answer, AskOptions
+
+CPU_VISION_CHUNK = 4  # images per vision-tower forward on CPU: a few images' activations stay in cache
 
 
 class BlipVqa(VqaPipeline):
     model_class_name = "BlipForQuestionAnswering"
     processor_class_name = "BlipProcessor"
+
+    def __init__(self, spec, device, dtype, model, processor):
+        use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
+        super().__init__(spec, device, dtype, model, processor)
 
     @property
     def max_question_tokens(self) -> int:
@@ -18,11 +25,15 @@ class BlipVqa(VqaPipeline):
 
     def _forward(self, batch: VqaBatch, options: AskOptions):
         # BlipForQuestionAnswering.generate() step by step, so that each distinct image is encoded once however
-        # many questions ask about it: vision tower, question encoder over the image, answer decoder.
+        # many questions ask about it: vision tower, question encoder over the image (its keys and values
+        # projected once per image), answer decoder.
         model = self.model
-        images = model.vision_model(pixel_values=batch.pixels["pixel_values"])[0][batch.image_index]
+        pixels = batch.pixels["pixel_values"]
+        chunk = CPU_VISION_CHUNK if pixels.device.type == "cpu" else len(pixels)
+        images = torch.cat([model.vision_model(pixel_values=part)[0] for part in pixels.split(chunk)])
+        # no image mask: every image token may be attended to, as in BLIP's generate()
         question = model.text_encoder(input_ids=batch.text["input_ids"], attention_mask=batch.text["attention_mask"],
-                                      encoder_hidden_states=images, encoder_attention_mask=_ones(images),
+                                      encoder_hidden_states=images, past_key_values=ImageRows(batch.image_index),
                                       return_dict=False)[0]
         start = torch.full((question.shape[0], 1), model.decoder_start_token_id, device=question.device)
         beams = max(options.num_beams, options.top_k)
