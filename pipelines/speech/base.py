@@ -94,7 +94,13 @@ def _check_english_only(model: str, options: TranscribeOptions) -> None:
 def _reporter(progress: Callable[[float], None] | None, duration: float) -> Report:
     if progress is None:
         return lambda seconds: None
-    return lambda seconds: progress(min(1.0, max(0.0, seconds / duration)))
+    done = [0.0]  # the bar never moves back (a window decoded again reports earlier times)
+
+    def report(seconds: float) -> None:
+        done[0] = max(done[0], min(1.0, max(0.0, seconds / duration)))
+        progress(done[0])
+
+    return report
 
 
 def tidy(segments: list[Segment], duration: float) -> tuple[Segment, ...]:

@@ -28,6 +28,7 @@ class Chunk:
     end: int  # one past the last sample
     owns_from: float = 0.0  # seconds: segments that start in [owns_from, owns_to) belong to this chunk
     owns_to: float = float("inf")
+    pauses: tuple[int, ...] = ()  # samples inside where a speech region starts: between two regions, VAD heard a pause
 
     @property
     def offset(self) -> float:
@@ -76,7 +77,8 @@ def _packed(regions: list[tuple[int, int]], limit: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for start, end in regions:
         if chunks and end - chunks[-1].start <= limit:
-            chunks[-1] = Chunk(chunks[-1].start, end)  # the silence between stays in: no time remapping
+            # the silence between stays in: no time remapping
+            chunks[-1] = Chunk(chunks[-1].start, end, pauses=chunks[-1].pauses + (start,))
         else:
             chunks.append(Chunk(start, end))
     return chunks

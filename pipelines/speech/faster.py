@@ -14,6 +14,7 @@ from .options import TranscribeOptions
 from .results import Decoding, Segment, Word
 
 WINDOW_BATCH = 8  # VAD windows per batched forward pass (up to 4 minutes of speech)
+TAIL = 2.0  # seconds: speech left after a window's last segment that is decoded again on its own
 # What a hub snapshot of a CTranslate2 Whisper checkpoint needs.
 CT2_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.*", "preprocessor_config.json"]
 
@@ -56,15 +57,48 @@ class FasterWhisper(SpeechPipeline):
                         initial_prompt=options.initial_prompt or None)
         if windows is None:  # no VAD: faster-whisper walks the whole recording, window after window
             found, info = self.model.transcribe(audio, vad_filter=False, **settings)
-        else:  # the VAD windows go through the encoder and decoder WINDOW_BATCH at a time (~1.5x faster on CPU)
-            clips = [{"start": w.start / SAMPLE_RATE, "end": w.end / SAMPLE_RATE} for w in windows]
-            found, info = self.batched.transcribe(audio, clip_timestamps=clips, batch_size=WINDOW_BATCH,
-                                                  without_timestamps=False, **settings)
-        segments: list[Segment] = []
-        for segment in found:  # a generator that decodes as it goes: segments move the progress bar
-            segments.append(_converted(segment))
-            report(segments[-1].end)
+            return Decoding(_collected(found, report), info.language, info.language_probability)
+        # The VAD windows go through the encoder and decoder WINDOW_BATCH at a time (~1.5x faster on CPU). Each is
+        # decoded once (no seeking on as in the sequential walk), and the decoder can stop before a window's last
+        # sentence: what it left unheard is decoded again on its own, in the detected language.
+        segments, info = self._batched(audio, windows, settings, report)
+        tails = _unheard_tails(windows, segments)
+        if tails:
+            segments += self._batched(audio, tails, dict(settings, language=info.language), report)[0]
         return Decoding(segments, info.language, info.language_probability)
+
+    def _batched(self, audio: np.ndarray, windows: list[Chunk], settings: dict, report: Report):
+        clips = [{"start": w.start / SAMPLE_RATE, "end": w.end / SAMPLE_RATE} for w in windows]
+        found, info = self.batched.transcribe(audio, clip_timestamps=clips, batch_size=WINDOW_BATCH,
+                                              without_timestamps=False, **settings)
+        return _collected(found, report), info
+
+
+def _collected(found, report: Report) -> list[Segment]:
+    segments: list[Segment] = []
+    for segment in found:  # a generator that decodes as it goes: segments move the progress bar
+        segments.append(_converted(segment))
+        report(segments[-1].end)
+    return segments
+
+
+def _unheard_tails(windows: list[Chunk], segments: list[Segment]) -> list[Chunk]:
+    """The end of each window from its last segment on, where more than TAIL seconds of it went unheard.
+
+    A tail starts at the pause nearest to the last segment's end (within a second): Whisper's end times can be a
+    little late or early, and a pause neither cuts the first word of the unheard sentence nor repeats the last one.
+    """
+    tails = []
+    for window in windows:
+        ends = [s.end for s in segments if window.offset <= s.start < window.end / SAMPLE_RATE]
+        if not ends:
+            continue
+        last = round(max(ends) * SAMPLE_RATE)
+        near = [pause for pause in window.pauses if abs(pause - last) <= SAMPLE_RATE]
+        start = min(near, key=lambda pause: abs(pause - last)) if near else last
+        if window.end - start > TAIL * SAMPLE_RATE:
+            tails.append(Chunk(start, window.end))
+    return tails
 
 
 def _converted(segment) -> Segment:
