@@ -81,3 +81,7 @@ def test_uploads_over_the_limit_are_refused_before_any_model_runs(monkeypatch, t
             client.predict(handle_file(str(big)), api_name="/caption")
     finally:
         demo.close()
+
+
+def test_the_state_of_a_bounded_number_of_visitors_is_kept(toy_app):
+    assert toy_app.state_session_capacity == app.MAX_SESSIONS
