@@ -12,8 +12,14 @@ with the same settings as ours (BLIP: 5 beams, 5 answers returned; ViLT: logits 
 Pairs: the 8 example photos, 2 questions each (16 pairs; the Ask tab's "several questions about one image"), and
 16 distinct toy scenes upscaled to 384 px with one question each (16 distinct images: batching alone).
 Random weights rarely emit the end token, so both sides decode ``--answer-tokens`` tokens per answer (real answers
-are one to three). Contenders run in turns and each row reports its best time. Not run by CI; timings never
-belong in tests.
+are one to three). Contenders run in turns and each row reports its best time; the speed-up's spread is the range
+of the per-round ratios.
+
+FLOP efficiency: the FLOPs torch's FlopCounterMode counts in one run of a contender (fused CPU attention counted
+like the eager one), divided by its best time and by the best fp32 matmul rate (bench_search.matmul_rate) measured
+between the contenders' runs. Ceiling: the loop's best time over the time our pipeline's FLOPs would take at that
+matmul rate, i.e. the speed-up of a perfect pipeline doing our work at 100 %: where it is under the 1.5x goal, no
+batching can reach the goal on this machine. Not run by CI; timings never belong in tests.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.bench_search import matmul_rate  # noqa: E402
 from bench.report import Row, ratio_row  # noqa: E402
 THREADS = 2  # CPU threads for every contender
 QUESTIONS = ("what is in the picture?", "what color is it?")
@@ -78,14 +87,33 @@ def vilt_b32():
     return model, ViltProcessor(image_processor=ViltImageProcessor(), tokenizer=toy)
 
 
-def best_of(contenders: dict, repeats: int) -> dict[str, float]:
-    best = {name: float("inf") for name in contenders}
+def timed(contenders: dict, repeats: int, rates: list[float]) -> dict[str, list[float]]:
+    """Seconds of each run of each contender, in turns; the matmul rate (GFLOP/s) measured before each run."""
+    times = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, run in contenders.items():
+            rates.append(matmul_rate(1.5))
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def counted_flops(run) -> float:
+    """FLOPs (2 x multiply-adds) that torch's FlopCounterMode counts in ``run()``.
+
+    FlopCounterMode has no formula for the fused CPU attention kernel; it gets the eager attention's count.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def fused_attention(query, key, value, *args, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: fused_attention}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        run()
+    return float(counter.get_total_flops())
 
 
 def main(argv=None) -> list[Row]:
@@ -127,21 +155,65 @@ def main(argv=None) -> list[Row]:
             model.text_decoder.generation_config.min_new_tokens = args.answer_tokens
         options = {"top_k": top_k, "num_beams": beams, "max_new_tokens": args.answer_tokens}
         for workload, pairs in (("8 photos x 2 questions", pairs_photos()), ("16 distinct scenes", pairs_distinct())):
-            times = best_of({
-                "loop": lambda: [single(image, question) for image, question in pairs],
-                "ours": lambda: ours(pairs, **options),
-            }, args.repeats)
-            rows.append((family, workload, len(pairs), times["loop"], times["ours"]))
-            print(f"  {workload}: loop {times['loop']:.1f} s, batched {times['ours']:.1f} s", flush=True)
+            contenders = {"loop": lambda: [single(image, question) for image, question in pairs],
+                          "ours": lambda: ours(pairs, **options)}
+            rates: list[float] = []
+            times = timed(contenders, args.repeats, rates)
+            rates.append(matmul_rate(1.5))
+            with torch.inference_mode():
+                flops = {name: counted_flops(run) for name, run in contenders.items()}
+            rows.append(Measured(family, workload, len(pairs), times, flops, max(rates) * 1e9))
+            print(f"  {workload}: loop {min(times['loop']):.1f} s, batched {min(times['ours']):.1f} s, matmul "
+                  f"{max(rates):.0f} GFLOP/s", flush=True)
 
     print(f"\nAsk: batched pipeline vs a loop of single model calls ({THREADS} CPU threads, best of {args.repeats};"
-          f" goal >= 1.5x)\n")
-    print("| model | pairs | loop of single calls (s) | batched pipeline (s) | speed-up |")
-    print("|---|---|---|---|---|")
-    for family, workload, count, loop, ours in rows:
-        print(f"| {family} | {workload} ({count}) | {loop:.1f} | {ours:.1f} | {loop / ours:.2f}x |")
-    return [ratio_row(f"ask: {family}, {workload}: loop of single calls / batched", loop, ours, "s", 1.5)
-            for family, workload, _, loop, ours in rows]
+          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; goal >= 1.5x)")
+    print("FLOP eff.: counted FLOPs / best time / best fp32 matmul rate of the run; ceiling: loop time / time of "
+          "our FLOPs at that rate\n")
+    print("| model | pairs | loop s (best, median) | batched s (best, median) | speed-up (per-round range) "
+          "| GFLOP loop / ours | FLOP eff. loop / ours | ceiling |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in rows:
+        spread = [a / b for a, b in zip(m.times["loop"], m.times["ours"])]
+        print(f"| {m.family} | {m.workload} ({m.count}) | {m.best('loop'):.1f}, {median(m.times['loop']):.1f} "
+              f"| {m.best('ours'):.1f}, {median(m.times['ours']):.1f} | {m.speedup:.2f}x ({min(spread):.2f}-"
+              f"{max(spread):.2f}) | {m.flops['loop'] / 1e9:.0f} / {m.flops['ours'] / 1e9:.0f} "
+              f"| {m.efficiency('loop'):.0%} / {m.efficiency('ours'):.0%} | {m.ceiling:.2f}x |")
+    result = []
+    for m in rows:
+        name = f"ask: {m.family}, {m.workload}"
+        result += [
+            ratio_row(f"{name}: loop of single calls / batched", m.best("loop"), m.best("ours"), "s", 1.5),
+            Row(f"{name}: FLOP efficiency of the batched pipeline vs the fp32 matmul rate (loop: "
+                f"{m.efficiency('loop'):.0%})", 100 * m.efficiency("ours"), None, "%", None),
+            Row(f"{name}: ceiling, loop time / our FLOPs at the matmul rate", m.ceiling, None, "x", None,
+                note="the speed-up a perfect pipeline doing our work at 100 % of the matmul rate would reach"),
+        ]
+    return result
+
+
+@dataclass
+class Measured:
+    family: str
+    workload: str
+    count: int  # image-question pairs
+    times: dict[str, list[float]]  # seconds per run, by contender
+    flops: dict[str, float]  # counted in one run, by contender
+    rate: float  # best fp32 matmul FLOP/s of the run
+
+    def best(self, name: str) -> float:
+        return min(self.times[name])
+
+    def efficiency(self, name: str) -> float:
+        return self.flops[name] / self.best(name) / self.rate
+
+    @property
+    def speedup(self) -> float:
+        return self.best("loop") / self.best("ours")
+
+    @property
+    def ceiling(self) -> float:
+        return self.best("loop") / (self.flops["ours"] / self.rate)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ Rows:
 - with ``--beams N`` (default 3, the tab's setting): N beams and N candidates, stock batched generate vs ours.
 
 FLOP efficiency = model FLOPs (vision encoder + the decoder's work for ``--tokens`` tokens, counted from the
-architecture) x images / seconds, divided by the best fp32 matmul rate (2048 x 2048 x 2048) measured between
-the contenders' runs. Contenders run in turns and each row reports its best run: the machine may be shared.
+architecture; torch's FlopCounterMode counts the same for the stock and our generate) x images / seconds, divided
+by the best fp32 matmul rate (bench_search.matmul_rate: square and ViT-shaped products) measured between the
+contenders' runs. Contenders run in turns and each row reports its best run: the machine may be shared.
 Timings never belong in tests; this script is not run by CI.
 """
 
@@ -33,9 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.bench_search import matmul_rate  # noqa: E402
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2  # CPU threads for every contender
-MATMUL = 2048  # side of the square fp32 matmul whose rate is the 100 % mark
 REFERENCE = "reference: stock generate, one image at a time"
 OURS = "ours: BlipCaptioner, batched"
 
@@ -146,16 +147,6 @@ def main(argv=None) -> list:
             f"{args.beams} beams, {args.beams} candidates: ours": (
                 pipeline(num_beams=args.beams, num_candidates=args.beams), beams),
         }
-    a, b = torch.randn(MATMUL, MATMUL), torch.randn(MATMUL, MATMUL)
-
-    def matmul_rate() -> float:
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - start)
-        return 2 * MATMUL ** 3 / best
-
     with torch.inference_mode():  # warm up: first calls allocate and pick kernels
         ours(paths[:2], num_beams=1, min_new_tokens=2, max_new_tokens=2)
         stock.generate(**blip_processor(images=load_image(paths[0]), return_tensors="pt"), max_new_tokens=2)
@@ -164,12 +155,12 @@ def main(argv=None) -> list:
     rates = []
     for _ in range(args.repeats):
         for name, (run, _) in contenders.items():
-            rates.append(matmul_rate())
+            rates.append(matmul_rate(1.5) * 1e9)
             start, start_cpu = time.perf_counter(), time.process_time()
             run()
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-    rates.append(matmul_rate())
+    rates.append(matmul_rate(1.5) * 1e9)
 
     peak = max(rates)
     reference_time = min(wall[REFERENCE])
@@ -177,7 +168,7 @@ def main(argv=None) -> list:
           f"parameters), {args.images} photos, {args.tokens} new tokens each (forced), {THREADS} CPU threads, "
           f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"model work per image: {greedy[0] / 1e9:.1f} GFLOP vision encoder + {greedy[1] / 1e9:.1f} GFLOP greedy "
-          f"decoding ({beams[1] / 1e9:.1f} with {args.beams} beams); fp32 matmul {MATMUL}^3: best "
+          f"decoding ({beams[1] / 1e9:.1f} with {args.beams} beams); fp32 matmul: best "
           f"{peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}")
     print("FLOP efficiency = model FLOPs / best wall time / best matmul rate. CPU s: this process's CPU time (less "
           f"than {THREADS} x wall time when other work shares the cores)\n")

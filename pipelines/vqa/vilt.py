@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import types
+
 import torch
+import torch.nn.functional as F
 
 from .base import VqaBatch, VqaPipeline
 from .options import Answer, AskOptions
@@ -11,6 +14,10 @@ from .options import Answer, AskOptions
 class ViltVqa(VqaPipeline):
     model_class_name = "ViltForQuestionAnswering"
     processor_class_name = "ViltProcessor"
+
+    def __init__(self, spec, device, dtype, model, processor):
+        use_sdpa(model)
+        super().__init__(spec, device, dtype, model, processor)
 
     @property
     def max_question_tokens(self) -> int:
@@ -45,3 +52,24 @@ class ViltVqa(VqaPipeline):
 def _sizes(pixel_mask: torch.Tensor) -> list[tuple[int, int]]:
     """(height, width) of each image inside its padding, from the processor's pixel mask."""
     return [(int(m.any(dim=1).sum()), int(m.any(dim=0).sum())) for m in pixel_mask]
+
+
+def use_sdpa(model: torch.nn.Module) -> int:
+    """Make ``model``'s ViLT self-attention layers use torch's fused attention (transformers runs them eagerly:
+    scores, scaling, mask, softmax and mix in separate passes). Same result up to float rounding."""
+    layers = [m for m in model.modules() if type(m).__name__ == "ViltSelfAttention"]
+    for layer in layers:
+        layer.forward = types.MethodType(_fused_attention, layer)
+    return len(layers)
+
+
+def _fused_attention(self, hidden_states: torch.Tensor, attention_mask=None, output_attentions=False):
+    if output_attentions or self.training:  # the fused kernel returns no attention map; training needs dropout
+        return type(self).forward(self, hidden_states, attention_mask, output_attentions)
+    batch, length, _ = hidden_states.shape
+    heads = (batch, length, self.num_attention_heads, self.attention_head_size)
+    query, key, value = (projection(hidden_states).view(heads).transpose(1, 2)
+                         for projection in (self.query, self.key, self.value))
+    # attention_mask: ViLT's additive mask (0 where attended, a large negative number at padding)
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+    return (context.transpose(1, 2).reshape(batch, length, self.all_head_size),)
