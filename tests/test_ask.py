@@ -83,6 +83,26 @@ def test_a_batch_of_mixed_sizes_answers_as_one_pair_at_a_time(model):
 
 
 @pytest.mark.parametrize("model", FAMILIES)
+def test_fused_attention_and_shared_images_answer_like_the_stock_model(model, fresh_scenes):
+    # Two questions per image: BLIP projects each image's keys and values once; both families attend with SDPA.
+    answerer = pipelines.load("ask", model)
+    stock = type(answerer.model).from_pretrained(PROJECT_ROOT / answerer.spec.source).eval()
+    pairs = [(s.image, q) for s in fresh_scenes[:3] for q in ("what color is the shape?", "what shape is it?")]
+    answers = answerer(pairs, top_k=1)
+    for (image, question), answer in zip(pairs, answers):
+        inputs = answerer.processor(images=image, text=question, return_tensors="pt")
+        with torch.inference_mode():
+            if model == "toy-vilt":
+                probabilities = stock(**inputs).logits[0].sigmoid()
+                expected = stock.config.id2label[int(probabilities.argmax())]
+                assert answer.score == pytest.approx(float(probabilities.max()), abs=1e-5)
+            else:
+                best = stock.generate(**inputs, num_beams=5, length_penalty=0.0, max_new_tokens=10)[0]
+                expected = answerer.processor.decode(best, skip_special_tokens=True)
+        assert answer.text == expected
+
+
+@pytest.mark.parametrize("model", FAMILIES)
 def test_fp16_answers_match_fp32(model, fresh_scenes):
     pairs = [pair for pair, _ in asked(fresh_scenes[:10])]
     full = pipelines.load("ask", model, dtype="float32")(pairs)
