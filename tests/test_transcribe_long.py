@@ -1,9 +1,11 @@
-"""Long recordings: a 3-minute talk of many sentences, and a 10-minute recording that is mostly silence."""
+"""Long recordings: a 3-minute talk of many sentences, a 10-minute recording that is mostly silence, and how speech is
+cut into Whisper's 30 s windows."""
 
 import pytest
 
 import pipelines
-from pipelines.io import MAX_SECONDS
+from pipelines.io import MAX_SECONDS, SAMPLE_RATE, load_audio
+from pipelines.speech.chunks import WINDOW, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, recognisable
 
 # Sentence -> key words a listener would check for.
@@ -84,3 +86,16 @@ def test_a_ten_minute_recording_finds_each_sentence_at_its_time(transcriber, spe
     for (sentence, key_words), start in zip(said.items(), starts):
         [segment] = [s for s in result.segments if abs(s.start - start) < 1.5]
         assert recognisable(key_words, segment.text), (sentence, start, segment)
+
+
+def test_speech_is_cut_at_pauses_into_as_few_and_as_even_windows_as_fit(speak, tmp_path):
+    talk = tmp_path / "talk.wav"
+    starts = concatenate([speak(s) for s in list(SENTENCES)[:10]], talk, gaps=[0.4] * 10)  # ~40 s, short pauses
+    windows = speech_windows(load_audio(talk))
+    lengths = [(w.end - w.start) / SAMPLE_RATE for w in windows]
+    assert len(windows) == 2 and max(lengths) <= WINDOW  # what packing each window to the brim would also need
+    assert max(lengths) - min(lengths) < 5  # not 30 s + 20 s: a batch decodes as long as its longest window
+    for start in starts:  # every sentence is in a window
+        assert any(w.start / SAMPLE_RATE <= start < w.end / SAMPLE_RATE for w in windows), start
+    cut = windows[0].end / SAMPLE_RATE  # in the pause before a sentence, not in the middle of one
+    assert any(-0.2 < start - cut < 1.0 for start in starts), (cut, starts)

@@ -85,8 +85,9 @@ def _collected(found, report: Report) -> list[Segment]:
 def _unheard_tails(windows: list[Chunk], segments: list[Segment]) -> list[Chunk]:
     """The end of each window from its last segment on, where more than TAIL seconds of it went unheard.
 
-    A tail starts at the pause nearest to the last segment's end (within a second): Whisper's end times can be a
-    little late or early, and a pause neither cuts the first word of the unheard sentence nor repeats the last one.
+    A tail starts at the pause nearest to the last segment's end (from 0.75 s before it to a second after):
+    Whisper's end times run a little late or early, and a pause neither cuts the first word of the unheard sentence
+    nor repeats the last heard one.
     """
     tails = []
     for window in windows:
@@ -94,7 +95,7 @@ def _unheard_tails(windows: list[Chunk], segments: list[Segment]) -> list[Chunk]
         if not ends:
             continue
         last = round(max(ends) * SAMPLE_RATE)
-        near = [pause for pause in window.pauses if abs(pause - last) <= SAMPLE_RATE]
+        near = [pause for pause in window.pauses if -0.75 * SAMPLE_RATE <= pause - last <= SAMPLE_RATE]
         start = min(near, key=lambda pause: abs(pause - last)) if near else last
         if window.end - start > TAIL * SAMPLE_RATE:
             tails.append(Chunk(start, window.end))
