@@ -7,7 +7,7 @@ import torch
 
 import pipelines
 from pipelines.io import SAMPLE_RATE, load_audio
-from pipelines.speech import untrained
+from pipelines.speech import LANGUAGES, untrained
 from pipelines.speech.chunks import OVERLAP, WINDOW, overlapping_windows, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, missing
 
@@ -87,6 +87,25 @@ def test_what_the_decoder_says_becomes_timed_segments_without_the_prompt(transcr
     assert result.segments[0].start == pytest.approx(first, abs=0.5)  # each window's times start where it starts
     assert result.segments[2].start == pytest.approx(second, abs=0.5)
     assert result.segments[1].end - result.segments[1].start == pytest.approx(1.5, abs=0.02)
+
+
+def test_a_multilingual_model_detects_the_language_and_translates_when_asked(tmp_path, speak):
+    """Random weights say nothing sensible, so this checks what reaches the decoder: the detected language (one of
+    Whisper's, with a probability), and a chosen language and task as the tokens that start each decoding."""
+    transcriber = pipelines.load("transcribe", str(untrained.build(tmp_path / "tiny-multilingual", multilingual=True)))
+    assert transcriber.multilingual
+    question = speak("what color is the shape")
+    [detected] = transcriber([question], beam_size=1)
+    assert detected.language in LANGUAGES and 0 < detected.language_probability <= 1
+    decoded, generate = [], transcriber.model.generate
+    transcriber.model.generate = lambda *args, **kwargs: decoded.append(generate(*args, **kwargs)) or decoded[-1]
+    [translated] = transcriber([question], language="fr", task="translate", beam_size=1)
+    assert translated.language == "fr" and translated.language_probability == 1.0
+    tokenizer = transcriber.processor.tokenizer
+    sequences = decoded[0]["sequences"] if isinstance(decoded[0], dict) else decoded[0]
+    assert tokenizer.convert_ids_to_tokens(sequences[0, :3].tolist()) == ["<|startoftranscript|>", "<|fr|>",
+                                                                          "<|translate|>"]
+    assert_well_formed(translated)
 
 
 def test_silence_has_no_speech(transcriber):

@@ -18,10 +18,15 @@ SMALLEST = {"d_model": 64, "layers": 2, "heads": 2, "ffn": 128}  # enough to run
 ENGLISH_VOCAB = 51864  # tokens, timestamps included
 MEL_BINS = 80
 EOS, START, NO_TIMESTAMPS = 50256, 50257, 50362  # token ids: <|endoftext|>, <|startoftranscript|>, <|notimestamps|>
+TRANSLATE, TRANSCRIBE = 50357, 50358  # the task tokens; the language tokens lie between <|startoftranscript|> and these
 
 
-def build(directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed: int = 0) -> Path:
+def build(directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed: int = 0,
+          multilingual: bool = False) -> Path:
     """Save a random-weight English Whisper of ``dims`` with its WhisperProcessor into ``directory``.
+
+    ``multilingual`` gives it a multilingual model's generation settings (language and task tokens, which the English
+    vocabulary holds too), so language detection and translation run through transformers as with a real one.
 
     Random weights almost never predict end-of-text, so every window decodes ``max_length`` tokens (prompt
     included; Whisper's own limit is 448): keep it near what real speech needs, or tests crawl.
@@ -44,6 +49,12 @@ def build(directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed:
         no_timestamps_token_id=NO_TIMESTAMPS, is_multilingual=False, max_initial_timestamp_index=50,
         max_length=max_length, alignment_heads=_alignment_heads(dims, ct2_config),
         suppress_tokens=ct2_config["suppress_ids"], begin_suppress_tokens=ct2_config["suppress_ids_begin"])
+    if multilingual:  # unknown to GenerationConfig.update: set as loading a hub generation_config.json would
+        vocabulary = (embedded / "vocabulary.txt").read_text().splitlines()
+        settings = {"is_multilingual": True, "task_to_id": {"translate": TRANSLATE, "transcribe": TRANSCRIBE},
+                    "lang_to_id": {vocabulary[i]: i for i in range(START + 1, TRANSLATE)}}
+        for name, value in settings.items():
+            setattr(model.generation_config, name, value)
     directory = Path(directory)
     model.save_pretrained(directory)
     _processor(embedded).save_pretrained(directory)
