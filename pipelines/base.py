@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from .checkpoints import checkpoint_dir, translating_load_errors  # noqa: F401  (speech.faster imports them from here)
 from .errors import InputError
 from .registry import ModelSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..base import checkpoint_dir, translating_load_errors
+from ..checkpoints import checkpoint_dir, translating_load_errors
 from ..registry import ModelSpec
 from ..io import SAMPLE_RATE
 from .base import Report, SpeechPipeline
