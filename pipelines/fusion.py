@@ -37,7 +37,6 @@ class ClipSpace:
         self.spec, self.device, self.dtype = spec, device, dtype
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
         self.calls: Counter[str] = Counter()  # encoder forward passes, by tower (tests count reuse)
-        self._to_pixels = None  # preprocess with numpy final steps (_numpy_final_steps), on first use
         # Names these exact weights at this precision: the key of every cached embedding.
         self.key = f"{spec.source}@{fingerprint or 'unknown'}/{str(dtype).removeprefix('torch.')}"
 
@@ -71,9 +70,7 @@ class ClipSpace:
 
     def pixels(self, image) -> torch.Tensor:
         """One image (path, bytes, PIL image or array) as the model's preprocessed input tensor."""
-        if self._to_pixels is None:
-            self._to_pixels = _numpy_final_steps(self.preprocess)
-        return self._to_pixels(load_image(image))
+        return self.preprocess(load_image(image))
 
     def embed_pixels(self, pixels: Sequence[torch.Tensor]) -> np.ndarray:
         """(N, D) unit vectors for images already preprocessed by ``pixels`` (lets callers decode in parallel)."""
@@ -81,7 +78,8 @@ class ClipSpace:
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         """(N, D) unit vectors for images given as paths, bytes, PIL images or arrays."""
-        return self._encode([self.pixels(image) for image in images], self.model.encode_image, "image")
+        pixels = [self.preprocess(load_image(image)) for image in images]
+        return self._encode(pixels, self.model.encode_image, "image")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) unit vectors for texts (longer texts are cut to the model's context length)."""
@@ -104,33 +102,6 @@ class ClipSpace:
             self.calls[tower] += 1
             chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-
-
-def _numpy_final_steps(preprocess):
-    """``preprocess`` with its final to-tensor and normalise steps done in numpy (the same float32 arithmetic).
-
-    torch would spread each of those small steps over its intra-op threads; run on a decoding thread, they then
-    compete with the encoder's threads for the same cores. Any other preprocess is returned unchanged.
-    """
-    import torch
-    from PIL import Image
-    from torchvision import transforms
-
-    *steps, to_tensor, normalize = getattr(preprocess, "transforms", None) or [None, None]
-    if not (isinstance(to_tensor, transforms.ToTensor) and isinstance(normalize, transforms.Normalize)
-            and len(normalize.mean) == len(normalize.std) == 3):
-        return preprocess
-    mean, std = (np.asarray(v, dtype=np.float32) for v in (normalize.mean, normalize.std))
-
-    def to_pixels(image):
-        for step in steps:
-            image = step(image)
-        if not isinstance(image, Image.Image) or image.mode != "RGB":
-            return normalize(to_tensor(image))
-        array = (np.asarray(image, dtype=np.float32) / np.float32(255) - mean) / std
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-    return to_pixels
 
 
 def _fingerprint(path: Path) -> str:

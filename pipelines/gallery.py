@@ -28,7 +28,7 @@ from . import index as vector_index
 from . import runtime
 from .errors import InputError, PipelineError
 from .fusion import BATCH_SIZE, ClipSpace
-from .io import _IMAGE_FORMATS
+from .io import _IMAGE_FORMATS, load_image
 from .registry import PROJECT_ROOT
 
 BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
@@ -182,7 +182,7 @@ def _pixels(space: ClipSpace, source, size: int):
         with contextlib.suppress(Exception):  # anything odd: the full decoder below says what is wrong
             with Image.open(source, formats=["JPEG"]) as image:
                 image.draft("RGB", (size, size))
-                return space.pixels(image)
+                return space.preprocess(load_image(image))
     return space.pixels(source)
 
 

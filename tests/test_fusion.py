@@ -59,7 +59,7 @@ def test_late_fusion_rescales_each_source_before_weighting():
         fusion.late_fusion([logits, cosines[:2]], [0.5, 0.5])
 
 
-# ------------------------------------------------------- the numpy pixel path keeps the numbers
+# ------------------------------------------------------------------------------- half precision
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,46 +74,6 @@ def fresh_space(dtype="float32") -> fusion.ClipSpace:
 
     spec = registry.resolve("search", None, runtime.settings().profile)
     return fusion.ClipSpace.load(spec, torch.device("cpu"), getattr(torch, dtype))
-
-
-def test_pixels_match_the_models_own_preprocess(space):
-    from pipelines.io import load_image
-
-    images = [toyworld.scene(SEED + i).image for i in range(3)]
-    images.append(toyworld.scene(SEED).image.convert("L"))  # a grey image goes through the same steps
-    for image in images:
-        ours = space.pixels(image)
-        theirs = space.preprocess(load_image(image))
-        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
-        assert float((ours - theirs).abs().max()) < 1e-6
-    assert space._to_pixels is not space.preprocess  # the numpy steps are in use, not a fallback
-
-
-def test_embeddings_through_the_numpy_pixels_match_the_torch_preprocess(space, tmp_path):
-    import torch
-
-    from pipelines.gallery import encode_images
-    from pipelines.io import load_image
-
-    paths = []
-    for i in range(6):  # JPEG files: the gallery's reduced-scale decoding path, on its decoding thread
-        paths.append(tmp_path / f"{i}.jpg")
-        toyworld.scene(SEED + 400 + i).image.resize((320, 240)).save(paths[-1], quality=90)
-    ours, failures = encode_images(space, paths, batch_size=4)
-    assert not failures
-    with torch.inference_mode():
-        batch = torch.stack([space.preprocess(load_image(path)) for path in paths])
-        reference = torch.nn.functional.normalize(space.model.encode_image(batch), dim=-1).numpy()
-    # JPEG draft decoding may differ by a few pixel levels; the embeddings must not move
-    assert np.all(cosines(ours, reference) > 1 - 1e-3)
-    assert np.all(cosines(space.embed_images([load_image(p) for p in paths]), reference) > 1 - 1e-4)
-
-
-def test_a_preprocess_of_another_shape_is_used_as_it_is():
-    def preprocess(image):
-        return image
-
-    assert fusion._numpy_final_steps(preprocess) is preprocess
 
 
 def test_fp16_embeddings_agree_with_fp32(space):
