@@ -83,3 +83,88 @@ def test_fp16_embeddings_agree_with_fp32(space):
     assert halves.dtype == np.float32 and halves.shape == (4, space.embed_images(images[:1]).shape[1])
     assert np.all(cosines(halves, space.embed_images(images)) > 0.99)
     assert "float16" in half.key
+
+
+# ---------------------------------------------------------------------- the fast image encoder
+
+
+def tiny_vit_clip(**vision):
+    """A small open_clip CLIP with random weights, built from a config (nothing loaded)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    quick_gelu = vision.pop("quick_gelu", False)
+    vision_cfg = {"image_size": 32, "patch_size": 8, "width": 48, "head_width": 16, "layers": 3, "mlp_ratio": 2.0,
+                  **vision}
+    text_cfg = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
+    return open_clip.CLIP(embed_dim=24, vision_cfg=vision_cfg, text_cfg=text_cfg,
+                          quick_gelu=quick_gelu).eval()
+
+
+def fast_and_stock(model, pixels):
+    import torch
+
+    from pipelines import vit_encode
+
+    with torch.inference_mode():
+        return vit_encode.image_encoder(model)(pixels).float(), model.encode_image(pixels).float()
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("float16", 2e-3)])
+def test_the_fast_image_encoder_gives_the_toy_clips_embeddings(dtype, tolerance):
+    from pipelines import vit_encode
+
+    toy = fresh_space(dtype)
+    assert vit_encode.supports(toy.model) and toy.encode_image != toy.model.encode_image
+    import torch
+
+    pixels = torch.stack([toy.pixels(toyworld.scene(SEED + 400 + i).image) for i in range(5)]).to(toy.dtype)
+    fast, stock = fast_and_stock(toy.model, pixels)
+    assert fast.dtype == stock.dtype and fast.shape == stock.shape
+    assert torch.allclose(fast, stock, atol=tolerance * stock.abs().max().item(), rtol=0)
+    # and through the space: the embeddings users get are stock open_clip's
+    assert np.all(cosines(toy.embed_pixels(list(pixels)), torch.nn.functional.normalize(stock, dim=-1).numpy())
+                  > 1 - tolerance)
+
+
+@pytest.mark.parametrize("vision", [{}, {"final_ln_after_pool": True}, {"no_ln_pre": True}, {"quick_gelu": True},
+                                    {"layers": 1}])
+def test_the_fast_image_encoder_matches_open_clip_on_class_token_vits(vision):
+    import torch
+
+    from pipelines import vit_encode
+
+    model = tiny_vit_clip(**vision)
+    assert vit_encode.supports(model)
+    pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    fast, stock = fast_and_stock(model, pixels)
+    assert torch.allclose(fast, stock, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("vision", [{"pool_type": "avg"}, {"attentional_pool": True, "attn_pooler_queries": 4,
+                                                          "attn_pooler_heads": 2}, {"ls_init_value": 0.1}])
+def test_the_stock_encoder_serves_vits_the_shortcut_would_get_wrong(vision):
+    import torch
+
+    from pipelines import vit_encode
+
+    model = tiny_vit_clip(**vision)
+    assert not vit_encode.supports(model)
+    assert vit_encode.image_encoder(model) == model.encode_image
+    if vision.get("pool_type") == "avg":  # mean of every token: the class-token shortcut would change the result
+        pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+        with torch.inference_mode():
+            assert not torch.allclose(vit_encode._forward(model.visual, pixels), model.encode_image(pixels), atol=1e-3)
+
+
+def test_the_fast_image_encoder_leaves_training_to_the_stock_forward():
+    import torch
+
+    from pipelines import vit_encode
+
+    model = tiny_vit_clip()
+    encode = vit_encode.image_encoder(model)
+    pixels = torch.randn(2, 3, 32, 32, requires_grad=True)
+    encode(pixels).sum().backward()  # autograd on: the stock forward runs, so gradients flow
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
