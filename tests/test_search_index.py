@@ -77,3 +77,17 @@ def test_the_cli_indexes_a_folder_once_and_searches_it(cache_dir, scenes_dir, ca
 def test_the_cli_explains_a_missing_folder(cache_dir, tmp_path, capsys):
     assert index.main([str(tmp_path / "nowhere"), "--cache-dir", str(cache_dir)]) == 2
     assert "There is no folder at" in capsys.readouterr().err
+
+
+def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embeddings():
+    from pipelines.gallery import _input_size, _pixels
+    from pipelines.registry import PROJECT_ROOT
+
+    space = pipelines.load("search").space
+    size = _input_size(space)
+    photos = sorted((PROJECT_ROOT / "assets/examples/photos").glob("*.jpg"))
+    reduced = [_pixels(space, path, size) for path in photos]  # the DCT decodes at 1/2 to 1/8 scale
+    full = [space.pixels(path) for path in photos]
+    assert any(float((a - b).abs().max()) > 0 for a, b in zip(reduced, full))
+    cosines = np.sum(space.embed_pixels(reduced) * space.embed_pixels(full), axis=1)
+    assert np.all(cosines > 0.99), cosines
