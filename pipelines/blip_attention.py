@@ -4,6 +4,7 @@ The eager path materialises every (query, key) score, scales it, softmaxes it an
 separate passes; SDPA does the same sum in one fused kernel. Same weights, same result up to float rounding.
 ``use_sdpa`` switches one model instance's attention layers; other instances keep the stock code.
 ``ImageRows`` lets a batch whose rows share images project each image's cross-attention keys and values once.
+``use_skinny_linear`` speeds up the text layers' matrix products when few rows pass through them (decoding steps).
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ from transformers.cache_utils import EncoderDecoderCache
 @dataclass
 class ImageRows:
     """Passed as ``past_key_values`` to a BLIP text model run on ``encoder_hidden_states`` of the distinct images:
-    row i of the batch attends to image ``rows[i]``. Keys and values are projected per image, then gathered per row.
+    row i of the batch attends to image ``rows[i]``. Keys and values are projected per image, then gathered per row
+    (or, when each image's rows are consecutive and equally many, read once per image by those rows together).
     """
 
     rows: torch.Tensor  # (batch,) index into the distinct images
+
+    def __post_init__(self) -> None:
+        # rows 0..c-1 on image 0, the next c on image 1, ...: each image's rows can query it together, no gather
+        images = int(self.rows.max()) + 1 if len(self.rows) else 0
+        grouped = images and len(self.rows) % images == 0 and torch.equal(
+            self.rows.cpu(), torch.arange(images).repeat_interleave(len(self.rows) // images))
+        self.grouped = bool(grouped)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0  # nothing cached: the text positions start at 0
@@ -41,6 +50,30 @@ def use_sdpa(model: torch.nn.Module) -> int:
             continue
         switched += 1
     return switched
+
+
+SKINNY_ROWS = 128  # up to this many rows, MKL multiplies faster with the weight as the left operand (CPU)
+
+
+def use_skinny_linear(model: torch.nn.Module) -> int:
+    """Make ``model``'s linear layers compute few rows as (weight @ rows^T)^T on CPU; returns how many were switched.
+
+    A decoding step sends one token per sequence through every weight matrix: a product with very few rows, which
+    MKL runs faster (up to ~1.7x at 16 rows) with the weight on the left. Same sums; larger inputs keep ``F.linear``.
+    """
+    linears = [module for module in model.modules() if type(module) is torch.nn.Linear]
+    for module in linears:
+        module.forward = types.MethodType(_skinny_linear, module)
+    return len(linears)
+
+
+def _skinny_linear(self, x: torch.Tensor) -> torch.Tensor:
+    rows = x.numel() // x.shape[-1]
+    if rows > SKINNY_ROWS or x.device.type != "cpu" or not x.is_floating_point():
+        return F.linear(x, self.weight, self.bias)
+    flat = x.reshape(rows, x.shape[-1]).t()
+    out = torch.mm(self.weight, flat) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, flat)
+    return out.t().contiguous().view(*x.shape[:-1], self.out_features)
 
 
 def _vision_attention(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:
@@ -65,12 +98,16 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
     if projected:
         # the image's keys and values were projected at the first step; every later step reuses them
         key, value = cache.layers[self.layer_idx].keys, cache.layers[self.layer_idx].values
+        if key.shape[0] != batch:  # held once per image (blip_generate): each image's rows query it together
+            return _per_image_cross_attention(self, query, key, value), None
     else:
         source = encoder_hidden_states if cross else hidden_states
         shape = (source.shape[0], source.shape[1], -1, self.attention_head_size)
         key = self.key(source).view(shape).transpose(1, 2)
         value = self.value(source).view(shape).transpose(1, 2)
         if rows is not None:
+            if past_key_values.grouped and mask is None:
+                return _per_image_cross_attention(self, query, key, value), None
             key, value = key[rows], value[rows]
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
@@ -81,6 +118,20 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                              dropout_p=_dropout(self, self.dropout.p))
     return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
+
+
+def _per_image_cross_attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Cross-attention of ``copies`` consecutive rows per image to that image's keys and values, which are read once.
+
+    The rows' query positions become one longer query: in cross-attention positions do not see each other, and every
+    image position may be attended to (callers pass no image mask, or one of all ones), so each result is unchanged.
+    """
+    batch, heads, length, size = query.shape
+    images = key.shape[0]
+    query = query.view(images, batch // images, heads, length, size).transpose(1, 2).reshape(images, heads, -1, size)
+    context = F.scaled_dot_product_attention(query, key, value, dropout_p=_dropout(self, self.dropout.p))
+    context = context.view(images, heads, batch // images, length, size).permute(0, 2, 3, 1, 4)
+    return context.reshape(batch, length, self.all_head_size)
 
 
 def _dropout(module: torch.nn.Module, p: float) -> float:

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import blip_generate
-from .blip_attention import use_sdpa
+from .blip_attention import use_skinny_linear, use_sdpa
 from .caption_options import GENERIC_DEFAULTS, MODEL_DEFAULTS, Caption, CaptionOptions, Candidate
 from .errors import InputError
 from .hf import TransformersPipeline, load_part
@@ -157,6 +157,7 @@ class BlipCaptioner(Captioner):
 
     def __init__(self, spec, device, dtype, model, processor):
         use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
+        use_skinny_linear(model.text_decoder)  # its decoding steps multiply a few rows by each weight matrix
         super().__init__(spec, device, dtype, model, processor)
 
     def encode(self, images, options):
@@ -167,9 +168,8 @@ class BlipCaptioner(Captioner):
         return dict(self.processor(images=images, return_tensors="pt"))
 
     def _forward(self, inputs, options):
-        copies = options.num_candidates if options.sample else options.num_beams
         with _sampling(options, self.device):
-            return blip_generate.generate(self.model, **inputs, copies=copies, **generate_kwargs(options),
+            return blip_generate.generate(self.model, **inputs, **generate_kwargs(options),
                                           output_logits=True, return_dict_in_generate=True)
 
     def token_log_probs(self, outputs):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..blip_attention import ImageRows, use_sdpa
+from ..blip_attention import ImageRows, use_skinny_linear, use_sdpa
 from .base import VqaBatch, VqaPipeline
 from .options import Answer, AskOptions
 
@@ -17,6 +17,8 @@ class BlipVqa(VqaPipeline):
 
     def __init__(self, spec, device, dtype, model, processor):
         use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
+        for part in (model.text_encoder, model.text_decoder):  # questions and answers: few rows per weight product
+            use_skinny_linear(part)
         super().__init__(spec, device, dtype, model, processor)
 
     @property
