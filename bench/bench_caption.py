@@ -11,8 +11,10 @@ exactly ``--tokens`` new tokens (min = max): every contender does the same decod
 Rows:
 - reference: a loop of the stock ``model.generate`` one image at a time (transformers' eager BLIP attention).
 - plain batched generate: the stock model, the whole batch in one ``generate`` call.
-- ours: ``BlipCaptioner`` (the app's pipeline: image decoding, processor, SDPA attention, image keys/values
-  projected once per image, batched generate, candidate scores) on the same weights, greedy like the reference.
+- ours: ``BlipCaptioner`` (the app's pipeline: image decoding, processor, SDPA attention, the vision tower 4 images
+  at a time, image keys/values projected and held once per image and read together by that image's beams, decoder
+  products with few rows computed weight-first, batched generate, candidate scores) on the same weights, greedy
+  like the reference.
 - with ``--beams N`` (default 3, the tab's setting): N beams and N candidates, stock batched generate vs ours.
 
 FLOP efficiency = model FLOPs (vision encoder + the decoder's work for ``--tokens`` tokens, counted from the
