@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import sqlite3
+import sys
 import threading
 import zipfile
 from collections import deque
@@ -39,6 +41,7 @@ MAX_FILE_BYTES = 50 * 2**20  # bytes per image file
 MAX_ZIP_BYTES = 2 * 2**30  # bytes: everything in one zip, uncompressed
 MAX_ZIP_RATIO = 100  # uncompressed / compressed size of an entry; images barely compress, zip bombs ~1000x
 DECODE_AHEAD = 2  # batches decoded on a worker thread while the model encodes the current one
+DECODE_NICENESS = 19  # the decoding thread's priority: lowest, it runs on CPU time the encoder leaves idle
 SHOWN_PROBLEMS = 5  # problems listed by name in a summary; the rest are counted
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is being done)
@@ -131,7 +134,10 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
                   batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of the images that decode, and {position: message} for those that do not.
 
-    A worker thread decodes and preprocesses the next batches while the model encodes the current one.
+    A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves
+    idle. It never preempts the encoder: a stalled thread stalls its partner in every matrix product, so decoding
+    at equal priority cost about twice its own CPU time. Images the worker has not started when the encoder needs
+    them are decoded on the encoder's thread, from the batch's other end, so a busy machine cannot starve it.
     """
     size = _input_size(space)
     batches = [range(start, min(start + batch_size, len(sources))) for start in range(0, len(sources), batch_size)]
@@ -139,23 +145,24 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
     done_rows: list[tuple[int, np.ndarray]] = []
     failures: dict[int, str] = {}
 
-    def decode(positions: range) -> list:
-        decoded = []
-        for position in positions:
-            try:
-                decoded.append((position, _pixels(space, sources[position], size)))
-            except PipelineError as error:
-                decoded.append((position, error))
-        return decoded
+    def decode(position: int):
+        try:
+            return _pixels(space, sources[position], size)
+        except PipelineError as error:
+            return error
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = deque(pool.submit(decode, batch) for batch in batches[:DECODE_AHEAD])
+    def collect(jobs: list) -> list:
+        mine = {position: decode(position) for position, job in reversed(jobs) if job.cancel()}
+        return [(position, mine[position] if position in mine else job.result()) for position, job in jobs]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu) as pool:
+        pending = deque([(p, pool.submit(decode, p)) for p in batch] for batch in batches[:DECODE_AHEAD])
         queued = len(pending)
         done = 0
         while pending:
-            decoded = pending.popleft().result()
+            decoded = collect(pending.popleft())
             if queued < len(batches):
-                pending.append(pool.submit(decode, batches[queued]))
+                pending.append([(p, pool.submit(decode, p)) for p in batches[queued]])
                 queued += 1
             good = [(p, pixels) for p, pixels in decoded if not isinstance(pixels, Exception)]
             failures.update((p, str(error)) for p, error in decoded if isinstance(error, Exception))
@@ -169,6 +176,13 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
         done_rows.sort(key=lambda row: row[0])
         vectors = np.stack([v for _, v in done_rows])
     return vectors, failures
+
+
+def _yield_cpu() -> None:
+    """Lowers the calling thread's scheduling priority (Linux sets niceness per thread; elsewhere: no change)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
 
 
 def _input_size(space: ClipSpace) -> int:
