@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -91,3 +96,17 @@ def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embe
     assert any(float((a - b).abs().max()) > 0 for a, b in zip(reduced, full))
     cosines = np.sum(space.embed_pixels(reduced) * space.embed_pixels(full), axis=1)
     assert np.all(cosines > 0.99), cosines
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
+def test_gallery_decoding_runs_at_lowest_priority_without_slowing_the_caller():
+    from pipelines import gallery
+
+    def decoding_thread_niceness() -> int:
+        gallery._yield_cpu()
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(decoding_thread_niceness).result() == max(before, gallery.DECODE_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
