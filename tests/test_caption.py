@@ -10,6 +10,7 @@ import pipelines
 import toyworld
 from pipelines import fusion
 from pipelines.blip_attention import use_sdpa
+from pipelines.caption import generate_kwargs
 from pipelines.caption_options import Candidate
 from pipelines.rerank import caption_and_rerank, rerank
 
@@ -180,6 +181,51 @@ def test_sdpa_attention_gives_the_stock_results(fresh_scenes):
         sequences = [m.generate(**inputs, num_beams=3, max_new_tokens=10) for m in (stock, fused)]
     assert torch.allclose(*images, atol=1e-4) and torch.allclose(*logits, atol=1e-4)
     assert torch.equal(*sequences)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_weight_first_products_equal_the_linear_layers(dtype):
+    from pipelines.blip_attention import SKINNY_ROWS, use_skinny_linear
+
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.Linear(48, 16, bias=False)).to(dtype)
+    inputs = [torch.randn(2, 5, 32, dtype=dtype), torch.randn(SKINNY_ROWS + 1, 32, dtype=dtype)]  # few, many rows
+    with torch.inference_mode():
+        expected = [layers(x) for x in inputs]
+        assert use_skinny_linear(layers) == 2
+        for x, stock in zip(inputs, expected):
+            ours = layers(x)
+            assert ours.shape == stock.shape and ours.is_contiguous()
+            assert torch.allclose(ours.float(), stock.float(), atol=1e-5 if dtype == torch.float32 else 1e-2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_our_blip_decoding_gives_the_tokens_of_the_stock_model(dtype, fresh_scenes):
+    # vision in chunks, image keys and values once per image, weight-first products for few rows (and SDPA, in fp32):
+    # the stock transformers model must generate the same tokens
+    from transformers import BlipForConditionalGeneration
+
+    from pipelines.blip_attention import SKINNY_ROWS
+    from pipelines.blip_generate import CPU_VISION_CHUNK
+
+    captioner = pipelines.load("caption", "toy-blip", dtype=dtype)
+    stock = BlipForConditionalGeneration.from_pretrained("assets/models/toy/blip-caption", dtype=captioner.dtype).eval()
+    if dtype == "float16":
+        use_sdpa(stock)  # fp16 rounds eager and fused attention differently enough to swap near-tied beams
+    linears = [m for m in captioner.model.text_decoder.modules() if type(m) is torch.nn.Linear]
+    assert linears and all("forward" in vars(m) for m in linears)  # the decoder's layers are switched
+    images = [s.image for s in fresh_scenes[:CPU_VISION_CHUNK + 2]]  # more than one vision chunk
+    for options in (dict(num_beams=1), dict(num_beams=3, num_candidates=3)):
+        options = captioner.options(**options)
+        inputs = captioner.preprocess(images, options)
+        with torch.inference_mode():
+            ours = captioner._forward(inputs, options)
+            expected = stock.generate(**inputs, **generate_kwargs(options), output_logits=True,
+                                      return_dict_in_generate=True)
+        assert len(images) * options.num_beams <= SKINNY_ROWS  # the decoding steps take the weight-first path
+        assert torch.equal(ours.sequences, expected.sequences)
+        tolerance = 1e-4 if dtype == "float32" else 2e-2
+        assert all(torch.allclose(a.float(), b.float(), atol=tolerance) for a, b in zip(ours.logits, expected.logits))
 
 
 @pytest.mark.parametrize("model", MODELS)
