@@ -136,8 +136,9 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
 
     A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves
     idle. It never preempts the encoder: a stalled thread stalls its partner in every matrix product, so decoding
-    at equal priority cost about twice its own CPU time. Images the worker has not started when the encoder needs
-    them are decoded on the encoder's thread, from the batch's other end, so a busy machine cannot starve it.
+    at equal priority cost about twice its own CPU time. Images the worker has not finished when the encoder needs
+    them are decoded on the encoder's thread, from the batch's other end: the encoder never waits for a worker
+    that a busy machine starves.
     """
     size = _input_size(space)
     batches = [range(start, min(start + batch_size, len(sources))) for start in range(0, len(sources), batch_size)]
@@ -152,10 +153,15 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
             return error
 
     def collect(jobs: list) -> list:
-        mine = {position: decode(position) for position, job in reversed(jobs) if job.cancel()}
+        mine = {}
+        for position, job in reversed(jobs):
+            if not job.done():
+                job.cancel()  # fails if the worker is on it: decoded twice then, rather than waited for
+                mine[position] = decode(position)
         return [(position, mine[position] if position in mine else job.result()) for position, job in jobs]
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu) as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu)
+    try:
         pending = deque([(p, pool.submit(decode, p)) for p in batch] for batch in batches[:DECODE_AHEAD])
         queued = len(pending)
         done = 0
@@ -172,6 +178,8 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
             done += len(decoded)
             if progress:
                 progress(done, len(sources), "Encoding images")
+    finally:  # not waiting for an image the worker may still be on (already decoded here)
+        pool.shutdown(wait=False, cancel_futures=True)
     if done_rows:
         done_rows.sort(key=lambda row: row[0])
         vectors = np.stack([v for _, v in done_rows])
