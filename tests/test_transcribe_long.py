@@ -99,3 +99,30 @@ def test_speech_is_cut_at_pauses_into_as_few_and_as_even_windows_as_fit(speak, t
         assert any(w.start / SAMPLE_RATE <= start < w.end / SAMPLE_RATE for w in windows), start
     cut = windows[0].end / SAMPLE_RATE  # in the pause before a sentence, not in the middle of one
     assert any(-0.2 < start - cut < 1.0 for start in starts), (cut, starts)
+
+
+@pytest.mark.parametrize("windows, workers, sizes", [
+    (1, 2, [1]), (3, 2, [2, 1]), (16, 2, [8, 8]), (22, 2, [6, 6, 6, 4]), (5, 1, [5]), (9, 1, [5, 4])])
+def test_windows_are_shared_evenly_between_the_decoding_workers(windows, workers, sizes):
+    from pipelines.speech.chunks import Chunk
+    from pipelines.speech.faster import WINDOW_BATCH, _groups
+
+    chunks = [Chunk(i, i + 1) for i in range(windows)]
+    groups = _groups(chunks, workers)
+    assert [len(g) for g in groups] == sizes and max(sizes) <= WINDOW_BATCH
+    assert [c for g in groups for c in g] == chunks  # consecutive, in order, each once
+
+
+def test_two_decoding_workers_give_the_segments_of_one(speak, tmp_path):
+    from pipelines.speech.faster import FasterWhisper
+
+    loaded = pipelines.load("transcribe", "whisper-tiny.en-embedded")
+    one, two = (FasterWhisper(loaded.spec, loaded.device, loaded.dtype, loaded.model, workers) for workers in (1, 2))
+    sentences = ["the museum opens at nine in the morning", "our train to the mountains was delayed by heavy snow",
+                 "please bring a blanket and a flashlight to the camping trip"] * 4
+    talk = tmp_path / "talk.wav"
+    concatenate([speak(s) for s in sentences], talk, gaps=[0.6] * len(sentences))
+    assert len(speech_windows(load_audio(talk))) >= 2  # two groups, decoded at once
+    [heard] = two([talk])
+    assert heard.segments == one([talk])[0].segments
+    assert recognisable({"delayed", "heavy", "snow"}, heard.text)
