@@ -160,7 +160,7 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
                 mine[position] = decode(position)
         return [(position, mine[position] if position in mine else job.result()) for position, job in jobs]
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu)
+    pool = _decoding_pool()
     try:
         pending = deque([(p, pool.submit(decode, p)) for p in batch] for batch in batches[:DECODE_AHEAD])
         queued = len(pending)
@@ -184,6 +184,11 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
         done_rows.sort(key=lambda row: row[0])
         vectors = np.stack([v for _, v in done_rows])
     return vectors, failures
+
+
+def _decoding_pool() -> ThreadPoolExecutor:
+    """The one worker thread that decodes images for ``encode_images``, at the lowest priority."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu)
 
 
 def _yield_cpu() -> None:

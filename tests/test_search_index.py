@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -102,11 +101,10 @@ def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embe
 def test_gallery_decoding_runs_at_lowest_priority_without_slowing_the_caller():
     from pipelines import gallery
 
-    def decoding_thread_niceness() -> int:
-        gallery._yield_cpu()
+    def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        assert pool.submit(decoding_thread_niceness).result() == max(before, gallery.DECODE_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    before = niceness()
+    with gallery._decoding_pool() as pool:  # the pool encode_images decodes on
+        assert pool.submit(niceness).result() == max(before, gallery.DECODE_NICENESS)
+    assert niceness() == before
