@@ -3,7 +3,8 @@
 The eager path materialises every (query, key) score, scales it, softmaxes it and multiplies by the values in
 separate passes; SDPA does the same sum in one fused kernel. Same weights, same result up to float rounding.
 ``use_sdpa`` switches one model instance's attention layers; other instances keep the stock code.
-``ImageRows`` lets a batch whose rows share images project each image's cross-attention keys and values once.
+``ImageRows`` lets a batch whose rows share images project each image's cross-attention keys and values once, or,
+when that costs less, attend to the image states without projecting them at all (``absorbed_attention_pays``).
 ``use_skinny_linear`` speeds up the text layers' matrix products when few rows pass through them (decoding steps).
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers.cache_utils import EncoderDecoderCache
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ImageRows:
     """
 
     rows: torch.Tensor  # (batch,) index into the distinct images
+    absorb: bool | None = None  # attend to the image states themselves; None: when that costs fewer products
 
     def __post_init__(self) -> None:
         # rows 0..c-1 on image 0, the next c on image 1, ...: each image's rows can query it together, no gather
@@ -83,12 +85,46 @@ def _vision_attention(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torc
     return self.projection(context.transpose(1, 2).reshape(batch, length, width)), None
 
 
+class ImageCache(EncoderDecoderCache):
+    """Decoding cache of a batch whose consecutive rows share an image (the beams or samples of one image): the
+    self-attention cache, and each image's cross-attention keys and values projected once, or, with ``images``, the
+    image states themselves, which the rows attend to unprojected (``_absorbed_cross_attention``).
+    """
+
+    def __init__(self, self_attention_cache: DynamicCache, cross_attention_cache: DynamicCache,
+                 images: torch.Tensor | None = None) -> None:
+        super().__init__(self_attention_cache, cross_attention_cache)
+        self.images = images
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        # beams are only ever reordered within one image's group, and every beam of an image holds the same image
+        self.self_attention_cache.reorder_cache(beam_idx)
+
+
+def absorbed_attention_pays(queries: int, images: torch.Tensor, heads: int) -> bool:
+    """Whether ``queries`` query positions per image (rows x tokens, over all decoding steps) attending to the image
+    states ``images`` unprojected need fewer multiplications per layer than projecting its keys and values once.
+
+    Projected: 2 x positions x width^2 for keys and values, then 2 x queries x positions x width to attend.
+    Absorbed: 2 x queries x width^2 to map each query and result, then 2 x queries x heads x positions x width.
+    Only on CPU in fp32, where it was measured; on a GPU the projection is one large product that runs fast, while
+    the fused attention kernels are not built for heads as wide as the image.
+    """
+    positions, width = images.shape[-2:]
+    if images.device.type != "cpu" or images.dtype != torch.float32:
+        return False
+    return queries * (width + (heads - 1) * positions) < positions * width
+
+
 def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, encoder_hidden_states=None,
                     encoder_attention_mask=None, past_key_values=None, **kwargs) -> tuple[torch.Tensor, None]:
     batch, length, _ = hidden_states.shape
     query = self.query(hidden_states).view(batch, length, -1, self.attention_head_size).transpose(1, 2)
     cross = encoder_hidden_states is not None
     mask = encoder_attention_mask if cross else attention_mask
+    if cross and _absorbs(self, query, encoder_hidden_states, mask, past_key_values):
+        images = getattr(past_key_values, "images", None)
+        return _absorbed_cross_attention(self, query, encoder_hidden_states if images is None else images), None
     cache, projected, rows = past_key_values, False, None
     if isinstance(cache, ImageRows):
         cache, rows = None, cache.rows if cross else None
@@ -118,6 +154,43 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                              dropout_p=_dropout(self, self.dropout.p))
     return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
+
+
+def _absorbs(self, query: torch.Tensor, states: torch.Tensor, mask, cache) -> bool:
+    """Whether this cross-attention call attends to the image states unprojected (``_absorbed_cross_attention``)."""
+    if _dropout(self, self.dropout.p):
+        return False  # dropped attention weights no longer sum to one
+    if isinstance(cache, ImageCache):
+        return cache.images is not None  # blip_generate weighed the cost for all the decoding steps
+    if not isinstance(cache, ImageRows) or not cache.grouped or mask is not None:
+        return False
+    if cache.absorb is not None:
+        return cache.absorb
+    batch, heads, length, _ = query.shape
+    return absorbed_attention_pays(batch // states.shape[0] * length, states, heads)
+
+
+def _absorbed_cross_attention(self, query: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Cross-attention of each image's consecutive rows (``batch // images``) to the image states themselves.
+
+    A head's score q . (Wk x + bk) is (Wk^T q) . x plus q . bk, which is the same for every image position, so
+    softmax ignores it; and as the attention weights p sum to one, sum(p (Wv x + bv)) = Wv sum(p x) + bv. So each
+    head's query is mapped back to the image's width, attends to the image states (all rows and heads of an image
+    as one query, the images read once), and the result goes through that head's value weights: the same sums,
+    without projecting keys and values for every image position.
+    """
+    batch, heads, length, size = query.shape
+    count, _, width = images.shape
+    by_head = query.transpose(0, 1).reshape(heads, batch * length, size)
+    wide = torch.bmm(by_head, self.key.weight.view(heads, size, width))  # (heads, batch x length, width)
+    per_image = wide.view(heads, count, -1, width).transpose(0, 1).reshape(count, 1, -1, width)
+    states = images.unsqueeze(1)
+    mixed = F.scaled_dot_product_attention(per_image, states, states, scale=size ** -0.5)
+    mixed = mixed.view(count, heads, -1, width).transpose(0, 1).reshape(heads, batch * length, width)
+    context = torch.bmm(mixed, self.value.weight.view(heads, size, width).mT)  # (heads, batch x length, size)
+    if self.value.bias is not None:
+        context = context + self.value.bias.view(heads, 1, size)
+    return context.view(heads, batch, length, size).permute(1, 2, 0, 3).reshape(batch, length, heads * size)
 
 
 def _per_image_cross_attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -102,22 +102,31 @@ def test_fused_attention_and_shared_images_answer_like_the_stock_model(model, fr
         assert answer.text == expected
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_questions_sharing_an_image_read_its_keys_and_values_together_like_the_stock_encoder(dtype, fresh_scenes):
+@pytest.mark.parametrize(("dtype", "absorb"), [("float32", False), ("float32", True), ("float16", False)])
+def test_questions_sharing_an_image_read_it_together_like_the_stock_encoder(dtype, absorb, fresh_scenes):
+    # its keys and values projected once, or (absorb, CPU fp32) none: the questions attend to the image states
     from pipelines.blip_attention import ImageRows
 
     answerer = pipelines.load("ask", "toy-blip-vqa", dtype=dtype)
     stock = type(answerer.model).from_pretrained(PROJECT_ROOT / answerer.spec.source, dtype=answerer.dtype).eval()
     pairs = [(s.image, q) for s in fresh_scenes[:3] for q in ("what color is the shape?", "what is it?")]
     batch = answerer.preprocess(pairs, answerer.options())
-    rows = ImageRows(batch.image_index)
+    rows = ImageRows(batch.image_index, absorb=absorb)
     assert rows.grouped and not ImageRows(torch.tensor([0, 1, 0])).grouped
     encoder = dict(input_ids=batch.text["input_ids"], attention_mask=batch.text["attention_mask"], return_dict=False)
+    projected = []  # rows through the first cross-attention's key projection
+    key = answerer.model.text_encoder.encoder.layer[0].crossattention.self.key
+    hook = key.register_forward_hook(lambda module, args, output: projected.append(args[0].shape[0]))
+    try:
+        with torch.inference_mode():
+            images = answerer.model.vision_model(pixel_values=batch.pixels["pixel_values"])[0]
+            ours = answerer.model.text_encoder(**encoder, encoder_hidden_states=images, past_key_values=rows)[0]
+    finally:
+        hook.remove()
     with torch.inference_mode():
-        images = answerer.model.vision_model(pixel_values=batch.pixels["pixel_values"])[0]
-        ours = answerer.model.text_encoder(**encoder, encoder_hidden_states=images, past_key_values=rows)[0]
         expected = stock.text_encoder(**encoder, encoder_hidden_states=images[batch.image_index])[0]
     assert torch.allclose(ours.float(), expected.float(), atol=1e-5 if dtype == "float32" else 1e-2)
+    assert projected == ([] if absorb else [3])  # never, or once per image
 
 
 @pytest.mark.parametrize("model", FAMILIES)

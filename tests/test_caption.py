@@ -8,7 +8,7 @@ import torch
 
 import pipelines
 import toyworld
-from pipelines import fusion
+from pipelines import blip_attention, fusion
 from pipelines.blip_attention import use_sdpa
 from pipelines.caption import generate_kwargs
 from pipelines.caption_options import Candidate
@@ -240,12 +240,13 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
         assert all(np.isfinite(c.score) for h in halves for c in h.candidates)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize(("dtype", "absorb"), [("float32", False), ("float32", True), ("float16", False)])
 @pytest.mark.parametrize("options", [dict(num_beams=4, num_candidates=3, repetition_penalty=1.3),
                                      dict(sample=True, num_candidates=4, temperature=2.0, seed=3),
                                      dict(prefix="a picture of", num_beams=3, num_candidates=2)])
-def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(options, dtype, fresh_scenes):
-    # ours: each image's keys and values projected once and read once per step by all its beams or samples
+def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, fresh_scenes):
+    # ours: each image's keys and values projected once and read once per step by all its beams or samples, or
+    # (absorb, on CPU in fp32 only) no keys or values projected: the rows attend to the image states themselves
     from pipelines import blip_generate
     from pipelines.caption import _sampling, generate_kwargs
 
@@ -260,7 +261,7 @@ def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(op
     try:
         with torch.inference_mode():
             for run in (lambda **kw: captioner.model.generate(**inputs, **kw),
-                        lambda **kw: blip_generate.generate(captioner.model, **inputs, **kw)):
+                        lambda **kw: blip_generate.generate(captioner.model, **inputs, absorb=absorb, **kw)):
                 with _sampling(options, captioner.device):
                     outputs.append(run(**generate_kwargs(options), output_logits=True, return_dict_in_generate=True))
     finally:
@@ -269,4 +270,30 @@ def test_image_keys_and_values_projected_once_per_image_give_the_stock_tokens(op
     assert torch.equal(stock.sequences, ours.sequences)
     tolerance = 1e-5 if dtype == "float32" else 1e-2
     assert all(torch.allclose(a.float(), b.float(), atol=tolerance) for a, b in zip(stock.logits, ours.logits))
-    assert rows == [5 * copies, 5]  # stock: once per beam or sample; ours: once per image
+    # stock: once per beam or sample; ours: once per image, or never
+    assert rows == [5 * copies] + ([] if absorb else [5])
+
+
+@pytest.mark.parametrize("options", [dict(num_beams=1, max_new_tokens=4), dict(num_beams=4, max_new_tokens=20)])
+def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fresh_scenes):
+    # the cost rule picks the path that FlopCounterMode finds cheaper, on a case that favours each one
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipelines import blip_generate
+
+    captioner = pipelines.load("caption", "toy-blip")
+    options = captioner.options(**options, min_new_tokens=options["max_new_tokens"])  # every step runs
+    inputs = captioner.preprocess([s.image for s in fresh_scenes[:2]], options)
+    flops = {}
+    with torch.inference_mode():
+        images = blip_generate.encode_images(captioner.model, inputs["pixel_values"])
+        for absorb in (False, True):
+            with FlopCounterMode(display=False) as counter:
+                blip_generate.generate(captioner.model, **inputs, absorb=absorb, **generate_kwargs(options))
+            flops[absorb] = counter.get_total_flops()
+    queries = options.num_beams * (options.max_new_tokens + 1)  # rows x (start token + new tokens)
+    heads = captioner.model.config.text_config.num_attention_heads
+    pays = blip_attention.absorbed_attention_pays(queries, images, heads)
+    assert pays == (flops[True] < flops[False])
+    assert pays == (options.num_beams == 1)
+    assert not blip_attention.absorbed_attention_pays(queries, images.half(), heads)  # fp16: what a GPU runs

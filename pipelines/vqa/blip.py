@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 
 from ..blip_attention import ImageRows, use_skinny_linear, use_sdpa
+from ..blip_generate import encode_images
 from .base import VqaBatch, VqaPipeline
 from .options import Answer, AskOptions
-
-CPU_VISION_CHUNK = 4  # images per vision-tower forward on CPU: a few images' activations stay in cache
-
 
 class BlipVqa(VqaPipeline):
     model_class_name = "BlipForQuestionAnswering"
@@ -27,12 +25,10 @@ class BlipVqa(VqaPipeline):
 
     def _forward(self, batch: VqaBatch, options: AskOptions):
         # BlipForQuestionAnswering.generate() step by step, so that each distinct image is encoded once however
-        # many questions ask about it: vision tower, question encoder over the image (its keys and values
-        # projected once per image), answer decoder.
+        # many questions ask about it: vision tower, question encoder over the image (read once per image by its
+        # questions: see ImageRows), answer decoder.
         model = self.model
-        pixels = batch.pixels["pixel_values"]
-        chunk = CPU_VISION_CHUNK if pixels.device.type == "cpu" else len(pixels)
-        images = torch.cat([model.vision_model(pixel_values=part)[0] for part in pixels.split(chunk)])
+        images = encode_images(model, batch.pixels["pixel_values"])
         # no image mask: every image token may be attended to, as in BLIP's generate()
         question = model.text_encoder(input_ids=batch.text["input_ids"], attention_mask=batch.text["attention_mask"],
                                       encoder_hidden_states=images, past_key_values=ImageRows(batch.image_index),
