@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from . import runtime
 from .errors import InputError
 from .registry import ModelSpec
 
@@ -28,6 +29,7 @@ class Pipeline:
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
         self.spec, self.device, self.dtype = spec, device, dtype
+        runtime.tune_allocator()  # forward passes reuse freed activation memory instead of faulting in new pages
 
     @property
     def description(self) -> str:

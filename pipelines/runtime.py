@@ -7,6 +7,7 @@ first resolved, not with this module: the UI starts (and serves its first page) 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -22,6 +23,11 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")  # names of torch dtypes
 
 T = TypeVar("T")
+
+# glibc malloc (see tune_allocator)
+MALLOC_ARENAS = 2  # heaps shared by all threads
+MALLOC_MMAP_THRESHOLD = 32 << 20  # blocks from this size on get their own mapping (32 MiB: glibc's largest)
+MALLOC_TRIM_THRESHOLD = 256 << 20  # free memory kept at the top of a heap before any is returned to the system
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,25 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) 
             return torch.float16
         return getattr(torch, _settings.cuda_dtype)
     return torch.float32
+
+
+def tune_allocator() -> None:
+    """Make glibc's malloc keep and reuse the memory of freed activations. Idempotent; no effect without glibc.
+
+    A CPU forward pass allocates and frees buffers of tens of MB, layer after layer. By default glibc gives each
+    such block its own mapping, or returns freed memory at the top of its heap, so every layer faults fresh zeroed
+    pages in again: a 16-image caption run took 190,000-700,000 page faults and 7 % longer (9,500-55,000 with
+    these settings). Fewer heaps also keep freed memory from scattering over one heap per server thread: under
+    load the process kept growing (+4.6 % over 800 requests; +1.2 % with 2 heaps, no slower). The arena limit
+    only binds threads started after it, so the app calls this before its server starts.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
+    mallopt(-3, MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (also stops glibc moving the thresholds itself)
+    mallopt(-1, MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
 
 
 class ModelCache:
