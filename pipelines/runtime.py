@@ -27,7 +27,7 @@ T = TypeVar("T")
 # glibc malloc (see tune_allocator)
 MALLOC_ARENAS = 2  # heaps shared by all threads
 MALLOC_MMAP_THRESHOLD = 32 << 20  # blocks from this size on get their own mapping (32 MiB: glibc's largest)
-MALLOC_TRIM_THRESHOLD = 256 << 20  # free memory kept at the top of a heap before any is returned to the system
+MALLOC_TRIM_THRESHOLD = 128 << 20  # free memory kept at the top of a heap before any is returned to the system
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,11 @@ def tune_allocator() -> None:
 
     A CPU forward pass allocates and frees buffers of tens of MB, layer after layer. By default glibc gives each
     such block its own mapping, or returns freed memory at the top of its heap, so every layer faults fresh zeroed
-    pages in again: a 16-image caption run took 190,000-700,000 page faults and 7 % longer (9,500-55,000 with
-    these settings). Fewer heaps also keep freed memory from scattering over one heap per server thread: under
-    load the process kept growing (+4.6 % over 800 requests; +1.2 % with 2 heaps, no slower). The arena limit
-    only binds threads started after it, so the app calls this before its server starts.
+    pages in again: a 16-image caption run took 190,000-700,000 page faults and 5-10 % longer (19,000-56,000 with
+    these settings; a 64 MiB trim threshold kept most of the faults, 256 MiB saved few more). Fewer heaps also
+    keep freed memory from scattering over one heap per server thread: under load the process kept growing
+    (+4.6 % over 800 requests; +1.2 % with 2 heaps, no slower). The arena limit only binds threads started after
+    it, so the app calls this before its server starts.
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
