@@ -31,9 +31,9 @@ def generate(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None =
     """``model.generate(pixel_values, input_ids, attention_mask, **generate_kwargs)`` for a BLIP captioner.
 
     ``absorb``: attend to the image states unprojected (True), or to keys and values projected once per image
-    (False); None picks whichever needs fewer multiplications for this many rows and tokens (on CPU, in fp32). ``generate`` lays out
-    the beams (or returned samples) of one image as consecutive rows; the cross-attention finds how many rows each
-    image has from the batch size.
+    (False); None picks whichever needs fewer multiplications for this many rows and tokens (on CPU, in fp32).
+    ``generate`` lays out the beams (or returned samples) of one image as consecutive rows; the cross-attention
+    finds how many rows each image has from the batch size.
     """
     text = model.config.text_config
     image = encode_images(model, pixel_values)

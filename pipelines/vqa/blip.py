@@ -9,6 +9,7 @@ from ..blip_generate import encode_images
 from .base import VqaBatch, VqaPipeline
 from .options import Answer, AskOptions
 
+
 class BlipVqa(VqaPipeline):
     model_class_name = "BlipForQuestionAnswering"
     processor_class_name = "BlipProcessor"
