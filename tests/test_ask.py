@@ -239,3 +239,25 @@ def test_the_overlay_blends_by_opacity():
 def test_the_heatmap_needs_words():
     with pytest.raises(pipelines.InputError, match="Nothing to look for"):
         heatmap.relevance_map(fusion.shared_space(), toyworld.scene(toyworld.HELD_OUT_SEED).image, "  ")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_vilt_last_layer_for_the_first_token_only_gives_the_stock_logits(dtype, fresh_scenes):
+    answerer = pipelines.load("ask", "toy-vilt", dtype=dtype)
+    stock = type(answerer.model).from_pretrained(PROJECT_ROOT / answerer.spec.source, dtype=answerer.dtype).eval()
+    images = [s.image for s in fresh_scenes[:3]]
+    questions = ["what color is the shape?", "what shape?", "is there a red circle in the picture?"]  # padded
+    inputs = answerer.processor(images=images, text=questions, padding=True, return_tensors="pt")
+    inputs["pixel_values"] = inputs["pixel_values"].to(answerer.dtype)
+    rows = []  # token rows through the last layer's feed-forward
+    dense = answerer.model.vilt.encoder.layer[-1].intermediate.dense
+    hook = dense.register_forward_hook(lambda module, args, output: rows.append(args[0].shape[:2]))
+    try:
+        with torch.inference_mode():
+            ours = answerer.model(**inputs).logits
+    finally:
+        hook.remove()
+    with torch.inference_mode():
+        expected = stock(**inputs).logits
+    assert rows == [(3, 1)]  # one token per pair
+    assert torch.allclose(ours.float(), expected.float(), atol=1e-4 if dtype == "float32" else 2e-2)
