@@ -287,7 +287,7 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
     flops = {}
     with torch.inference_mode():
         images = blip_generate.encode_images(captioner.model, inputs["pixel_values"])
-        for absorb in (False, True):
+        for absorb in (False, True, None):  # None: generate's own choice
             with FlopCounterMode(display=False) as counter:
                 blip_generate.generate(captioner.model, **inputs, absorb=absorb, **generate_kwargs(options))
             flops[absorb] = counter.get_total_flops()
@@ -295,5 +295,6 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
     heads = captioner.model.config.text_config.num_attention_heads
     pays = blip_attention.absorbed_attention_pays(queries, images, heads)
     assert pays == (flops[True] < flops[False])
+    assert flops[None] == min(flops[True], flops[False])  # generate counts its rows and tokens as the rule expects
     assert pays == (options.num_beams == 1)
     assert not blip_attention.absorbed_attention_pays(queries, images.half(), heads)  # fp16: what a GPU runs
