@@ -59,7 +59,7 @@ class Captioner(TransformersPipeline):
 
     def postprocess(self, outputs, inputs, options: CaptionOptions) -> list[Caption]:
         generated = outputs.sequences[:, self.prompt_length(inputs):]
-        log_probs = self.token_log_probs(outputs)
+        log_probs = token_log_probs(outputs.sequences, outputs.logits, getattr(outputs, "beam_indices", None))
         steps = min(generated.shape[1], log_probs.shape[1])  # beam search may stop before its last step's length
         scores = mean_log_probs(log_probs[:, :steps], generated[:, :steps], self.end_token_ids())
         texts = [" ".join(text.split()) for text in self.decode(outputs.sequences)]
@@ -67,10 +67,6 @@ class Captioner(TransformersPipeline):
         return [_best_distinct(texts[i:i + per_image], scores[i:i + per_image])
                 for i in range(0, len(texts), per_image)]
 
-    def token_log_probs(self, outputs) -> torch.Tensor:
-        """(sequences, steps) raw log-probability of each generated token (beams traced back to their rows)."""
-        return self.model.compute_transition_scores(outputs.sequences, outputs.logits,
-                                                    getattr(outputs, "beam_indices", None), normalize_logits=True)
 
     def end_token_ids(self) -> set[int]:
         raise NotImplementedError
@@ -132,6 +128,27 @@ def _sampling(options: CaptionOptions, device: torch.device) -> Iterator[None]:
         yield
 
 
+def token_log_probs(sequences: torch.Tensor, logits: Sequence[torch.Tensor],
+                    beam_indices: torch.Tensor | None = None) -> torch.Tensor:
+    """(sequences, steps) raw log-probability of each generated token, read from ``generate``'s per-step
+    ``logits`` (beams traced back through ``beam_indices``); 0 after a beam ended.
+
+    The numbers of transformers' ``compute_transition_scores(..., normalize_logits=True)``, which normalises every
+    step's whole vocabulary at once in a strided layout: here each step needs only one log-sum-exp per row.
+    """
+    if beam_indices is None:  # greedy or sampled: row i of every step is sequence i
+        beam_indices = torch.arange(len(sequences), device=sequences.device)[:, None].expand(-1, len(logits))
+    ended = beam_indices < 0
+    steps = int((~ended).sum(dim=1).max())
+    tokens = sequences[:, sequences.shape[1] - steps:]
+    columns = []
+    for step in range(steps):
+        rows = beam_indices[:, step].clamp(min=0)
+        step_logits = logits[step].float()
+        columns.append(step_logits[rows, tokens[:, step]] - step_logits.logsumexp(dim=-1)[rows])
+    return torch.stack(columns, dim=1).masked_fill(ended[:, :steps], 0.0)
+
+
 def mean_log_probs(log_probs: torch.Tensor, tokens: torch.Tensor, end_ids: set[int]) -> list[float]:
     """Mean over each row's tokens up to and including its first end token (later positions are padding)."""
     is_end = torch.zeros_like(tokens, dtype=torch.bool)
@@ -171,10 +188,6 @@ class BlipCaptioner(Captioner):
         with _sampling(options, self.device):
             return blip_generate.generate(self.model, **inputs, **generate_kwargs(options),
                                           output_logits=True, return_dict_in_generate=True)
-
-    def token_log_probs(self, outputs):
-        return self.model.text_decoder.compute_transition_scores(
-            outputs.sequences, outputs.logits, getattr(outputs, "beam_indices", None), normalize_logits=True)
 
     def end_token_ids(self):
         return {self.model.config.text_config.sep_token_id}

@@ -298,3 +298,26 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
     assert flops[None] == min(flops[True], flops[False])  # generate counts its rows and tokens as the rule expects
     assert pays == (options.num_beams == 1)
     assert not blip_attention.absorbed_attention_pays(queries, images.half(), heads)  # fp16: what a GPU runs
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("options", [dict(num_beams=1), dict(num_beams=4, num_candidates=4, max_new_tokens=12),
+                                     dict(sample=True, num_candidates=3, seed=3, temperature=2.0)])
+def test_token_log_probs_are_transformers_transition_scores(model, options, fresh_scenes):
+    # our per-step log-sum-exp gives the numbers of transformers' normalised transition scores (which it computes
+    # over every step's whole vocabulary at once), beams traced back, ended beams at 0
+    from pipelines.caption import token_log_probs
+
+    captioner = pipelines.load("caption", model)
+    options = captioner.options(**options)
+    inputs = captioner.preprocess([s.image for s in fresh_scenes[:4]], options)
+    with torch.inference_mode():
+        outputs = captioner._forward(inputs, options)
+    beams = getattr(outputs, "beam_indices", None)
+    decoder = captioner.model.text_decoder if model == "toy-blip" else captioner.model
+    expected = decoder.compute_transition_scores(outputs.sequences, outputs.logits, beams, normalize_logits=True)
+    ours = token_log_probs(outputs.sequences, outputs.logits, beams)
+    assert ours.shape == expected.shape
+    assert torch.allclose(ours, expected, atol=1e-5)
+    if beams is not None:  # the case has beams that ended before the longest one, whose later steps count 0
+        assert (beams < 0).any() and (ours[beams[:, :ours.shape[1]] < 0] == 0).all()
