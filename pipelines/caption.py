@@ -67,7 +67,6 @@ class Captioner(TransformersPipeline):
         return [_best_distinct(texts[i:i + per_image], scores[i:i + per_image])
                 for i in range(0, len(texts), per_image)]
 
-
     def end_token_ids(self) -> set[int]:
         raise NotImplementedError
 
