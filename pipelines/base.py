@@ -6,6 +6,7 @@ describe requests and results (and the UI that imports them) load without it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
@@ -66,3 +67,29 @@ class Pipeline:
 
     def postprocess(self, outputs: Any, batch: Any, options) -> list:
         raise NotImplementedError
+
+
+class TakingTurns:
+    """A tokenizer that concurrent requests use one at a time; every other attribute is the tokenizer's own.
+
+    transformers' fast tokenizers keep padding and truncation settings on one Rust object, which each call rewrites
+    to its own arguments: overlapping calls fail ("Already borrowed") or come back unpadded or uncut.
+    """
+
+    def __init__(self, tokenizer: Any):
+        self._tokenizer, self._turn = tokenizer, threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn:
+            return self._tokenizer(*args, **kwargs)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn:
+            return self._tokenizer.decode(*args, **kwargs)
+
+    def batch_decode(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn:
+            return self._tokenizer.batch_decode(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)

@@ -17,6 +17,7 @@ import torch
 from . import blip_generate
 from .blip_attention import use_skinny_linear, use_sdpa
 from .caption_options import GENERIC_DEFAULTS, MODEL_DEFAULTS, Caption, CaptionOptions, Candidate
+from .base import TakingTurns
 from .errors import InputError
 from .hf import TransformersPipeline, load_part
 from .io import load_image
@@ -218,7 +219,8 @@ class VisionEncoderDecoderCaptioner(Captioner):
 
     def __init__(self, spec, device, dtype, model, processor):
         model.generation_config.max_length = None  # every call passes max_new_tokens (default above) instead
-        super().__init__(spec, device, dtype, model, processor)
+        image_processor, tokenizer = processor
+        super().__init__(spec, device, dtype, model, (image_processor, TakingTurns(tokenizer)))
 
     @classmethod
     def load_processor(cls, spec, path):

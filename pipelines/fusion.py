@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .base import TakingTurns
 from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
 from .errors import InputError
 from .io import load_image
@@ -37,7 +38,8 @@ class ClipSpace:
         from .vit_encode import image_encoder
 
         self.spec, self.device, self.dtype = spec, device, dtype
-        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.model, self.preprocess = model, preprocess
+        self.tokenizer = TakingTurns(tokenizer)  # a hub model's is a transformers tokenizer, shared by requests
         self.encode_image = image_encoder(model)  # model.encode_image, or its equivalent that skips unused work
         self.calls: Counter[str] = Counter()  # encoder forward passes, by tower (tests count reuse)
         # Names these exact weights at this precision: the key of every cached embedding.

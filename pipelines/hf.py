@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Pipeline
+from .base import Pipeline, TakingTurns
 from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
 from .registry import ModelSpec
 
@@ -39,6 +39,9 @@ class TransformersPipeline(Pipeline):
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):
         super().__init__(spec, device, dtype)
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is not None and not isinstance(tokenizer, TakingTurns):  # requests share it (see TakingTurns)
+            processor.tokenizer = TakingTurns(tokenizer)
         self.model, self.processor = model, processor
 
     @classmethod

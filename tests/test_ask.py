@@ -261,3 +261,33 @@ def test_vilt_last_layer_for_the_first_token_only_gives_the_stock_logits(dtype, 
         expected = stock(**inputs).logits
     assert rows == [(3, 1)]  # one token per pair
     assert torch.allclose(ours.float(), expected.float(), atol=1e-4 if dtype == "float32" else 2e-2)
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_requests_from_many_threads_at_once_each_get_their_questions_padded_and_cut(model):
+    # A fast tokenizer keeps its padding and truncation settings on one shared object that every call rewrites, and
+    # preprocess makes two calls (count unpadded, then pad and cut): concurrent requests must not interleave them.
+    import threading
+
+    answerer = pipelines.load("ask", model)
+    options, limit = answerer.options(), answerer.max_question_tokens
+    image = toyworld.scene(toyworld.HELD_OUT_SEED + 41_000, size=16).image
+    long = "what color is " + "the " * limit + "shape"  # more tokens than the model reads
+    failures = []
+
+    def request(offset: int) -> None:
+        try:
+            for i in range(40):
+                questions = ["what color is it?", "what shape is it?", long][(offset + i) % 3:]
+                batch = answerer.preprocess([(image, q) for q in questions], options)
+                assert batch.text["input_ids"].shape[1] <= limit
+                assert batch.truncated == [q == long for q in questions]
+        except Exception as error:  # noqa: BLE001 - any failure in a thread fails the test below
+            failures.append(error)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
