@@ -121,7 +121,9 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
     batch, length, _ = hidden_states.shape
     query = self.query(hidden_states).view(batch, length, -1, self.attention_head_size).transpose(1, 2)
     cross = encoder_hidden_states is not None
-    mask = encoder_attention_mask if cross else attention_mask
+    # transformers 5 hands a cross-attention its encoder's mask as ``attention_mask`` (and its own attention, which
+    # reads ``encoder_attention_mask`` there, drops it): either way the mask is honoured here
+    mask = attention_mask if encoder_attention_mask is None else encoder_attention_mask
     if cross and _absorbs(self, query, encoder_hidden_states, mask, past_key_values):
         images = getattr(past_key_values, "images", None)
         return _absorbed_cross_attention(self, query, encoder_hidden_states if images is None else images), None

@@ -37,11 +37,13 @@ class BlipVqa(VqaPipeline):
         start = torch.full((question.shape[0], 1), model.decoder_start_token_id, device=question.device)
         beams = max(options.num_beams, options.top_k)
         # length_penalty 0: each beam's score is its answer's total log-probability, comparable across lengths.
+        # The answer reads its question's tokens, not the padding a longer question in the batch brings (BLIP's
+        # generate() masks nothing: it reads one question at a time).
         search = {"num_beams": beams, "length_penalty": 0.0} if beams > 1 else {}
         return model.text_decoder.generate(
             input_ids=start, eos_token_id=model.config.text_config.sep_token_id,
             pad_token_id=model.config.text_config.pad_token_id, encoder_hidden_states=question,
-            encoder_attention_mask=_ones(question), **search, num_return_sequences=options.top_k,
+            encoder_attention_mask=batch.text["attention_mask"], **search, num_return_sequences=options.top_k,
             max_new_tokens=options.max_new_tokens, output_scores=True, return_dict_in_generate=True)
 
     def postprocess(self, outputs, batch: VqaBatch, options: AskOptions) -> list[Answer]:
@@ -51,11 +53,6 @@ class BlipVqa(VqaPipeline):
         scores = scores.float().view(-1, k).cpu() if scores is not None else torch.zeros(len(batch.questions), 1)
         return [Answer(question, _ranked(texts[row * k:(row + 1) * k], scores[row]), cut)
                 for row, (question, cut) in enumerate(zip(batch.questions, batch.truncated))]
-
-
-def _ones(states: torch.Tensor) -> torch.Tensor:
-    """An attention mask that lets every position of ``states`` be attended to (as BLIP's generate() does)."""
-    return torch.ones(states.shape[:-1], dtype=torch.long, device=states.device)
 
 
 def _ranked(texts: list[str], log_probs: torch.Tensor) -> tuple[tuple[str, float], ...]:
