@@ -115,14 +115,16 @@ def generate_kwargs(options: CaptionOptions) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _sampling(options: CaptionOptions, device: torch.device) -> Iterator[None]:
-    """For a sampled call: torch's global generator to itself (seeded when a seed is given), restored after.
+    """For a sampled call: torch's global generator to itself. With a seed it is seeded, and restored after (the
+    seed's draws leave no trace); without one it runs on, so each call draws afresh.
 
     Concurrent requests share that generator, so sampled calls take turns: a seed reproduces whoever else samples.
     """
     if not options.sample:
         yield
         return
-    with _SAMPLING, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    devices = [device] if device.type == "cuda" else []
+    with _SAMPLING, torch.random.fork_rng(devices=devices, enabled=options.seed is not None):
         if options.seed is not None:
             torch.manual_seed(options.seed)
         yield

@@ -52,6 +52,7 @@ def test_sampling_with_a_seed_is_reproducible_and_the_seed_matters(model, fresh_
     torch.rand(3)  # whatever else uses the global generator in between does not matter
     assert draw(11) == first
     assert draw(12) != first
+    assert draw(None) != draw(None)  # no seed: every call draws afresh
 
 
 @pytest.mark.parametrize("model", MODELS)
