@@ -81,6 +81,11 @@ def blend(image: str | None, heat: heatmaps.Heatmap | None, opacity: float):
     return heatmaps.overlay(image, heat, float(opacity))
 
 
+def forget_heatmap():
+    """Another image: the heat map shown (and kept for re-blending) belonged to the last one."""
+    return None, None, ""
+
+
 def _questions(text: str) -> list[str]:
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if len(questions) > MAX_QUESTIONS:
@@ -173,3 +178,4 @@ def build() -> None:
     gr.on([heat_button.click, heat_for.submit], heatmap, inputs=[image, heat_for, opacity],
           outputs=[heat_image, heat_state, heat_note], api_name="heatmap", **model_event)
     opacity.release(blend, inputs=[image, heat_state, opacity], outputs=heat_image, api_visibility="private")
+    image.change(forget_heatmap, outputs=[heat_image, heat_state, heat_note], api_visibility="private", queue=False)

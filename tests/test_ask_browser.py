@@ -5,7 +5,7 @@ from __future__ import annotations
 import toyworld
 
 
-def test_two_questions_give_ranked_answers_a_table_and_a_heatmap(page, tmp_path):
+def test_two_questions_give_ranked_answers_a_table_and_a_heatmap_of_this_image(page, tmp_path):
     scene = toyworld.scene(toyworld.HELD_OUT_SEED + 40_000)
     scene.image.save(tmp_path / "scene.png")
     page.get_by_role("tab", name="Ask", exact=True).click()
@@ -20,3 +20,8 @@ def test_two_questions_give_ranked_answers_a_table_and_a_heatmap(page, tmp_path)
     # The heat map follows on its own, for the first answer.
     page.locator("#ask-heatmap img").first.wait_for(timeout=60_000)
     assert page.locator("#ask-heat-for textarea").input_value() == scene.color
+    # Another image: the heat map of the last one goes away (it would mislead, and re-blend over the new image).
+    other = toyworld.scene(toyworld.HELD_OUT_SEED + 40_001)
+    other.image.save(tmp_path / "other.png")
+    page.locator("#ask-image input[type=file]").set_input_files(str(tmp_path / "other.png"))
+    page.locator("#ask-heatmap img").first.wait_for(state="detached", timeout=30_000)
