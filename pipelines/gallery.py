@@ -142,7 +142,7 @@ def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | N
     """
     size = _input_size(space)
     batches = [range(start, min(start + batch_size, len(sources))) for start in range(0, len(sources), batch_size)]
-    vectors = np.zeros((len(sources), 0), dtype=np.float32)
+    vectors = np.zeros((0, 0), dtype=np.float32)  # no rows: no image decoded
     done_rows: list[tuple[int, np.ndarray]] = []
     failures: dict[int, str] = {}
 
@@ -345,7 +345,9 @@ class Gallery:
                 for i, message in sorted(failures.items()):
                     report.problems.append(f"{missing[i].label} ({message})")
                     self._digests.discard(missing[i].digest)
-                self.items = [item for item in self.items if item.digest in found]
+                if failures:  # the other models' indexes count positions in the old list
+                    self.items = [item for item in self.items if item.digest in found]
+                    self._prepared.clear()
                 report.encoded -= len(failures)
             if self.items:
                 self._prepared[space.key] = self._index(space, np.stack([found[i.digest] for i in self.items]))
@@ -368,10 +370,11 @@ class Gallery:
     def search(self, space: ClipSpace, queries: np.ndarray, k: int) -> list[list[tuple[Item, float]]]:
         """The k best items for each query vector, best first."""
         with self._lock:
+            if self.items:
+                self.prepare(space)  # may drop images that no longer decode
             if not self.items:
                 raise InputError(f"The gallery '{self.name}' is empty: there is nothing to search. "
                                  "Upload images (or a zip of images) first")
-            self.prepare(space)
             index, items = self._prepared[space.key], list(self.items)
         try:
             scores, ids = index.search(queries, k)

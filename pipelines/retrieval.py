@@ -141,9 +141,9 @@ class SearchPipeline(Pipeline):
             if query.vector is not None:
                 parts.append(_as_vector(query.vector, self.space)), weights.append(1.0)
             if query.image is not None:
-                parts.append(next(image_vectors)), weights.append(query.image_weight if query.text else 1.0)
+                parts.append(next(image_vectors)), weights.append(query.image_weight if query.text is not None else 1.0)
             if query.text is not None:
-                parts.append(next(text_vectors)), weights.append(1 - query.image_weight if query.image else 1.0)
+                parts.append(next(text_vectors)), weights.append(1 - query.image_weight if query.image is not None else 1.0)
             vector = early_fusion(parts, weights)
             vectors.append(vector)
         for i, query in enumerate(queries):  # negatives come after every positive text, in order
@@ -162,7 +162,7 @@ class SearchPipeline(Pipeline):
         limit = self.space.context_length
         if len(text) > MAX_QUERY_CHARS or self.space.token_count(text[:MAX_QUERY_CHARS]) > limit:
             start = " ".join(text.split()[:8])
-            return text, (f"The {what} is {len(text):,} characters long, more than the {limit} tokens "
+            return text, (f"The {what} is longer than the {limit} tokens "
                           f"{self.spec.name} reads: only its beginning (\u201c{start} \u2026\u201d) was used.")
         return text, ""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,8 @@ def test_composed_query_moves_a_blue_circle_up(cache_dir, tmp_path):
     composed = rank_of_first_blue_circle(Query(image=red_circle, text="blue", image_weight=0.5))
     assert alone >= 4  # the red circles come first for the image alone
     assert composed == 0
+    as_array = rank_of_first_blue_circle(Query(image=np.asarray(red_circle), text="blue", image_weight=0.5))
+    assert as_array == 0  # an image given as an array composes the same way
 
 
 def test_negative_text_pushes_that_colour_down(cache_dir, tmp_path):
@@ -201,6 +204,29 @@ def test_an_undecodable_image_leaves_the_gallery_with_a_reason(cache_dir, tmp_pa
     report = gallery.prepare(pipelines.load("search").space)
     assert len(gallery) == 1 and report.encoded == 1
     assert any(p.startswith("cut (") and "truncated or damaged" in p for p in report.problems)
+
+
+def test_a_gallery_whose_images_all_fail_to_decode_says_it_is_empty(cache_dir, tmp_path):
+    scene_folder(tmp_path / "scenes", [toyworld.HELD_OUT_SEED + 7510])
+    only = next((tmp_path / "scenes").iterdir())
+    only.write_bytes(only.read_bytes()[:100])
+    with pytest.raises(InputError, match="empty.*Upload images"):
+        pipelines.load("search")(["a red circle"], gallery=Gallery.from_folder(tmp_path / "scenes"))
+
+
+def test_an_image_dropped_for_one_model_is_dropped_for_every_model(cache_dir, tmp_path):
+    # one model's index counts positions in the gallery's list: when another model drops an image that no longer
+    # decodes, the first must not keep answering with the old positions
+    scene_folder(tmp_path / "scenes", [toyworld.HELD_OUT_SEED + 7520, toyworld.HELD_OUT_SEED + 7521])
+    gallery = Gallery.from_folder(tmp_path / "scenes")
+    fp32, fp16 = pipelines.load("search"), pipelines.load("search", dtype="float16")  # one index each
+    gallery.prepare(fp32.space)
+    damaged = Path(gallery.items[0].path)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert len(gallery.prepare(fp16.space).problems) == 1
+    for searcher in (fp32, fp16):
+        [result] = searcher(["a red circle"], top_k=5, gallery=gallery)
+        assert [hit.path for hit in result.hits] == [gallery.items[0].path]
 
 
 @pytest.mark.parametrize("name,hub_id", [
