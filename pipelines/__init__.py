@@ -128,13 +128,14 @@ def system_info() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     settings = runtime.settings()
-    device = runtime.resolve_device()
-    info = {
-        "profile": settings.profile,
-        "device": f"{device} ({runtime.device_name(device)})",
-        "dtype": str(runtime.resolve_dtype(device)).removeprefix("torch."),
-        "models dir": str(settings.models_dir or "Hugging Face default cache"),
-    }
+    info = {"profile": settings.profile}
+    try:
+        device = runtime.resolve_device()
+        info["device"] = f"{device} ({runtime.device_name(device)})"
+        info["dtype"] = str(runtime.resolve_dtype(device)).removeprefix("torch.")
+    except InputError as error:  # e.g. started with --device cuda on a machine without a GPU: the panel says so
+        info["device"] = str(error)
+    info["models dir"] = str(settings.models_dir or "Hugging Face default cache")
     for package in ("torch", "transformers", "open_clip_torch", "faster-whisper", "ctranslate2", "gradio"):
         try:
             info[package] = version(package)

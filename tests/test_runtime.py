@@ -23,6 +23,18 @@ def test_cuda_cannot_be_forced_without_a_gpu():
         runtime.resolve_device("cuda")
 
 
+def test_the_system_panel_explains_a_device_that_is_not_there():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    before = runtime.settings()
+    runtime.configure(device="cuda")
+    try:
+        info = pipelines.system_info()
+    finally:
+        runtime.configure(device=before.device)
+    assert "no CUDA GPU" in info["device"] and info["profile"] == before.profile
+
+
 def test_auto_device_is_cpu_without_a_gpu():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert runtime.resolve_device("auto").type == expected
