@@ -14,7 +14,7 @@ import pipelines.batching
 
 log = logging.getLogger(__name__)
 
-GPU = "model-device"  # one concurrency group for every event that runs a model, so they take turns
+GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
 GPU_CONCURRENCY = 1
 # Events whose requests pipelines.batching joins into shared forward passes: they run side by side, up to one batch.
 BATCHED = "batched-models"

@@ -58,9 +58,9 @@ def profile_default(task: str, profile: str) -> str:
 
 
 def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
-    """A spec for a registry name, a local directory or a hub id (``None`` = the profile's choice)."""
+    """A spec for a registry name, a local directory or a hub id (``None`` or blank = the profile's choice)."""
     models = _models(task)
-    model = (model or profile_default(task, profile)).strip()
+    model = (model or "").strip() or profile_default(task, profile)
     if model in models:
         entry = models[model]
         return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""))

@@ -36,3 +36,8 @@ def test_a_local_directory_or_hub_id_is_accepted(tmp_path):
     assert local.source == str(tmp_path) and local.backend == "auto" and not local.is_hub
     hub = registry.resolve("caption", "someone/some-captioner", "toy")
     assert hub.is_hub and hub.backend == "auto"
+
+
+def test_a_blank_model_name_means_the_profile_default_not_the_working_directory():
+    for blank in ("", "   ", "\t"):
+        assert registry.resolve("caption", blank, "toy").name == registry.profile_default("caption", "toy")
