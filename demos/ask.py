@@ -102,7 +102,8 @@ def _answer(image, questions: list[str], model: str | None, top_k):
     if cut:
         gr.Warning(f"{'A question was' if len(cut) == 1 else f'{len(cut)} questions were'} too long for the model and "
                    f"cut to {answerer.max_question_tokens} tokens: “{cut[0].question[:SHOWN_CHARS]}…”")
-    return "\n".join(a.text for a in answers), _label(answers[0]), _table(questions, answers, answerer.max_question_tokens)
+    table = _table(questions, answers, answerer.max_question_tokens)
+    return "\n".join(a.text for a in answers), _label(answers[0]), table
 
 
 def _label(answer: Answer) -> dict[str, float]:

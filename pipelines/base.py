@@ -6,6 +6,7 @@ describe requests and results (and the UI that imports them) load without it.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
@@ -91,5 +92,10 @@ class TakingTurns:
         with self._turn:
             return self._tokenizer.batch_decode(*args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
+    def __deepcopy__(self, memo: dict) -> "TakingTurns":  # a copy gets its own lock
+        return TakingTurns(copy.deepcopy(self._tokenizer, memo))
+
+    def __getattr__(self, name: str) -> Any:  # called only for what the wrapper itself lacks
+        if name in ("_tokenizer", "_turn"):  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._tokenizer, name)

@@ -15,9 +15,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import blip_generate
+from .base import TakingTurns
 from .blip_attention import use_skinny_linear, use_sdpa
 from .caption_options import GENERIC_DEFAULTS, MODEL_DEFAULTS, Caption, CaptionOptions, Candidate
-from .base import TakingTurns
 from .errors import InputError
 from .hf import TransformersPipeline, load_part
 from .io import load_image

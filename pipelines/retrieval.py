@@ -140,10 +140,11 @@ class SearchPipeline(Pipeline):
             parts, weights = [], []
             if query.vector is not None:
                 parts.append(_as_vector(query.vector, self.space)), weights.append(1.0)
+            both = query.image is not None and query.text is not None  # composed: the slider weighs the two
             if query.image is not None:
-                parts.append(next(image_vectors)), weights.append(query.image_weight if query.text is not None else 1.0)
+                parts.append(next(image_vectors)), weights.append(query.image_weight if both else 1.0)
             if query.text is not None:
-                parts.append(next(text_vectors)), weights.append(1 - query.image_weight if query.image is not None else 1.0)
+                parts.append(next(text_vectors)), weights.append(1 - query.image_weight if both else 1.0)
             vector = early_fusion(parts, weights)
             vectors.append(vector)
         for i, query in enumerate(queries):  # negatives come after every positive text, in order
