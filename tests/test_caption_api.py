@@ -113,3 +113,14 @@ def test_batch_with_no_usable_image_names_each_file(client, tmp_path):
                        api_name="/caption_batch")
     assert "None of the files could be captioned" in str(info.value)
     assert "empty.png" in str(info.value) and "text.jpg" in str(info.value)
+
+
+def test_none_for_beams_and_length_means_the_chosen_models_own_defaults(client, scenes):
+    # Omitted values are the tab's initial ones (the default model's: 3 beams); None asks for the model's own
+    # (ViT-GPT2: 4 beams), so 4 candidates fit
+    scene, path = scenes[5]
+    best, table = client.predict(handle_file(str(path)), model="toy-vit-gpt2", candidates=4, beams=None,
+                                 max_new_tokens=None, api_name="/caption")
+    assert names(best, scene) and 1 <= len(table["data"]) <= 4
+    with pytest.raises(AppError, match="beams"):
+        client.predict(handle_file(str(path)), model="toy-vit-gpt2", candidates=4, api_name="/caption")
