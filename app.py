@@ -28,7 +28,8 @@ log = logging.getLogger("app")
 
 def build_demo() -> gr.Blocks:
     settings = runtime.settings()
-    with gr.Blocks(title=TITLE) as demo:
+    # Hourly, Gradio deletes its copies of uploads and results older than a day: a long-running Space keeps its disk
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
                     f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**.")
         with gr.Tabs() as tabs:

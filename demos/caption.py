@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -17,7 +16,8 @@ from pipelines.io import load_image
 from pipelines.rerank import Ranked, caption_and_rerank
 
 from . import examples
-from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
+from .common import (BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, request_dir,
+                     require, user_errors)
 
 BEAM_SEARCH, SAMPLING = "beam search", "sampling"
 DEFAULTS = CaptionOptions()
@@ -135,7 +135,7 @@ def _scores(ranked: Ranked) -> list[float]:
 
 
 def _downloads(rows: list[list]) -> list[str]:
-    directory = Path(tempfile.mkdtemp(prefix="captions-"))  # Gradio copies returned files into its own cache
+    directory = request_dir("captions")
     with open(directory / "captions.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(BATCH_HEADERS)

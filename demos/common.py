@@ -6,6 +6,11 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import gradio as gr
 
@@ -13,6 +18,9 @@ import pipelines
 import pipelines.batching
 
 log = logging.getLogger(__name__)
+
+OUTPUTS = Path(tempfile.gettempdir()) / f"mm-studio-outputs-{os.getpid()}"  # files written for downloads
+OUTPUT_AGE = 24 * 3600  # seconds a request's files are kept: Gradio copies them into its cache when it answers
 
 GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
 GPU_CONCURRENCY = 1
@@ -115,3 +123,14 @@ def require(value, message: str) -> None:
     """Refuse a missing main input with a message that says what to do."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise gr.Error(message, title="Missing input")
+
+
+def request_dir(kind: str) -> Path:
+    """A fresh directory for one request's files; those of requests older than OUTPUT_AGE are removed first."""
+    OUTPUTS.mkdir(parents=True, exist_ok=True)
+    expired = time.time() - OUTPUT_AGE
+    for old in OUTPUTS.iterdir():
+        with contextlib.suppress(OSError):  # another request may be sweeping it at the same moment
+            if old.stat().st_mtime < expired:
+                shutil.rmtree(old)
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=OUTPUTS))

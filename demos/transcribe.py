@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -12,7 +11,7 @@ from pipelines import subtitles
 from pipelines.speech import LANGUAGES, Transcript, TranscribeOptions
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, require, user_errors
+from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, request_dir, require, user_errors
 
 DEFAULTS = TranscribeOptions()
 AUTO = "auto"  # the language choice that means "detect it"
@@ -35,7 +34,7 @@ def transcribe(audio: str | None, model: str | None = None, task: str = DEFAULTS
     [result] = transcriber([audio], **options, progress=lambda done: progress(done, desc="Transcribing"))
     if not result.has_speech:
         raise gr.Error(_no_speech(result), title="No speech")
-    files = subtitles.write(result, _output_dir(), _stem(audio))
+    files = subtitles.write(result, request_dir("transcribe"), _stem(audio))
     return result.text, _details(result), _table([("", result)]), [str(path) for path in files]
 
 
@@ -81,7 +80,7 @@ def _many_outputs(outcomes: list[tuple[str, Transcript | str]]):
     if not done:
         problems = "\n".join(f"- {name}: {problem}" for name, problem in outcomes)
         raise gr.Error(f"None of the files could be transcribed:\n{problems}", title="Cannot use these files")
-    directory, paths, stems = _output_dir(), [], set()
+    directory, paths, stems = request_dir("transcribe"), [], set()
     for name, result in done:
         paths += subtitles.write(result, directory, _stem(name, stems))
     text = "\n\n".join(result.text for _, result in done)
@@ -127,10 +126,6 @@ def _timed_words(segment) -> str:
 def _no_speech(result: Transcript) -> str:
     return (f"No speech was found in this {result.duration:.1f} s recording. "
             "Check the microphone or the file, and speak a little louder or longer.")
-
-
-def _output_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="transcribe-"))  # Gradio copies returned files into its own cache
 
 
 def _stem(path: str, taken: set[str] | None = None) -> str:

@@ -144,3 +144,18 @@ def test_a_5000_character_question_is_cut_and_still_answered(client, scene_file)
     question = "what color is the shape? " + "please look very carefully " * 185
     assert len(question) > 5000
     assert client.predict(handle_file(str(path)), question, api_name="/ask")[0] == scene.color
+
+
+def test_download_files_of_requests_older_than_a_day_are_removed(monkeypatch, tmp_path):
+    import os
+    import time
+
+    from demos import common
+
+    monkeypatch.setattr(common, "OUTPUTS", tmp_path / "outputs")
+    old = common.request_dir("captions")
+    (old / "captions.csv").write_text("file,caption\n")
+    past = time.time() - common.OUTPUT_AGE - 60
+    os.utime(old, (past, past))
+    recent, another = common.request_dir("captions"), common.request_dir("transcribe")
+    assert not old.exists() and recent.is_dir() and another.is_dir() and recent != another
