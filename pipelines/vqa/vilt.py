@@ -67,13 +67,20 @@ def use_sdpa(model: torch.nn.Module) -> int:
 def _fused_attention(self, hidden_states: torch.Tensor, attention_mask=None, output_attentions=False):
     if output_attentions or self.training:  # the fused kernel returns no attention map; training needs dropout
         return type(self).forward(self, hidden_states, attention_mask, output_attentions)
-    batch, length, _ = hidden_states.shape
-    heads = (batch, length, self.num_attention_heads, self.attention_head_size)
-    query, key, value = (projection(hidden_states).view(heads).transpose(1, 2)
-                         for projection in (self.query, self.key, self.value))
     # attention_mask: ViLT's additive mask (0 where attended, a large negative number at padding)
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-    return (context.transpose(1, 2).reshape(batch, length, self.all_head_size),)
+    return (_attend(self, hidden_states, hidden_states, attention_mask),)
+
+
+def _attend(attention, queries: torch.Tensor, states: torch.Tensor, mask) -> torch.Tensor:
+    """Fused attention of ``queries``' positions to ``states``' (hidden states both) through a ViltSelfAttention's
+    projections: (batch, query positions, width)."""
+    def heads(projection, hidden):
+        shape = (hidden.shape[0], hidden.shape[1], attention.num_attention_heads, attention.attention_head_size)
+        return projection(hidden).view(shape).transpose(1, 2)
+
+    context = F.scaled_dot_product_attention(heads(attention.query, queries), heads(attention.key, states),
+                                             heads(attention.value, states), attn_mask=mask)
+    return context.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], attention.all_head_size)
 
 
 def answer_from_first_token(model: torch.nn.Module) -> None:
@@ -92,14 +99,9 @@ def answer_from_first_token(model: torch.nn.Module) -> None:
 def _first_token_layer(self, hidden_states: torch.Tensor, attention_mask=None, output_attentions=False):
     if output_attentions or self.training:
         return type(self).forward(self, hidden_states, attention_mask, output_attentions)
-    attention = self.attention.attention
-    batch = hidden_states.shape[0]
     normed = self.layernorm_before(hidden_states)
-    heads = (batch, -1, attention.num_attention_heads, attention.attention_head_size)
-    query = attention.query(normed[:, :1]).view(heads).transpose(1, 2)
-    key, value = (projection(normed).view(heads).transpose(1, 2) for projection in (attention.key, attention.value))
     if attention_mask is not None and attention_mask.shape[-2] > 1:
         attention_mask = attention_mask[..., :1, :]  # the first query's row of a (query, key) mask
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-    first = self.attention.output(context.transpose(1, 2).reshape(batch, 1, -1), None) + hidden_states[:, :1]
+    context = _attend(self.attention.attention, normed[:, :1], normed, attention_mask)
+    first = self.attention.output(context, None) + hidden_states[:, :1]
     return (self.output(self.intermediate(self.layernorm_after(first)), first),)
