@@ -18,6 +18,8 @@ from .registry import ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from .checkpoints import Layout
+
 
 class Pipeline:
     """preprocess -> _forward -> postprocess over a list of inputs, in batches, without autograd.
@@ -26,8 +28,9 @@ class Pipeline:
     """
 
     Options: ClassVar[type]
-    hub_files: ClassVar[list[str]]  # the files a hub snapshot of this kind of checkpoint needs
+    hub_files: ClassVar[Layout]  # the checkpoint family: which files a hub snapshot needs, which weights load
     batch_size: ClassVar[int] = 16  # inputs per forward pass: bounds memory on long lists
+    accelerations: tuple = ()  # the fast.Outcome of each acceleration this model was offered
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
         self.spec, self.device, self.dtype = spec, device, dtype
@@ -35,7 +38,8 @@ class Pipeline:
 
     @property
     def description(self) -> str:
-        return f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {str(self.dtype).removeprefix('torch.')}"
+        where = f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {str(self.dtype).removeprefix('torch.')}"
+        return "; ".join([where, *map(str, self.accelerations)])
 
     def options(self, **overrides: Any):
         known = {f.name for f in fields(self.Options)}

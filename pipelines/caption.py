@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import replace
+from functools import partial
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import blip_generate
+from . import fast
 from .base import TakingTurns
-from .blip_attention import use_skinny_linear, use_sdpa
 from .caption_options import GENERIC_DEFAULTS, MODEL_DEFAULTS, Caption, CaptionOptions, Candidate
 from .errors import InputError
+from .fast import blip as fast_blip
+from .fast import blip_generate
 from .hf import TransformersPipeline, load_part
 from .io import load_image
 
@@ -175,9 +177,9 @@ class BlipCaptioner(Captioner):
     processor_class_name = "BlipProcessor"
 
     def __init__(self, spec, device, dtype, model, processor):
-        use_sdpa(model)  # BLIP's layers attend eagerly in transformers; SDPA gives the same result, faster
-        use_skinny_linear(model.text_decoder)  # its decoding steps multiply a few rows by each weight matrix
         super().__init__(spec, device, dtype, model, processor)
+        self.accelerations = (fast.accelerate(model, ACCELERATION),)
+        self.generate = partial(blip_generate.generate, model) if self.accelerations[0].active else model.generate
 
     def encode(self, images, options):
         # generate() drops the prompt's last token ([SEP]); one prompt for every image keeps them aligned
@@ -188,8 +190,7 @@ class BlipCaptioner(Captioner):
 
     def _forward(self, inputs, options):
         with _sampling(options, self.device):
-            return blip_generate.generate(self.model, **inputs, **generate_kwargs(options),
-                                          output_logits=True, return_dict_in_generate=True)
+            return self.generate(**inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True)
 
     def end_token_ids(self):
         return {self.model.config.text_config.sep_token_id}
@@ -252,3 +253,31 @@ class VisionEncoderDecoderCaptioner(Captioner):
         pixels = inputs["pixel_values"].expand(len(captions), -1, -1, -1)
         logits = self.model(pixel_values=pixels, decoder_input_ids=decoder_inputs).logits
         return logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0], targets
+
+
+# The check batch of BLIP's acceleration: two images, two beams each, every step of a short caption.
+CHECK_GENERATE = dict(num_beams=2, num_return_sequences=2, max_new_tokens=4, min_new_tokens=4, output_logits=True,
+                      return_dict_in_generate=True)
+
+
+def _check_captions(model, accelerated: bool):
+    """The check batch through stock ``generate``, or through ours in each way it may attend to the images."""
+    pixels = fast_blip.check_pixels(model, 2)
+    with torch.inference_mode():
+        if not accelerated:
+            return model.generate(pixel_values=pixels, **CHECK_GENERATE)
+        absorbs = (False, True) if pixels.device.type == "cpu" and pixels.dtype == torch.float32 else (False,)
+        return [blip_generate.generate(model, pixels, absorb=absorb, **CHECK_GENERATE) for absorb in absorbs]
+
+
+def _check_differences(model, stock, ours) -> str | None:
+    return next(filter(None, (fast.logits_differences(stock, output, fast.tolerance(model)) for output in ours)), None)
+
+
+ACCELERATION = fast.Acceleration(
+    name=fast_blip.NAME,
+    why_not=fast_blip.why_not,
+    install=lambda model: fast_blip.install(model, [model.text_decoder]),
+    run=_check_captions,
+    differences=_check_differences,
+)

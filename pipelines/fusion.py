@@ -35,12 +35,9 @@ class ClipSpace:
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, preprocess, tokenizer,
                  fingerprint: str = ""):
-        from .vit_encode import image_encoder
-
         self.spec, self.device, self.dtype = spec, device, dtype
         self.model, self.preprocess = model, preprocess
         self.tokenizer = TakingTurns(tokenizer)  # a hub model's is a transformers tokenizer, shared by requests
-        self.encode_image = image_encoder(model)  # model.encode_image, or its equivalent that skips unused work
         self.calls: Counter[str] = Counter()  # encoder forward passes, by tower (tests count reuse)
         # Names these exact weights at this precision: the key of every cached embedding.
         self.key = f"{spec.source}@{fingerprint or 'unknown'}/{str(dtype).removeprefix('torch.')}"
@@ -79,12 +76,12 @@ class ClipSpace:
 
     def embed_pixels(self, pixels: Sequence[torch.Tensor]) -> np.ndarray:
         """(N, D) unit vectors for images already preprocessed by ``pixels`` (lets callers decode in parallel)."""
-        return self._encode(list(pixels), self.encode_image, "image")
+        return self._encode(list(pixels), self.model.encode_image, "image")
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         """(N, D) unit vectors for images given as paths, bytes, PIL images or arrays."""
         pixels = [self.preprocess(load_image(image)) for image in images]
-        return self._encode(pixels, self.encode_image, "image")
+        return self._encode(pixels, self.model.encode_image, "image")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) unit vectors for texts (longer texts are cut to the model's context length)."""

@@ -8,8 +8,9 @@ import torch
 
 import pipelines
 import toyworld
-from pipelines import blip_attention, fusion
-from pipelines.blip_attention import use_sdpa
+from pipelines import fusion
+from pipelines.fast import blip_attention
+from pipelines.fast.blip_attention import use_sdpa
 from pipelines.caption import generate_kwargs
 from pipelines.caption_options import Candidate
 from pipelines.rerank import caption_and_rerank, rerank
@@ -167,6 +168,7 @@ def test_only_blip_continues_a_prefix(fresh_scenes):
         pipelines.load("caption", "toy-vit-gpt2")([scene.image], prefix="a picture of")
 
 
+@pytest.mark.equivalence
 def test_sdpa_attention_gives_the_stock_results(fresh_scenes):
     from transformers import BlipForConditionalGeneration
 
@@ -184,9 +186,10 @@ def test_sdpa_attention_gives_the_stock_results(fresh_scenes):
     assert torch.equal(*sequences)
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_weight_first_products_equal_the_linear_layers(dtype):
-    from pipelines.blip_attention import SKINNY_ROWS, use_skinny_linear
+    from pipelines.fast.blip_attention import SKINNY_ROWS, use_skinny_linear
 
     torch.manual_seed(0)
     layers = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.Linear(48, 16, bias=False)).to(dtype)
@@ -200,14 +203,15 @@ def test_weight_first_products_equal_the_linear_layers(dtype):
             assert torch.allclose(ours.float(), stock.float(), atol=1e-5 if dtype == torch.float32 else 1e-2)
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_our_blip_decoding_gives_the_tokens_of_the_stock_model(dtype, fresh_scenes):
     # vision in chunks, image keys and values once per image, weight-first products for few rows (and SDPA, in fp32):
     # the stock transformers model must generate the same tokens
     from transformers import BlipForConditionalGeneration
 
-    from pipelines.blip_attention import SKINNY_ROWS
-    from pipelines.blip_generate import CPU_VISION_CHUNK
+    from pipelines.fast.blip_attention import SKINNY_ROWS
+    from pipelines.fast.blip_generate import CPU_VISION_CHUNK
 
     captioner = pipelines.load("caption", "toy-blip", dtype=dtype)
     stock = BlipForConditionalGeneration.from_pretrained("assets/models/toy/blip-caption", dtype=captioner.dtype).eval()
@@ -241,6 +245,7 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
         assert all(np.isfinite(c.score) for h in halves for c in h.candidates)
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize(("dtype", "absorb"), [("float32", False), ("float32", True), ("float16", False)])
 @pytest.mark.parametrize("options", [dict(num_beams=4, num_candidates=3, repetition_penalty=1.3),
                                      dict(sample=True, num_candidates=4, temperature=2.0, seed=3),
@@ -248,7 +253,7 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
 def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, fresh_scenes):
     # ours: each image's keys and values projected once and read once per step by all its beams or samples, or
     # (absorb, on CPU in fp32 only) no keys or values projected: the rows attend to the image states themselves
-    from pipelines import blip_generate
+    from pipelines.fast import blip_generate
     from pipelines.caption import _sampling, generate_kwargs
 
     captioner = pipelines.load("caption", "toy-blip", dtype=dtype)
@@ -275,12 +280,13 @@ def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, 
     assert rows == [5 * copies] + ([] if absorb else [5])
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize("options", [dict(num_beams=1, max_new_tokens=4), dict(num_beams=4, max_new_tokens=20)])
 def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fresh_scenes):
     # the cost rule picks the path that FlopCounterMode finds cheaper, on a case that favours each one
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pipelines import blip_generate
+    from pipelines.fast import blip_generate
 
     captioner = pipelines.load("caption", "toy-blip")
     options = captioner.options(**options, min_new_tokens=options["max_new_tokens"])  # every step runs
@@ -301,6 +307,7 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
     assert not blip_attention.absorbed_attention_pays(queries, images.half(), heads)  # fp16: what a GPU runs
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("options", [dict(num_beams=1), dict(num_beams=4, num_candidates=4, max_new_tokens=12),
                                      dict(sample=True, num_candidates=3, seed=3, temperature=2.0)])

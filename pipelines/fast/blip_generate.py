@@ -16,6 +16,7 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from .blip_attention import ImageCache, absorbed_attention_pays
+from .blip import cache_keyword
 
 CPU_VISION_CHUNK = 4  # images per vision-tower forward on CPU: a few images' activations stay in cache
 
@@ -61,7 +62,7 @@ def generate(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None =
         pad_token_id=text.pad_token_id,
         encoder_hidden_states=image,  # only its shape and mask are used: the image is in the cache
         encoder_attention_mask=torch.ones(image.shape[:-1], dtype=torch.long, device=image.device),
-        past_key_values=cache,
+        **{cache_keyword(model.text_decoder.forward): cache},
         **generate_kwargs,
     )
 
