@@ -52,7 +52,7 @@ def load(task: str, model: str | None = None, *, device=None, dtype=None):
     spec = registry.resolve(task, model, runtime.settings().profile)
     device = runtime.resolve_device(device)
     dtype = runtime.resolve_dtype(device, dtype)
-    key = (task, spec.source, str(device), str(dtype))
+    key = (task, spec.source, spec.revision, str(device), str(dtype))
     try:
         return runtime.cache.get(key, lambda: _build(spec, device, dtype))
     except ModelLoadError as error:

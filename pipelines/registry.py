@@ -23,6 +23,7 @@ class ModelSpec:
     source: str  # hub id, local directory, or package:NAME/SUBDIR
     fallback: str | None = None  # registry name to use when this one cannot be loaded
     about: str = ""
+    revision: str | None = None  # a hub source's commit or branch (e.g. "refs/pr/3"); None = main
 
     @property
     def is_hub(self) -> bool:
@@ -63,7 +64,8 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
     model = (model or "").strip() or profile_default(task, profile)
     if model in models:
         entry = models[model]
-        return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""))
+        return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""),
+                         entry.get("revision"))
     if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
         return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():

@@ -24,17 +24,23 @@ import pytest
 
 from .server import HubLookalike, revision_dirname, write_repo
 
-__all__ = ["HubLookalike", "client_pointed_at", "hub_fixture", "hub_lookalike", "revision_dirname", "write_repo"]
+__all__ = ["HubLookalike", "client_pointed_at", "hub_fixture", "hub_lookalike", "refresh_client", "revision_dirname",
+           "write_repo"]
 
 # Environment variables the client reads that must not leak in from the machine running the tests.
+# The proxy variables are cleared too, so the look-alike on loopback is reached directly unless a test sets them.
+PROXY_ENV = tuple(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+                  for name in (base, base.lower()))
 _CLEARED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE",
-                "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HUGGINGFACE_CO_STAGING")
+                "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HUGGINGFACE_CO_STAGING", *PROXY_ENV)
 
 
 @contextlib.contextmanager
-def hub_lookalike(root: Path) -> Iterator[HubLookalike]:
-    """A running look-alike serving the repos under ``root`` (see ``tests/hublike/server.py`` for the layout)."""
-    hub = HubLookalike(Path(root))
+def hub_lookalike(root: Path, public_host: str | None = None) -> Iterator[HubLookalike]:
+    """A running look-alike serving the repos under ``root`` (see ``tests/hublike/server.py`` for the layout).
+
+    ``public_host``: the host name in its URLs (default 127.0.0.1), e.g. one only a test proxy resolves."""
+    hub = HubLookalike(Path(root), public_host=public_host)
     try:
         yield hub
     finally:
@@ -45,12 +51,12 @@ def hub_lookalike(root: Path) -> Iterator[HubLookalike]:
 def client_pointed_at(url: str, home: Path) -> Iterator[None]:
     """Point huggingface_hub (already imported or not) at ``url`` with its cache under ``home``; restore after.
 
-    Sets ``HF_ENDPOINT``/``HF_HOME``/``HF_HUB_CACHE`` for code that reads the environment, unsets the offline and
-    token variables, and patches what the library froze at import: ``constants.ENDPOINT``,
-    ``HUGGINGFACE_CO_URL_TEMPLATE`` (hf_hub_download builds URLs from it), the cache and token paths,
-    ``HF_HUB_OFFLINE``, and the endpoint of the module-level ``HfApi`` behind ``huggingface_hub.model_info`` and
-    friends. It also drops the shared HTTP session (it read the proxy variables when it was made) and our own
-    reachability probe, on the way in and out.
+    Sets ``HF_ENDPOINT``/``HF_HOME``/``HF_HUB_CACHE`` for code that reads the environment, unsets the offline, token
+    and proxy variables (a test that wants a proxy sets them inside, then calls ``refresh_client()``), and patches
+    what the library froze at import: ``constants.ENDPOINT``, ``HUGGINGFACE_CO_URL_TEMPLATE`` (hf_hub_download builds
+    URLs from it), the cache and token paths, ``HF_HUB_OFFLINE``, and the endpoint of the module-level ``HfApi``
+    behind ``huggingface_hub.model_info`` and friends. It also drops the shared HTTP session (it read the proxy
+    variables when it was made) and our own reachability probe, on the way in and out.
     """
     from huggingface_hub import constants, hf_api
     from huggingface_hub.utils import _cache_manager, close_session
@@ -98,6 +104,14 @@ def client_pointed_at(url: str, home: Path) -> Iterator[None]:
         hf_api.api.endpoint = saved_api_endpoint
         _cache_manager.HF_HUB_CACHE = saved_cache_manager
         _fresh_connections(close_session)
+
+
+def refresh_client() -> None:
+    """Make the next request read the environment afresh: huggingface_hub's shared HTTP client picks its proxies
+    when it is made, and pipelines.hub remembers whether the Hub answered. Call it after changing proxy variables."""
+    from huggingface_hub.utils import close_session
+
+    _fresh_connections(close_session)
 
 
 def _fresh_connections(close_session) -> None:

@@ -369,7 +369,9 @@ class HubLookalike:
     ``(method, path with query)`` both origins received, in order), ``offline`` (True = both origins refuse
     connections, as an unreachable Hub does; False = serving again) and ``close()``."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1"):
+    def __init__(self, root: Path, host: str = "127.0.0.1", public_host: str | None = None):
+        """Serve ``root`` on two free ports of ``host``; ``public_host`` is the name its URLs use (default ``host``:
+        a name only a proxy resolves makes a Hub this machine reaches through that proxy alone)."""
         self.store = _Store(Path(root))
         self.root = Path(root)
         self.requests: list[tuple[str, str]] = []
@@ -381,8 +383,8 @@ class HubLookalike:
         self._servers: list[tuple[_Server, threading.Thread]] = []
         self._ports = [0, 0]
         self._start()
-        self.url = f"http://{host}:{self._ports[0]}"
-        self.lfs_url = f"http://{host}:{self._ports[1]}"
+        self.url = f"http://{public_host or host}:{self._ports[0]}"
+        self.lfs_url = f"http://{public_host or host}:{self._ports[1]}"
         self._offline = False
 
     def _start(self):
