@@ -55,12 +55,14 @@ def proxies(url: str, lower: bool = False, **others: str) -> dict[str, str]:
     return {(name.lower() if lower else name): value for name, value in names.items()}
 
 
-def test_a_hub_reached_only_through_a_proxy_is_online_and_downloads_through_it():
+@pytest.mark.parametrize("variables", ["HTTP(S)_PROXY", "all_proxy"])
+def test_a_hub_reached_only_through_a_proxy_is_online_and_downloads_through_it(variables):
     with tempfile.TemporaryDirectory() as tmp, forward_proxy() as proxy:
         _write(Path(tmp) / "repos")
+        settings = proxies(proxy.url) if variables == "HTTP(S)_PROXY" else {"all_proxy": proxy.url}
         with hub_lookalike(Path(tmp) / "repos", public_host=HIDDEN_HUB) as hidden:
             proxy.hosts[HIDDEN_HUB] = "127.0.0.1"
-            with client_pointed_at(hidden.url, Path(tmp) / "home"), environment(**proxies(proxy.url)):
+            with client_pointed_at(hidden.url, Path(tmp) / "home"), environment(**settings):
                 assert hub_client.reachable()  # a direct TCP probe would fail: the name does not even resolve
                 path = hub_client.snapshot(REPO)
                 assert (path / "config.json").read_text() == MAIN["config.json"]
