@@ -88,7 +88,7 @@ class SearchPipeline(Pipeline):
 
     @classmethod
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "SearchPipeline":
-        space = runtime.cache.get(("clip", spec.source, str(device), str(dtype)),
+        space = runtime.cache.get(("clip", spec.source, spec.revision, str(device), str(dtype)),
                                   lambda: ClipSpace.load(spec, device, dtype))
         return cls(spec, device, dtype, space)
 
