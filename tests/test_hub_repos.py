@@ -224,8 +224,9 @@ def test_weight_layouts_hold_the_same_model(tmp_path, hub_id, layout):
 
 
 def _expected_names(layout: str) -> list[str]:
-    if layout == "sharded-safetensors":
-        return ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+    if layout.startswith("sharded-"):
+        stem, suffix = ("model", "safetensors") if layout.endswith("safetensors") else ("pytorch_model", "bin")
+        return [f"{stem}-00001-of-00002.{suffix}", f"{stem}-00002-of-00002.{suffix}", f"{stem}.{suffix}.index.json"]
     return layout.split("+")
 
 
@@ -258,3 +259,15 @@ def test_build_hub_lays_out_every_repo_for_the_lookalike(tmp_path):
     assert (root / "Salesforce/blip-image-captioning-base/main/pytorch_model.bin").is_file()
     assert not (root / "Salesforce/blip-image-captioning-base/main/model.safetensors").exists()
     assert (root / "Systran/faster-whisper-tiny/main/model.bin").is_file()
+
+
+def test_laion_transformers_tokenizer_tokenizes_like_open_clip(tmp_path):
+    import open_clip
+    from transformers import AutoTokenizer
+
+    directory = _repo_dir(tmp_path, "laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    text = "A red square, left of a blue circle; isn't it 3 o'clock?"
+    ours = AutoTokenizer.from_pretrained(directory)(text).input_ids
+    theirs = open_clip.get_tokenizer(f"local-dir:{directory}")([text])[0]
+    assert ours == theirs[: len(ours)].tolist()
+    assert theirs[len(ours):].eq(0).all()

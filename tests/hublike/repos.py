@@ -47,7 +47,7 @@ FAMILIES = {
 }
 HUB_IDS = tuple(FAMILIES)
 
-_TRANSFORMERS_WEIGHTS = ("model.safetensors", "sharded-safetensors", "pytorch_model.bin",
+_TRANSFORMERS_WEIGHTS = ("model.safetensors", "sharded-safetensors", "pytorch_model.bin", "sharded-pytorch_model.bin",
                          "pytorch_model.bin+model.safetensors")
 _OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
                       "open_clip_pytorch_model.bin", "open_clip_pytorch_model.bin+open_clip_model.safetensors",
@@ -63,8 +63,6 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "siglip": _OPEN_CLIP_WEIGHTS + ("tokenizer.json", "spiece.model"),
     "faster-whisper": ("vocabulary.txt", "vocabulary.json"),
 }
-WEIGHT_FILES = {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "open_clip_model.safetensors",
-                "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"}
 SLOW_TOKENIZER_FILES = {"vocab.txt", "vocab.json", "merges.txt", "spiece.model"}
 
 
@@ -98,17 +96,20 @@ def _safetensors(state: dict[str, torch.Tensor]) -> bytes:
     return save({k: v.detach().contiguous().clone() for k, v in state.items()}, metadata={"format": "pt"})
 
 
-def _sharded(state: dict[str, torch.Tensor], stem: str = "model") -> dict[str, bytes]:
-    """Two safetensors shards and the index transformers writes for them."""
+def _sharded(state: dict[str, torch.Tensor], kind: str = "safetensors") -> dict[str, bytes]:
+    """Two shards and the index transformers writes for them: model-0000N-of-00002.safetensors +
+    model.safetensors.index.json, or pytorch_model-0000N-of-00002.bin + pytorch_model.bin.index.json."""
+    stem, suffix, write = ("model", "safetensors", _safetensors) if kind == "safetensors" else \
+        ("pytorch_model", "bin", _bin)
     keys = list(state)
     halves = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
     files, weight_map, total = {}, {}, 0
     for i, part in enumerate(halves, 1):
-        name = f"{stem}-{i:05d}-of-{len(halves):05d}.safetensors"
-        files[name] = _safetensors({k: state[k] for k in part})
+        name = f"{stem}-{i:05d}-of-{len(halves):05d}.{suffix}"
+        files[name] = write({k: state[k] for k in part})
         weight_map.update({k: name for k in part})
         total += sum(state[k].numel() * state[k].element_size() for k in part)
-    files[f"{stem}.safetensors.index.json"] = _json({"metadata": {"total_size": total}, "weight_map": weight_map})
+    files[f"{stem}.{suffix}.index.json"] = _json({"metadata": {"total_size": total}, "weight_map": weight_map})
     return files
 
 
@@ -116,6 +117,8 @@ def _transformers_weights(layout: str, bin_state: dict, st_state: dict) -> dict[
     """The weight files of one layout: `.bin` holds the state as the original upload stored it (tied aliases and
     then-persistent buffers included); safetensors holds what a safetensors save keeps (no tied aliases)."""
     files = {}
+    if layout == "sharded-pytorch_model.bin":
+        return _sharded(bin_state, "bin")
     if "pytorch_model.bin" in layout:
         files["pytorch_model.bin"] = _bin(bin_state)
     if layout.endswith("model.safetensors") and "sharded" not in layout:
