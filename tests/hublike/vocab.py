@@ -218,23 +218,39 @@ def spm_pieces() -> list[tuple[str, float, int]]:
     return pieces
 
 
-def spiece_model() -> bytes:
-    """A real SentencePiece ModelProto (Unigram, 32,000 pieces), serialised with the protobuf schema that
-    transformers ships, so `sentencepiece` is not needed to write it."""
-    from transformers.utils import sentencepiece_model_pb2_new as spm_pb2
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # negative int32 values go on the wire as 10-byte two's complement
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
-    proto = spm_pb2.ModelProto()
-    for piece, score, kind in spm_pieces():
-        entry = proto.pieces.add()
-        entry.piece, entry.score, entry.type = piece, score, kind
-    proto.trainer_spec.model_type = 1  # UNIGRAM
-    proto.trainer_spec.vocab_size = SPM_VOCAB_SIZE
-    proto.trainer_spec.pad_id, proto.trainer_spec.eos_id, proto.trainer_spec.unk_id = 0, 1, 2
-    proto.trainer_spec.bos_id = -1
-    proto.normalizer_spec.name = "identity"
-    proto.normalizer_spec.add_dummy_prefix = True
-    proto.normalizer_spec.remove_extra_whitespaces = True
-    return proto.SerializeToString()
+
+def _pb_field(number: int, value) -> bytes:
+    """One protobuf field: int/bool as varint, float as fixed32, bytes/str as length-delimited."""
+    import struct
+
+    if isinstance(value, float):
+        return _varint(number << 3 | 5) + struct.pack("<f", value)
+    if isinstance(value, (bool, int)):
+        return _varint(number << 3 | 0) + _varint(int(value))
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def spiece_model() -> bytes:
+    """A real SentencePiece ModelProto (Unigram, 32,000 pieces) in protobuf wire format. Written by hand rather than
+    with a generated protobuf module: importing one registers `sentencepiece_model.proto` in protobuf's global pool,
+    and sentencepiece's own module then fails to load in the same process (transformers falls back and fails)."""
+    pieces = b"".join(_pb_field(1, _pb_field(1, p) + _pb_field(2, s) + _pb_field(3, k)) for p, s, k in spm_pieces())
+    # TrainerSpec: model_type=1 (UNIGRAM), vocab_size, unk/bos/eos/pad ids (T5: no bos)
+    trainer = (_pb_field(3, 1) + _pb_field(4, SPM_VOCAB_SIZE) + _pb_field(40, 2) + _pb_field(41, -1)
+               + _pb_field(42, 1) + _pb_field(43, 0))
+    # NormalizerSpec: name, add_dummy_prefix, remove_extra_whitespaces
+    normalizer = _pb_field(1, "identity") + _pb_field(3, True) + _pb_field(4, True)
+    return pieces + _pb_field(2, trainer) + _pb_field(3, normalizer)
 
 
 def spm_tokenizer_json() -> str:
