@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .base import TakingTurns
-from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
+from .checkpoints import OPEN_CLIP, checkpoint_dir, translating_load_errors, verify_pickle, weights_files
 from .errors import InputError
 from .io import load_image
 from .registry import ModelSpec
@@ -24,9 +24,9 @@ from .registry import ModelSpec
 if TYPE_CHECKING:
     import torch
 
-# What a hub snapshot of an open_clip checkpoint needs (skips the transformers-format copy some repos carry).
-OPEN_CLIP_FILES = ["open_clip_config.json", "open_clip_model.safetensors", "tokenizer*", "vocab*", "merges.txt",
-                   "special_tokens_map.json"]
+# An open_clip checkpoint: open_clip_config.json, tokenizer files and one of open_clip_model.safetensors,
+# open_clip_pytorch_model.safetensors, open_clip_pytorch_model.bin (never the transformers-format copy beside them).
+OPEN_CLIP_FILES = OPEN_CLIP
 BATCH_SIZE = 32  # images or texts per encoder call
 
 
@@ -47,12 +47,16 @@ class ClipSpace:
         import open_clip
 
         path = checkpoint_dir(spec, OPEN_CLIP_FILES)
-        require_safetensors(spec, path)
-        with translating_load_errors(spec, path):
-            model, preprocess = open_clip.create_model_from_pretrained(f"local-dir:{path}", device=device)
+        [weights] = weights_files(spec, path, OPEN_CLIP_FILES)
+        # open_clip would pick a file by its own order (and start untrained when it finds none): we name the one
+        # the policy chose. A .bin is first proven to hold only tensors by torch's restricted unpickler.
+        verify_pickle(weights)
+        with translating_load_errors(spec, weights):
+            model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", load_weights=False)
+            open_clip.load_checkpoint(model, str(weights), weights_only=True)
             tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
         model = model.to(device=device, dtype=dtype).eval()
-        return cls(spec, device, dtype, model, preprocess, tokenizer, fingerprint=_fingerprint(path))
+        return cls(spec, device, dtype, model, preprocess, tokenizer, fingerprint=_fingerprint(path, weights))
 
     @property
     def context_length(self) -> int:
@@ -106,10 +110,10 @@ class ClipSpace:
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
-def _fingerprint(path: Path) -> str:
-    """A cheap content hash of a checkpoint: its config plus the size, head and tail of each weights file."""
+def _fingerprint(path: Path, weights: Path) -> str:
+    """A cheap content hash of a checkpoint: its configs plus the size, head and tail of the weights file loaded."""
     digest = hashlib.sha256()
-    for file in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")):
+    for file in sorted(path.glob("*.json")) + [weights]:
         digest.update(file.name.encode())
         if file.suffix == ".json":
             digest.update(file.read_bytes())

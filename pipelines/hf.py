@@ -1,4 +1,5 @@
-"""Loading transformers checkpoints: safetensors only, in the pipeline's device and dtype."""
+"""Loading transformers checkpoints in the pipeline's device and dtype, by the policy of checkpoints.py:
+safetensors (single or sharded) first, else PyTorch .bin weights through torch's restricted unpickler."""
 
 from __future__ import annotations
 
@@ -8,19 +9,19 @@ from typing import ClassVar
 import torch
 
 from .base import Pipeline, TakingTurns
-from .checkpoints import checkpoint_dir, require_safetensors, translating_load_errors
+from .checkpoints import TRANSFORMERS, checkpoint_dir, translating_load_errors, weights_files
 from .registry import ModelSpec
-
-# What a hub snapshot of a transformers checkpoint needs: configs, tokenizer/processor files, safetensors weights.
-HF_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
 
 
 def load_pretrained(spec: ModelSpec, model_class, device: torch.device, dtype: torch.dtype):
     """(model, checkpoint directory) for ``spec``, in eval mode on ``device`` in ``dtype``."""
-    path = checkpoint_dir(spec, HF_FILES)
-    require_safetensors(spec, path)
-    with translating_load_errors(spec, path):
-        model = model_class.from_pretrained(path, dtype=dtype, use_safetensors=True)
+    path = checkpoint_dir(spec, TRANSFORMERS)
+    weights = weights_files(spec, path, TRANSFORMERS)
+    # Tell transformers which format we chose (it prefers safetensors the same way) and that a .bin goes through
+    # torch's restricted unpickler only: it then raises UnpicklingError, which becomes our refusal message.
+    safetensors = weights[0].name.startswith("model.safetensors")
+    with translating_load_errors(spec, weights[0] if len(weights) == 1 else path):
+        model = model_class.from_pretrained(path, dtype=dtype, use_safetensors=safetensors, weights_only=True)
     return model.to(device).eval(), path
 
 
@@ -33,7 +34,7 @@ def load_part(spec: ModelSpec, path: Path, part_class):
 class TransformersPipeline(Pipeline):
     """A pipeline over one transformers model and its processor, both read from one checkpoint."""
 
-    hub_files = HF_FILES
+    hub_files = TRANSFORMERS
     model_class_name: ClassVar[str]  # the transformers classes of this family
     processor_class_name: ClassVar[str]
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..checkpoints import checkpoint_dir, translating_load_errors
+from ..checkpoints import CTRANSLATE2, checkpoint_dir, translating_load_errors, weights_files
 from ..registry import ModelSpec
 from ..io import SAMPLE_RATE
 from .base import Report, SpeechPipeline
@@ -22,12 +22,10 @@ WINDOW_BATCH = 8  # VAD windows per batched forward pass (up to 4 minutes of spe
 # minute of speech ~20 % sooner than one worker with both threads, with the same segments.
 CPU_WORKERS = 2
 TAIL = 2.0  # seconds: speech left after a window's last segment that is decoded again on its own
-# What a hub snapshot of a CTranslate2 Whisper checkpoint needs.
-CT2_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.*", "preprocessor_config.json"]
 
 
 class FasterWhisper(SpeechPipeline):
-    hub_files = CT2_FILES
+    hub_files = CTRANSLATE2
     engine = "faster-whisper"
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, workers: int = 1):
@@ -38,7 +36,8 @@ class FasterWhisper(SpeechPipeline):
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "FasterWhisper":
         from faster_whisper import WhisperModel
 
-        path = checkpoint_dir(spec, CT2_FILES)
+        path = checkpoint_dir(spec, CTRANSLATE2)
+        weights_files(spec, path, CTRANSLATE2)  # a clear error when model.bin did not arrive
         # As many threads in all as torch uses (the cores, or OMP_NUM_THREADS): CTranslate2's own default of 4 would
         # crowd a 2-core machine.
         threads = torch.get_num_threads()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..hf import HF_FILES, load_part, load_pretrained
+from ..checkpoints import TRANSFORMERS
+from ..hf import load_part, load_pretrained
 from ..io import SAMPLE_RATE
 from ..registry import ModelSpec
 from .base import Report, SpeechPipeline
@@ -20,7 +21,7 @@ WINDOWS_PER_BATCH = {"cuda": 16}  # windows decoded together; elsewhere one at a
 
 
 class TransformersWhisper(SpeechPipeline):
-    hub_files = HF_FILES
+    hub_files = TRANSFORMERS
     engine = "transformers"
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, processor):

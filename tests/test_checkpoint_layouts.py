@@ -1,0 +1,248 @@
+"""Every layout a checkpoint of a supported family may come in loads through our own loaders and gives the same
+answers as the same weights in the standard layout; a .bin that is more than tensors is refused and runs nothing.
+
+The layouts are made at test time from the toy checkpoints: the weights re-saved sharded, as PyTorch .bin, under
+open_clip's other file names; the tokenizer rewritten as vocab.txt (WordPiece) or vocab.json + merges.txt (BPE).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import pipelines
+import toyworld
+from pipelines import registry
+from pipelines.checkpoints import read_weights
+from pipelines.errors import ModelLoadError
+
+TOY = registry.PROJECT_ROOT / "assets/models/toy"
+CPU, FP32 = torch.device("cpu"), torch.float32
+
+
+def load_uncached(task: str, path: Path):
+    """The pipeline for the checkpoint at ``path``, through the project's loader, kept out of the process cache."""
+    spec = registry.resolve(task, str(path), "toy")
+    return pipelines.pipeline_class(spec).load(spec, CPU, FP32)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [s.image for s in toyworld.scenes(4, start_seed=toyworld.HELD_OUT_SEED + 7000)]
+
+
+def copy_without_weights(source: Path, target: Path, weights: str) -> dict[str, torch.Tensor]:
+    """``source`` copied to ``target`` minus its ``weights`` file; returns those weights."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(weights))
+    return load_file(str(source / weights))
+
+
+def save_sharded(state: dict[str, torch.Tensor], target: Path, *, safetensors: bool) -> None:
+    """``state`` in two shards plus the index transformers writes for them."""
+    keys = sorted(state)
+    halves = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
+    prefix, suffix = ("model", "safetensors") if safetensors else ("pytorch_model", "bin")
+    weight_map = {}
+    for number, part in enumerate(halves, start=1):
+        name = f"{prefix}-{number:05d}-of-00002.{suffix}"
+        shard = {k: state[k].contiguous() for k in part}
+        save_file(shard, str(target / name), metadata={"format": "pt"}) if safetensors else torch.save(shard, target / name)
+        weight_map.update(dict.fromkeys(part, name))
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (target / f"{prefix}.{suffix}.index.json").write_text(json.dumps(index))
+
+
+def perturbed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Other weights of the same shapes: a model that read these would answer differently."""
+    generator = torch.Generator().manual_seed(0)
+    return {k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
+            for k, v in state.items()}
+
+
+def captions(captioner, images) -> list[tuple]:
+    return [tuple((c.text, round(c.score, 5)) for c in caption.candidates)
+            for caption in captioner(images, num_candidates=2)]
+
+
+# --- transformers checkpoints (model.safetensors, shards + index, pytorch_model.bin) -------------------------------
+
+def make_transformers_layout(layout: str, source: Path, target: Path) -> None:
+    state = copy_without_weights(source, target, "model.safetensors")
+    if layout == "model.safetensors":
+        save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
+    elif layout == "sharded safetensors":
+        save_sharded(state, target, safetensors=True)
+    elif layout == "pytorch_model.bin":
+        torch.save(state, target / "pytorch_model.bin")
+    elif layout == "sharded pytorch_model.bin":
+        save_sharded(state, target, safetensors=False)
+    elif layout == "bin beside safetensors":  # the .bin holds other weights: answers show which file was read
+        save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
+        torch.save(perturbed(state), target / "pytorch_model.bin")
+    else:
+        raise ValueError(layout)
+
+
+TRANSFORMERS_LAYOUTS = ["model.safetensors", "sharded safetensors", "pytorch_model.bin", "sharded pytorch_model.bin",
+                        "bin beside safetensors"]
+
+
+@pytest.fixture(scope="module")
+def toy_captions(images):
+    return captions(load_uncached("caption", TOY / "blip-caption"), images)
+
+
+@pytest.mark.parametrize("layout", TRANSFORMERS_LAYOUTS)
+def test_blip_captions_the_same_in_every_weights_layout(layout, tmp_path, images, toy_captions):
+    make_transformers_layout(layout, TOY / "blip-caption", tmp_path / "blip")
+    assert captions(load_uncached("caption", tmp_path / "blip"), images) == toy_captions
+
+
+def test_vilt_answers_the_same_from_pytorch_model_bin(tmp_path, images):
+    make_transformers_layout("pytorch_model.bin", TOY / "vilt", tmp_path / "vilt")
+    questions = [(image, "what color is the shape?") for image in images]
+    expected = load_uncached("ask", TOY / "vilt")(questions)
+    answers = load_uncached("ask", tmp_path / "vilt")(questions)
+    assert [a.ranked[0][0] for a in answers] == [a.ranked[0][0] for a in expected]
+    assert [p for a in answers for _, p in a.ranked] == pytest.approx([p for a in expected for _, p in a.ranked],
+                                                                       rel=1e-5)
+
+
+def test_a_missing_shard_is_named(tmp_path):
+    make_transformers_layout("sharded safetensors", TOY / "blip-caption", tmp_path / "blip")
+    (tmp_path / "blip/model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="lacks the weight shards model-00002-of-00002.safetensors"):
+        load_uncached("caption", tmp_path / "blip")
+
+
+def test_a_directory_without_weights_says_which_files_it_needs(tmp_path):
+    copy_without_weights(TOY / "blip-caption", tmp_path / "blip", "model.safetensors")
+    (tmp_path / "blip/tf_model.h5").write_bytes(b"\x89HDF")  # a format we never read
+    with pytest.raises(ModelLoadError, match="holds no weights this model kind loads.*model.safetensors.*pytorch_model.bin"):
+        load_uncached("caption", tmp_path / "blip")
+
+
+# --- tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt) ------------------------------------------
+
+def wordpiece_as_vocab_txt(directory: Path) -> None:
+    """Replace tokenizer.json by the vocab.txt a BERT tokenizer is built from (ids in line order)."""
+    vocab = json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]
+    (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in sorted(vocab.items(), key=lambda t: t[1])))
+    (directory / "tokenizer.json").unlink()
+
+
+def bpe_as_vocab_and_merges(directory: Path) -> None:
+    """Replace tokenizer.json by GPT-2's vocab.json + merges.txt."""
+    model = json.loads((directory / "tokenizer.json").read_text())["model"]
+    (directory / "vocab.json").write_text(json.dumps(model["vocab"]))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{m}\n" for m in merges))
+    (directory / "tokenizer.json").unlink()
+
+
+def test_blip_reads_a_vocab_txt_tokenizer(tmp_path, images, toy_captions):
+    shutil.copytree(TOY / "blip-caption", tmp_path / "blip")
+    wordpiece_as_vocab_txt(tmp_path / "blip")
+    assert captions(load_uncached("caption", tmp_path / "blip"), images) == toy_captions
+
+
+def test_vit_gpt2_reads_vocab_json_and_merges_txt(tmp_path, images):
+    shutil.copytree(TOY / "vit-gpt2", tmp_path / "vit-gpt2")
+    bpe_as_vocab_and_merges(tmp_path / "vit-gpt2")
+    make_transformers_layout("pytorch_model.bin", tmp_path / "vit-gpt2", tmp_path / "vit-gpt2-bin")
+    expected = captions(load_uncached("caption", TOY / "vit-gpt2"), images)
+    assert captions(load_uncached("caption", tmp_path / "vit-gpt2-bin"), images) == expected
+
+
+# --- open_clip checkpoints (three weight file names; a .bin beside a safetensors) ----------------------------------
+
+def make_open_clip_layout(layout: str, target: Path) -> None:
+    state = copy_without_weights(TOY / "clip", target, "open_clip_model.safetensors")
+    if layout in ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors"):
+        save_file(state, str(target / layout))
+    elif layout == "open_clip_pytorch_model.bin":
+        torch.save(state, target / layout)
+    elif layout == "bin beside safetensors":
+        save_file(state, str(target / "open_clip_pytorch_model.safetensors"))
+        torch.save(perturbed(state), target / "open_clip_pytorch_model.bin")
+    elif layout == "bin beside a transformers model.safetensors":  # laion repos carry both formats
+        torch.save(state, target / "open_clip_pytorch_model.bin")
+        save_file(perturbed(state), str(target / "model.safetensors"))
+    elif layout == "vocab.txt tokenizer":
+        save_file(state, str(target / "open_clip_model.safetensors"))
+        wordpiece_as_vocab_txt(target)
+    else:
+        raise ValueError(layout)
+
+
+def embeddings(space, images) -> np.ndarray:
+    return np.concatenate([space.embed_images(images), space.embed_texts(["a red circle", "a blue square"])])
+
+
+@pytest.mark.parametrize("layout", ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                                    "open_clip_pytorch_model.bin", "bin beside safetensors",
+                                    "bin beside a transformers model.safetensors", "vocab.txt tokenizer"])
+def test_open_clip_embeds_the_same_in_every_layout(layout, tmp_path, images):
+    make_open_clip_layout(layout, tmp_path / "clip")
+    expected = embeddings(load_uncached("search", TOY / "clip").space, images)
+    np.testing.assert_allclose(embeddings(load_uncached("search", tmp_path / "clip").space, images), expected,
+                               atol=1e-6)
+
+
+def test_open_clip_never_starts_untrained(tmp_path):
+    """open_clip itself only warns and starts random weights when a directory has none it knows."""
+    copy_without_weights(TOY / "clip", tmp_path / "clip", "open_clip_model.safetensors")
+    save_file(load_file(str(TOY / "clip/open_clip_model.safetensors")), str(tmp_path / "clip/model.safetensors"))
+    with pytest.raises(ModelLoadError, match="holds no weights this model kind loads.*open_clip_pytorch_model.bin"):
+        load_uncached("search", tmp_path / "clip")
+
+
+# --- a .bin that is more than tensors ------------------------------------------------------------------------------
+
+class WritesAFile:
+    """Unpickled by a full unpickler, this writes ``path``: what a malicious checkpoint would do instead."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return builtins.exec, (f"open({str(self.path)!r}, 'w').write('ran')",)
+
+
+def malicious_bin(path: Path, sentinel: Path, state: dict[str, torch.Tensor]) -> None:
+    torch.save({**state, "payload": WritesAFile(sentinel)}, path)
+    torch.load(path, weights_only=False)  # the control: a full unpickler does run it
+    assert sentinel.read_text() == "ran", "the payload must be live for the refusal below to mean anything"
+    sentinel.unlink()
+
+
+def test_a_malicious_transformers_bin_is_refused_and_runs_nothing(tmp_path):
+    state = copy_without_weights(TOY / "blip-caption", tmp_path / "blip", "model.safetensors")
+    malicious_bin(tmp_path / "blip/pytorch_model.bin", tmp_path / "pwned", state)
+    with pytest.raises(ModelLoadError, match="pytorch_model.bin was refused unread.*restricted unpickler") as info:
+        load_uncached("caption", tmp_path / "blip")
+    assert "safetensors" in info.value.fix
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_malicious_open_clip_bin_is_refused_and_runs_nothing(tmp_path):
+    state = copy_without_weights(TOY / "clip", tmp_path / "clip", "open_clip_model.safetensors")
+    malicious_bin(tmp_path / "clip/open_clip_pytorch_model.bin", tmp_path / "pwned", state)
+    with pytest.raises(ModelLoadError, match="open_clip_pytorch_model.bin was refused unread"):
+        load_uncached("search", tmp_path / "clip")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_read_weights_reads_both_formats_alike(tmp_path):
+    state = load_file(str(TOY / "clip/open_clip_model.safetensors"))
+    torch.save(state, tmp_path / "weights.bin")
+    from_bin = read_weights(tmp_path / "weights.bin")
+    assert from_bin.keys() == state.keys() and all(torch.equal(from_bin[k], state[k]) for k in state)

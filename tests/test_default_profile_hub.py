@@ -1,0 +1,147 @@
+"""The default profile, unmodified, against Hub-shaped repos of every registry Hub id (tests/hublike/repos.py) served
+by the Hub look-alike: every hub model loads through `pipelines.load` and answers; the app's tabs answer through
+gradio_client; `python -m pipelines.download` fetches the profile; README's `preload_from_hub` names exactly what
+the loaders read; and with the Hub out of reach a model says what to do while Transcribe falls back to the
+embedded Whisper tiny.en.
+
+The repos hold random weights at shrunk sizes, so answers are checked for shape and provenance, not for sense. What
+this module loads is dropped from the process-wide model cache afterwards: the toy tests never see it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+import pipelines
+import toyworld
+from pipelines import download, hub as hub_client, registry, runtime
+from pipelines.errors import ModelLoadError
+from tests.hublike import hub_fixture
+from tests.hublike.repos import build_hub
+
+hub = hub_fixture(scope="module")
+
+HUB_MODELS = [(task, name) for task in registry.tasks() for name in registry.available_models(task)
+              if registry.resolve(task, name, "default").is_hub]
+EMBEDDED = "whisper-tiny.en-embedded"
+BEFORE: dict[str, set] = {}  # "cached": the keys of the model cache before this module loaded anything
+
+
+def forget_pipelines_since(keys: set) -> None:
+    """Drop the pipelines cached since ``keys`` were taken (test-only: the cache has no public removal, since the
+    app never unloads a model)."""
+    with runtime.cache._lock:
+        for key in [k for k in runtime.cache._values if k not in keys]:
+            del runtime.cache._values[key]
+            runtime.cache._key_locks.pop(key, None)
+
+
+@pytest.fixture(scope="module")
+def default_hub(hub, tmp_path_factory):
+    """The look-alike serving every registry repo, and the process in the default profile (restored after)."""
+    build_hub(hub.root)
+    BEFORE["cached"] = cached = {key for key, _ in runtime.cache.items()}
+    fallbacks = dict(pipelines.fallbacks)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "_settings", runtime.settings())  # put back exactly as it was
+        runtime.configure(profile="default", device="cpu", cache_dir=tmp_path_factory.mktemp("app-cache"))
+        yield hub
+    forget_pipelines_since(cached)
+    pipelines.fallbacks.clear()
+    pipelines.fallbacks.update(fallbacks)
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scene") / "scene.png"
+    toyworld.scene(toyworld.HELD_OUT_SEED + 91).image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("task,name", HUB_MODELS, ids=[name for _, name in HUB_MODELS])
+def test_every_registry_hub_model_loads_and_answers(default_hub, scene_file, speak, task, name):
+    model = pipelines.load(task, name)
+    assert model.spec.name == name, f"{name} did not load: {pipelines.fallbacks.get((task, name))}"
+    if task == "caption":
+        [caption] = model([str(scene_file)])
+        assert caption.candidates and isinstance(caption.text, str)
+    elif task == "search":
+        [result] = model(["a red circle"])
+        assert result.hits
+    elif task == "ask":
+        [answer] = model([(str(scene_file), "what color is the shape?")])
+        assert answer.ranked and answer.question == "what color is the shape?"
+    else:
+        [transcript] = model([str(speak("what color is the shape"))])
+        assert transcript.duration > 1
+
+
+def test_the_app_answers_in_the_default_profile(default_hub, scene_file, speak):
+    from tests.serving import serve
+
+    demo = serve("default")
+    try:
+        client = Client(demo.local_url, verbose=False)
+        caption, _ = client.predict(handle_file(str(scene_file)), api_name="/caption")
+        gallery, details = client.predict("a red circle", api_name="/search")
+        answer = client.predict(handle_file(str(scene_file)), api_name="/ask")[0]
+        _, heard, *_ = client.predict(handle_file(str(speak("what color is the shape"))), api_name="/transcribe")
+    finally:
+        demo.close()
+    assert isinstance(caption, str) and gallery and isinstance(answer, str)
+    assert "whisper-small" in heard and EMBEDDED not in heard  # the hub model answered, not the fallback
+
+
+def test_the_download_command_fetches_the_default_profile(default_hub, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
+    env.update(HF_ENDPOINT=default_hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+    done = subprocess.run([sys.executable, "-m", "pipelines.download", "--models-dir", str(tmp_path / "models")],
+                          cwd=registry.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for task in registry.tasks():
+        spec = registry.resolve(task, None, "default")
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"{task}: "))
+        layout = pipelines.pipeline_class(spec).hub_files
+        assert layout.chosen_weights(os.listdir(line.removeprefix(f"{task}: "))), line
+
+
+def readme_preload_lines() -> list[str]:
+    front = (registry.PROJECT_ROOT / "README.md").read_text().split("---")[1]
+    block = front.split("preload_from_hub:")[1]
+    return [m.group(1) for m in re.finditer(r"^\s+- (.+)$", block, re.MULTILINE)]
+
+
+def test_readme_preload_from_hub_names_what_the_loaders_read(default_hub):
+    """Spaces fetches these at build time; they must be the files the loaders then ask for, weights included."""
+    assert readme_preload_lines() == download.preload_lines("default"), (
+        "README's preload_from_hub drifted from the loaders; regenerate it with "
+        "`python -m pipelines.download --preload-lines` against the Hub")
+
+
+def test_with_the_hub_out_of_reach_models_say_what_to_do_and_transcribe_falls_back(default_hub, tmp_path, speak,
+                                                                                   monkeypatch):
+    forget_pipelines_since(BEFORE["cached"])  # what the tests above loaded would answer from memory
+    monkeypatch.setattr(runtime, "_settings", runtime.settings())
+    runtime.configure(models_dir=tmp_path / "empty-cache")  # nothing downloaded: only the Hub could help
+    default_hub.offline = True
+    hub_client.reset_probe()
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            pipelines.load("caption")
+        assert hub_client.OFFLINE_CAUSE in str(info.value) and "python -m pipelines.download" in str(info.value)
+        transcriber = pipelines.load("transcribe")
+        [transcript] = transcriber([str(speak("what color is the shape"))])
+        assert transcriber.spec.name == EMBEDDED and "color" in transcript.text.lower()
+        assert pipelines.fallbacks[("transcribe", "whisper-small")][0] == EMBEDDED
+    finally:
+        default_hub.offline = False
+        hub_client.reset_probe()
+        forget_pipelines_since(BEFORE["cached"])
+        pipelines.fallbacks.pop(("transcribe", "whisper-small"), None)
