@@ -8,6 +8,7 @@ An acceleration is installed on one model instance only when
    within a tolerance at every decoding step (a decoder that ignores its cache or its history differs there).
 
 Otherwise the model keeps the stock code, and one log line says why. ``Outcome`` is what the System panel shows.
+``MM_ACCELERATIONS=off`` in the environment turns them all off (to compare with stock, or to rule them out).
 Each acceleration stays in the project only while its benchmark row in ``bench/`` shows >= 1.2x over stock.
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
 MIN_SPEEDUP = 1.2  # what an acceleration must earn over stock, in its own benchmark row, to stay
+SWITCH = "MM_ACCELERATIONS"  # environment variable: "off" runs every model stock
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Acceleration:
 def accelerate(model: Any, acceleration: Acceleration) -> Outcome:
     """Install ``acceleration`` on ``model`` if it applies and matches the stock model on its check batch."""
     name = acceleration.name
+    if os.environ.get(SWITCH, "on").strip().lower() in ("off", "0", "false", "no"):
+        return Outcome(name, False, f"turned off by {SWITCH}")
     reason = acceleration.why_not(model)
     if reason is None:
         stock = acceleration.run(model, False)
