@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import importlib.util
 import json
 import pickle
 from dataclasses import dataclass
@@ -153,6 +154,17 @@ def weights_files(spec: ModelSpec, path: Path, layout: Layout) -> list[Path]:
     return [path / name for name in chosen]
 
 
+def require_tokenizer_library(spec: ModelSpec, path: Path) -> None:
+    """A tokenizer shipped only as a SentencePiece model (``spiece.model``, no ``tokenizer.json``) is read by the
+    sentencepiece package: name it before a library fails with an unrelated complaint (it falls back to tiktoken)."""
+    if (path / "tokenizer.json").is_file():
+        return
+    models = sorted(p.name for p in path.glob("*.model"))
+    if models and importlib.util.find_spec("sentencepiece") is None:
+        raise ModelLoadError(spec.name, f"its tokenizer comes only as a SentencePiece model ({', '.join(models)}), "
+                             "which needs the sentencepiece package", "Install it with `pip install sentencepiece`")
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of one weights file: safetensors, or a PyTorch ``.bin`` through torch's restricted unpickler.
 
@@ -176,7 +188,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def verify_pickle(path: Path) -> None:
-    """Raise a ModelLoadError unless ``path`` (a ``.bin``) unpickles to tensors alone under torch's restricted loader."""
+    """A ModelLoadError unless ``path`` (a ``.bin``) unpickles to tensors alone under torch's restricted loader."""
     if Path(path).suffix == ".bin":
         read_weights(path)
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .base import TakingTurns
-from .checkpoints import OPEN_CLIP, checkpoint_dir, translating_load_errors, verify_pickle, weights_files
+from .checkpoints import (OPEN_CLIP, checkpoint_dir, require_tokenizer_library, translating_load_errors, verify_pickle,
+                          weights_files)
 from .errors import InputError
 from .io import load_image
 from .registry import ModelSpec
@@ -51,6 +52,7 @@ class ClipSpace:
         # open_clip would pick a file by its own order (and start untrained when it finds none): we name the one
         # the policy chose. A .bin is first proven to hold only tensors by torch's restricted unpickler.
         verify_pickle(weights)
+        require_tokenizer_library(spec, path)
         with translating_load_errors(spec, weights):
             model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", load_weights=False)
             open_clip.load_checkpoint(model, str(weights), weights_only=True)

@@ -9,7 +9,8 @@ from typing import ClassVar
 import torch
 
 from .base import Pipeline, TakingTurns
-from .checkpoints import TRANSFORMERS, checkpoint_dir, translating_load_errors, weights_files
+from .checkpoints import (TRANSFORMERS, checkpoint_dir, require_tokenizer_library, translating_load_errors,
+                          weights_files)
 from .registry import ModelSpec
 
 
@@ -17,6 +18,7 @@ def load_pretrained(spec: ModelSpec, model_class, device: torch.device, dtype: t
     """(model, checkpoint directory) for ``spec``, in eval mode on ``device`` in ``dtype``."""
     path = checkpoint_dir(spec, TRANSFORMERS)
     weights = weights_files(spec, path, TRANSFORMERS)
+    require_tokenizer_library(spec, path)
     # Tell transformers which format we chose (it prefers safetensors the same way) and that a .bin goes through
     # torch's restricted unpickler only: it then raises UnpicklingError, which becomes our refusal message.
     safetensors = weights[0].name.startswith("model.safetensors")

@@ -70,7 +70,7 @@ def test_every_registry_hub_model_loads_and_answers(default_hub, scene_file, spe
     model = pipelines.load(task, name)
     assert model.spec.name == name, f"{name} did not load: {pipelines.fallbacks.get((task, name))}"
     if task == "caption":
-        [caption] = model([str(scene_file)])
+        [caption] = model([str(scene_file)], max_new_tokens=6)  # random weights never stop on their own
         assert caption.candidates and isinstance(caption.text, str)
     elif task == "search":
         [result] = model(["a red circle"])
@@ -79,7 +79,7 @@ def test_every_registry_hub_model_loads_and_answers(default_hub, scene_file, spe
         [answer] = model([(str(scene_file), "what color is the shape?")])
         assert answer.ranked and answer.question == "what color is the shape?"
     else:
-        [transcript] = model([str(speak("what color is the shape"))])
+        [transcript] = model([str(speak("what color is the shape"))], beam_size=1)
         assert transcript.duration > 1
 
 

@@ -34,7 +34,8 @@ def toy_files(name: str, skip: str) -> dict[str, Path]:
 def blip_bin_only(tmp_path: Path) -> dict:
     """The default captioner's repo as evidence has it: PyTorch .bin weights and TensorFlow's, no safetensors."""
     torch.save(load_file(str(TOY / "blip-caption/model.safetensors")), tmp_path / "pytorch_model.bin")
-    return {**toy_files("blip-caption", "model.safetensors"), "pytorch_model.bin": tmp_path / "pytorch_model.bin", **STUBS}
+    return {**toy_files("blip-caption", "model.safetensors"), "pytorch_model.bin": tmp_path / "pytorch_model.bin",
+            **STUBS}
 
 
 def clip_many_formats(tmp_path: Path) -> dict:
@@ -81,8 +82,8 @@ def test_sharded_safetensors_are_fetched_with_their_index(hub):
 def test_a_repo_without_weights_we_load_is_named_with_what_it_has(hub):
     write_repo(hub.root, "acme/tf-only", {"open_clip_config.json": "{}", "model.safetensors": b"x", **STUBS})
     with pytest.raises(ModelLoadError, match=r"acme/tf-only holds none of the weight files this model kind loads "
-                                             r"\(open_clip_model.safetensors, .*\); it has flax_model.msgpack, model.safetensors, "
-                                             r"onnx/model.onnx, tf_model.h5"):
+                                             r"\(open_clip_model.safetensors, .*\); it has flax_model.msgpack, "
+                                             r"model.safetensors, onnx/model.onnx, tf_model.h5"):
         hub_files(spec("search", "acme/tf-only", "open_clip"), OPEN_CLIP)
 
 
@@ -101,7 +102,8 @@ def test_the_download_command_fetches_and_then_fails_loudly_without_weights(hub,
     assert done.returncode == 1, done.stderr
     assert "caption: " in done.stdout and (tmp_path / "models").is_dir()
     assert list((tmp_path / "models").rglob("pytorch_model.bin")) and not list((tmp_path / "models").rglob("*.h5"))
-    assert f"search: FAILED: Could not load model 'clip-vit-b-32': the Hub repo {CLIP} holds none of the weight" in done.stderr
+    assert f"search: FAILED: Could not load model 'clip-vit-b-32': the Hub repo {CLIP} holds none of the weight" \
+        in done.stderr
     assert "Not downloaded: search" in done.stderr
 
 
