@@ -165,11 +165,11 @@ def require_tokenizer_library(spec: ModelSpec, path: Path) -> None:
                              "which needs the sentencepiece package", "Install it with `pip install sentencepiece`")
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, *, model: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of one weights file: safetensors, or a PyTorch ``.bin`` through torch's restricted unpickler.
 
     A ``.bin`` that holds anything but tensors and plain containers (a custom class, a ``__reduce__`` payload) is
-    refused with a ModelLoadError before any of its code can run.
+    refused with a ModelLoadError (naming ``model``, else the file) before any of its code can run.
     """
     import torch
 
@@ -178,38 +178,39 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    _require_safe_torch_load(path)
+    _require_safe_torch_load(model or str(path))
     import zipfile
 
     try:  # mmap: the tensors stay on disk until used (only torch's zip format can be mapped)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
-        raise refused_pickle(str(path), path, e) from e
+        raise refused_pickle(model or str(path), path, e) from e
 
 
-def verify_pickle(path: Path) -> None:
+def verify_pickle(spec: ModelSpec, path: Path) -> None:
     """A ModelLoadError unless ``path`` (a ``.bin``) unpickles to tensors alone under torch's restricted loader."""
     if Path(path).suffix == ".bin":
-        read_weights(path)
+        read_weights(path, model=spec.name)
 
 
 def refused_pickle(model: str, path: Path, error: Exception) -> ModelLoadError:
     """The refusal of a ``.bin`` that torch's restricted unpickler would not read (``error`` is its complaint)."""
     where = f"the weights file {path}" if Path(path).is_file() else f"a weights file in {path}"
-    detail = str(error).partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0]
-    detail = " ".join((detail or str(error).splitlines()[0] if str(error) else type(error).__name__).split())
+    text = str(error)  # torch's complaint: keep what it found, not its advice to turn the check off
+    detail = text.partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0]
+    detail = " ".join((detail.strip() or text.split("\n", 1)[0] or type(error).__name__).split())
     return ModelLoadError(
         model, f"{where} was refused unread: PyTorch .bin weights are read only through torch's restricted "
         f"unpickler, which rebuilds tensors and runs no code, and this file holds something else ({detail})",
         "Use a checkpoint with safetensors weights, or a .bin that holds only tensors")
 
 
-def _require_safe_torch_load(path: Path) -> None:
+def _require_safe_torch_load(model: str) -> None:
     import torch
 
     version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
     if version < SAFE_TORCH_LOAD:
-        raise ModelLoadError(str(path), f"PyTorch {torch.__version__} cannot read .bin weights safely",
+        raise ModelLoadError(model, f"PyTorch {torch.__version__} cannot read .bin weights safely",
                              "Install torch>=2.6, or use a checkpoint with safetensors weights")
 
 

@@ -51,7 +51,7 @@ class ClipSpace:
         [weights] = weights_files(spec, path, OPEN_CLIP_FILES)
         # open_clip would pick a file by its own order (and start untrained when it finds none): we name the one
         # the policy chose. A .bin is first proven to hold only tensors by torch's restricted unpickler.
-        verify_pickle(weights)
+        verify_pickle(spec, weights)
         require_tokenizer_library(spec, path)
         with translating_load_errors(spec, weights):
             model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", load_weights=False)

@@ -31,31 +31,33 @@ hub = hub_fixture(scope="module")
 HUB_MODELS = [(task, name) for task in registry.tasks() for name in registry.available_models(task)
               if registry.resolve(task, name, "default").is_hub]
 EMBEDDED = "whisper-tiny.en-embedded"
-BEFORE: dict[str, set] = {}  # "cached": the keys of the model cache before this module loaded anything
 
 
-def forget_pipelines_since(keys: set) -> None:
-    """Drop the pipelines cached since ``keys`` were taken (test-only: the cache has no public removal, since the
-    app never unloads a model)."""
-    with runtime.cache._lock:
-        for key in [k for k in runtime.cache._values if k not in keys]:
-            del runtime.cache._values[key]
-            runtime.cache._key_locks.pop(key, None)
+def forget_pipelines() -> None:
+    """Drop the pipelines this module loaded (``default_hub`` set aside what was cached before, and puts it back)."""
+    runtime.cache.clear()
 
 
 @pytest.fixture(scope="module")
 def default_hub(hub, tmp_path_factory):
-    """The look-alike serving every registry repo, and the process in the default profile (restored after)."""
+    """The look-alike serving every registry repo, and the process in the default profile; afterwards the settings,
+    the model cache and the fallbacks are put back exactly as they were."""
     build_hub(hub.root)
-    BEFORE["cached"] = cached = {key for key, _ in runtime.cache.items()}
-    fallbacks = dict(pipelines.fallbacks)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runtime, "_settings", runtime.settings())  # put back exactly as it was
-        runtime.configure(profile="default", device="cpu", cache_dir=tmp_path_factory.mktemp("app-cache"))
-        yield hub
-    forget_pipelines_since(cached)
+    saved_cache = dict(runtime.cache.items())  # e.g. a fallback an offline test cached under a hub id
+    forget_pipelines()
+    saved_fallbacks = dict(pipelines.fallbacks)
     pipelines.fallbacks.clear()
-    pipelines.fallbacks.update(fallbacks)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runtime, "_settings", runtime.settings())
+            runtime.configure(profile="default", device="cpu", cache_dir=tmp_path_factory.mktemp("app-cache"))
+            yield hub
+    finally:
+        forget_pipelines()
+        for key, value in saved_cache.items():
+            runtime.cache.get(key, lambda value=value: value)
+        pipelines.fallbacks.clear()
+        pipelines.fallbacks.update(saved_fallbacks)
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +101,16 @@ def test_the_app_answers_in_the_default_profile(default_hub, scene_file, speak):
     assert "whisper-small" in heard and EMBEDDED not in heard  # the hub model answered, not the fallback
 
 
-def test_the_download_command_fetches_the_default_profile(default_hub, tmp_path):
+def run_download(hub, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m pipelines.download` in a fresh process, pointed at the look-alike through HF_ENDPOINT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
-    env.update(HF_ENDPOINT=default_hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
-    done = subprocess.run([sys.executable, "-m", "pipelines.download", "--models-dir", str(tmp_path / "models")],
-                          cwd=registry.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run([sys.executable, "-m", "pipelines.download", *args], cwd=registry.PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_download_command_fetches_the_default_profile(default_hub, tmp_path):
+    done = run_download(default_hub, tmp_path / "hf-home", "--models-dir", str(tmp_path / "models"))
     assert done.returncode == 0, done.stderr
     for task in registry.tasks():
         spec = registry.resolve(task, None, "default")
@@ -118,8 +125,11 @@ def readme_preload_lines() -> list[str]:
     return [m.group(1) for m in re.finditer(r"^\s+- (.+)$", block, re.MULTILINE)]
 
 
-def test_readme_preload_from_hub_names_what_the_loaders_read(default_hub):
+def test_readme_preload_from_hub_names_what_the_loaders_read(default_hub, tmp_path):
     """Spaces fetches these at build time; they must be the files the loaders then ask for, weights included."""
+    done = run_download(default_hub, tmp_path / "hf-home", "--preload-lines")  # the command README names
+    assert done.returncode == 0, done.stderr
+    assert [line.removeprefix("  - ") for line in done.stdout.splitlines()] == download.preload_lines("default")
     assert readme_preload_lines() == download.preload_lines("default"), (
         "README's preload_from_hub drifted from the loaders; regenerate it with "
         "`python -m pipelines.download --preload-lines` against the Hub")
@@ -127,7 +137,7 @@ def test_readme_preload_from_hub_names_what_the_loaders_read(default_hub):
 
 def test_with_the_hub_out_of_reach_models_say_what_to_do_and_transcribe_falls_back(default_hub, tmp_path, speak,
                                                                                    monkeypatch):
-    forget_pipelines_since(BEFORE["cached"])  # what the tests above loaded would answer from memory
+    forget_pipelines()  # what the tests above loaded would answer from memory
     monkeypatch.setattr(runtime, "_settings", runtime.settings())
     runtime.configure(models_dir=tmp_path / "empty-cache")  # nothing downloaded: only the Hub could help
     default_hub.offline = True
@@ -143,5 +153,5 @@ def test_with_the_hub_out_of_reach_models_say_what_to_do_and_transcribe_falls_ba
     finally:
         default_hub.offline = False
         hub_client.reset_probe()
-        forget_pipelines_since(BEFORE["cached"])
+        forget_pipelines()
         pipelines.fallbacks.pop(("transcribe", "whisper-small"), None)
