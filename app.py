@@ -16,7 +16,7 @@ import gradio as gr
 import pipelines
 from demos import ask, caption, search, studio, system, transcribe
 from demos.examples import EXAMPLES
-from pipelines import runtime
+from pipelines.core import runtime
 
 TITLE = "Multimodal demo studio"
 MAX_FILE_SIZE = "200mb"  # larger uploads are refused before any model runs; 10 min of 48 kHz 24-bit stereo WAV fits

@@ -50,7 +50,7 @@ BLIP_VQA_VOCAB = 30524  # bert-base-uncased + BLIP's [DEC] and [ENC]
 
 def pairs_photos() -> list:
     from demos import examples
-    from pipelines.io import load_image
+    from pipelines.core.io import load_image
 
     photos = [load_image(path) for path in examples.photos()]
     return [(photo, question) for photo in photos for question in QUESTIONS]
@@ -134,7 +134,7 @@ def main(argv=None) -> list[Row]:
 
     torch.set_num_threads(THREADS)
     from pipelines import fast
-    from pipelines.registry import ModelSpec
+    from pipelines.core.registry import ModelSpec
     from pipelines.vqa.blip import BlipVqa
     from pipelines.vqa.vilt import ViltVqa
 

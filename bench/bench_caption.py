@@ -113,9 +113,9 @@ def main(argv=None) -> list:
     import torch
 
     torch.set_num_threads(THREADS)
-    from pipelines.caption import BlipCaptioner
-    from pipelines.io import load_image
-    from pipelines.registry import ModelSpec
+    from pipelines.caption.blip import BlipCaptioner
+    from pipelines.core.io import load_image
+    from pipelines.core.registry import ModelSpec
 
     photos = sorted((ROOT / "assets/examples/photos").glob("*.jpg"))
     paths = [photos[i % len(photos)] for i in range(args.images)]  # files, as users upload them

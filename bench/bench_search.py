@@ -17,8 +17,9 @@ files (800x600, decoded from disk). Rows:
   lowest-priority worker thread overlapped with the encoder (what it has not started in time is decoded on the
   encoder's thread), the embedding cache write.
 - naive: open, preprocess and encode one file at a time.
-Query latency: top-10 over N random unit vectors (512-d) through the index ``pipelines.index`` picks for N, one query
-at a time, text encoder excluded and included (goals: <= 10 ms at 100k, <= 50 ms at 1M, text encoder excluded).
+Query latency: top-10 over N random unit vectors (512-d) through the index ``pipelines.search.vector_index`` picks
+for N, one query at a time, text encoder excluded and included (goals: <= 10 ms at 100k, <= 50 ms at 1M, text
+encoder excluded).
 Random vectors have no neighbourhoods, the worst case for approximate recall; recall@10 against brute force is shown.
 Timings never belong in tests; this script is not run by CI.
 """
@@ -102,8 +103,8 @@ def vit_b_32_space():
     import open_clip
     import torch
 
+    from pipelines.core.registry import ModelSpec
     from pipelines.fusion import ClipSpace
-    from pipelines.registry import ModelSpec
 
     model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32")
     spec = ModelSpec("search", "ViT-B-32 (random weights)", "open_clip", "bench:ViT-B-32")
@@ -116,9 +117,9 @@ def indexing(space, paths: list[Path]) -> dict[str, float]:
     import torch
     from PIL import Image
 
-    from pipelines import runtime
+    from pipelines.core import runtime
     from pipelines.fusion import BATCH_SIZE
-    from pipelines.gallery import Gallery
+    from pipelines.search.gallery import Gallery
 
     rates = {}
     pixels = [space.pixels(p) for p in paths[:BATCH_SIZE * 2]]
@@ -153,7 +154,7 @@ def random_units(count: int, seed: int) -> np.ndarray:
 
 def latency(space, size: int) -> dict[str, float]:
     """Median ms per top-10 query over ``size`` random unit vectors, and recall@10 against brute force."""
-    from pipelines import index
+    from pipelines.search import vector_index as index
 
     kind = index.choose_kind(size)
     chunks = [(start, min(CHUNK, size - start)) for start in range(0, size, CHUNK)]

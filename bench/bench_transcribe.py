@@ -183,9 +183,9 @@ def main(argv=None) -> list[Row]:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     import pipelines
-    from pipelines import runtime
-    from pipelines.io import load_audio
-    from pipelines.registry import local_path, resolve
+    from pipelines.core import runtime
+    from pipelines.core.io import load_audio
+    from pipelines.core.registry import local_path, resolve
 
     runtime.configure(profile="toy", device="cpu")
     path = speech_file(args.seconds)

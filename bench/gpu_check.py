@@ -59,8 +59,8 @@ def toy_agreement(device, dtype) -> None:
     from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering, BlipProcessor
 
     import toyworld
-    from pipelines.caption import BlipCaptioner
-    from pipelines.registry import ModelSpec
+    from pipelines.caption.blip import BlipCaptioner
+    from pipelines.core.registry import ModelSpec
     from pipelines.vqa.blip import BlipVqa
 
     scenes = toyworld.scenes(24, start_seed=toyworld.HELD_OUT_SEED + 5000)
@@ -95,8 +95,8 @@ def toy_agreement(device, dtype) -> None:
 def full_size(device, dtype, repeats: int) -> None:
     from bench.bench_ask import blip_vqa_base, pairs_distinct
     from bench.bench_caption import blip_base, processor
-    from pipelines.caption import BlipCaptioner
-    from pipelines.registry import ModelSpec
+    from pipelines.caption.blip import BlipCaptioner
+    from pipelines.core.registry import ModelSpec
     from pipelines.vqa.blip import BlipVqa
 
     import toyworld

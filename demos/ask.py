@@ -8,8 +8,9 @@ import functools
 import gradio as gr
 
 import pipelines
-from pipelines import fusion, heatmap as heatmaps
-from pipelines.batching import batcher
+from pipelines import fusion
+from pipelines.core.batching import batcher
+from pipelines.search import heatmap as heatmaps
 from pipelines.vqa import Answer, AskOptions
 
 from . import examples

@@ -9,11 +9,12 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from pipelines import fusion, registry, runtime
-from pipelines.batching import batcher
-from pipelines.caption_options import GENERIC_DEFAULTS, MAX_CANDIDATES, MAX_NEW_TOKENS, MODEL_DEFAULTS, CaptionOptions
-from pipelines.io import load_image
-from pipelines.rerank import Ranked, caption_and_rerank
+from pipelines import fusion
+from pipelines.caption.options import GENERIC_DEFAULTS, MAX_CANDIDATES, MAX_NEW_TOKENS, MODEL_DEFAULTS, CaptionOptions
+from pipelines.caption.rerank import Ranked, caption_and_rerank
+from pipelines.core import registry, runtime
+from pipelines.core.batching import batcher
+from pipelines.core.io import load_image
 
 from . import examples
 from .common import (BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, request_dir,

@@ -1,4 +1,4 @@
-"""What every tab shares: input components that leave decoding to pipelines.io, and error translation."""
+"""What every tab shares: input components that leave decoding to pipelines.core.io, and error translation."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-import pipelines.batching
+import pipelines.core.batching
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ OUTPUT_AGE = 24 * 3600  # seconds a request's files are kept: Gradio copies them
 
 GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
 GPU_CONCURRENCY = 1
-# Events whose requests pipelines.batching joins into shared forward passes: they run side by side, up to one batch.
+# Events whose requests pipelines.core.batching joins into shared forward passes: side by side, up to one batch.
 BATCHED = "batched-models"
-BATCHED_CONCURRENCY = pipelines.batching.batcher.max_batch
+BATCHED_CONCURRENCY = pipelines.core.batching.batcher.max_batch
 
 try:  # Hugging Face ZeroGPU Spaces attach a GPU only while a function decorated with spaces.GPU runs
     from spaces import GPU as on_gpu
@@ -39,7 +39,7 @@ class ImageInput(gr.Image):
     """gr.Image that hands our code the uploaded file's path without opening it first.
 
     gr.Image decodes an upload with PIL before the handler runs, so a bad file fails inside Gradio with a
-    generic error; pipelines.io.load_image gives a message that says what is wrong.
+    generic error; pipelines.core.io.load_image gives a message that says what is wrong.
     """
 
     is_template = True  # render with the stock Image front end
@@ -56,7 +56,7 @@ def image_input(**kwargs) -> ImageInput:
 
 
 def audio_input(**kwargs) -> gr.Audio:
-    """Microphone or file; format=None keeps the upload as it is (pipelines.io decodes every container)."""
+    """Microphone or file; format=None keeps the upload as it is (pipelines.core.io decodes every container)."""
     return gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, **kwargs)
 
 

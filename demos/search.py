@@ -5,10 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 import pipelines
-from pipelines.batching import batcher
-from pipelines.classify import DEFAULT_TEMPLATE, classifier
-from pipelines.gallery import Gallery, image_store
-from pipelines.retrieval import Query, SearchResult
+from pipelines.core.batching import batcher
+from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
+from pipelines.search.gallery import Gallery, image_store
+from pipelines.search.retrieval import Query, SearchResult
 
 from . import examples
 from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
@@ -139,7 +139,7 @@ def build() -> gr.Textbox:
         gr.Examples(examples.images(), inputs=classify_image, label="Example images")
 
     model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
-    batched = dict(concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)  # joined by pipelines.batching
+    batched = dict(concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)  # joined by pipelines.core.batching
     outputs = [gallery, details]
     gr.on([search_button.click, query.submit, negative.submit], search,
           inputs=[query, top_k, source, negative, model, mine], outputs=outputs, api_name="search", **batched)

@@ -6,8 +6,8 @@ import functools
 
 import gradio as gr
 
-from pipelines import heatmap as heatmaps
 from pipelines import studio
+from pipelines.search import heatmap as heatmaps
 from pipelines.studio import Unavailable, Vectors
 
 from . import examples

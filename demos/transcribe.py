@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from pipelines import subtitles
+from pipelines.speech import subtitles
 from pipelines.speech import LANGUAGES, Transcript, TranscribeOptions
 
 from . import examples

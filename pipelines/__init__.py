@@ -4,16 +4,24 @@
     captioner = pipelines.load("caption")            # the configured profile's captioner, loaded once
     [caption] = captioner(["photo.jpg"])
     print(caption.text)
+
+Layout: ``core/`` (registry, runtime, hub, checkpoints, io, errors, batching, the Pipeline base), one package per
+task (``caption/``, ``search/``, ``vqa/``, ``speech/``), ``fusion/`` (the shared CLIP space and the fusion operators),
+``fast/`` (guarded accelerations), ``studio.py`` (every task on one input), and the CLIs ``download.py`` and
+``index.py`` (``python -m pipelines.download``, ``python -m pipelines.index``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import logging
+import sys
 
-from . import registry, runtime
-from .errors import InputError, ModelLoadError, PipelineError, UnknownModelError
-from .registry import ModelSpec, available_models
+from .core import registry, runtime
+from .core.errors import InputError, ModelLoadError, PipelineError, UnknownModelError
+from .core.registry import ModelSpec, available_models
 
 __all__ = ["load", "available_models", "default_model", "loaded_models", "preload", "system_info", "InputError", "ModelLoadError", "PipelineError",
            "UnknownModelError"]
@@ -22,9 +30,9 @@ log = logging.getLogger(__name__)
 
 # (task, backend) -> "module:Class" serving it.
 BACKENDS = {
-    ("caption", "blip"): "caption:BlipCaptioner",
-    ("caption", "vision-encoder-decoder"): "caption:VisionEncoderDecoderCaptioner",
-    ("search", "open_clip"): "retrieval:SearchPipeline",
+    ("caption", "blip"): "caption.blip:BlipCaptioner",
+    ("caption", "vision-encoder-decoder"): "caption.vision_encoder_decoder:VisionEncoderDecoderCaptioner",
+    ("search", "open_clip"): "search.retrieval:SearchPipeline",
     ("ask", "blip-vqa"): "vqa.blip:BlipVqa",
     ("ask", "vilt"): "vqa.vilt:ViltVqa",
     ("transcribe", "faster-whisper"): "speech.faster:FasterWhisper",
@@ -91,7 +99,7 @@ def _detect_backend(spec: ModelSpec) -> str:
 
 def _model_type(spec: ModelSpec) -> str:
     """config.json's model_type, or "ctranslate2" for a CTranslate2 export (transformers never writes model.bin)."""
-    from .checkpoints import checkpoint_dir, config_model_type
+    from .core.checkpoints import checkpoint_dir, config_model_type
 
     path = checkpoint_dir(spec, ["config.json", "model.bin"])
     if (path / "model.bin").is_file():
@@ -142,3 +150,41 @@ def system_info() -> dict[str, str]:
         except PackageNotFoundError:
             info[package] = "not installed"
     return info
+
+
+# Modules that moved when pipelines/ was grouped by concern (old name -> new, under pipelines): the old names still
+# import, as the same module objects, so scripts written against them keep working. New code uses the new names.
+MOVED = {
+    "base": "core.base", "batching": "core.batching", "checkpoints": "core.checkpoints", "errors": "core.errors",
+    "hf": "core.hf", "hub": "core.hub", "io": "core.io", "registry": "core.registry", "runtime": "core.runtime",
+    "caption_options": "caption.options", "rerank": "caption.rerank", "retrieval": "search.retrieval",
+    "gallery": "search.gallery", "classify": "search.classify", "heatmap": "search.heatmap",
+    "subtitles": "speech.subtitles",
+}
+
+
+class _OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers ``import pipelines.<old name>`` with the module at its new place (asked only after the files)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        return importlib.util.spec_from_loader(fullname, self) if package == __name__ and name in MOVED else None
+
+    def create_module(self, spec):
+        module = importlib.import_module(f"{__name__}.{MOVED[spec.name.rpartition('.')[2]]}")
+        spec.loader_state = module.__spec__  # the import system sets __spec__ to the old name's; exec puts it back
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state  # nothing to run: it was executed at its new place
+
+
+if not any(isinstance(finder, _OldNames) for finder in sys.meta_path):
+    sys.meta_path.append(_OldNames())
+
+
+def __getattr__(name: str):
+    """``pipelines.<old name>`` as an attribute (e.g. ``pipelines.rerank.rerank``), imported on first use."""
+    if name in MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@
     python -m pipelines.download --models-dir models   # into ./models; then: python app.py --models-dir models
     python -m pipelines.download --preload-lines       # README's `preload_from_hub` lines, from the Hub's listings
 
-It fetches exactly what the loaders read (checkpoints.py's policy: the files beside the weights and the one weight
+It fetches exactly what the loaders read (core/checkpoints.py's policy: the files beside the weights and the one weight
 format chosen) and exits non-zero, naming the model, when a model's weights did not arrive.
 """
 
@@ -14,10 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import pipeline_class, registry, runtime
-from .checkpoints import checkpoint_dir, hub_files, weights_files
-from .errors import ModelLoadError, PipelineError
-from .registry import ModelSpec
+from . import pipeline_class
+from .core import registry, runtime
+from .core.checkpoints import checkpoint_dir, hub_files, weights_files
+from .core.errors import ModelLoadError, PipelineError
+from .core.registry import ModelSpec
 
 
 def fetch(task: str, model: str | None = None) -> Path:

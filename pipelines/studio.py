@@ -19,14 +19,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import load
-from .classify import DEFAULT_TEMPLATE, Classification, classifier
-from .errors import InputError, PipelineError
+from .caption.rerank import Ranked, rerank
+from .core.errors import InputError, PipelineError
+from .core.io import load_image
 from .fusion import ClipSpace, early_fusion, late_fusion, shared_space
-from .gallery import Gallery, Item, bundled
-from .heatmap import Heatmap, relevance_map
-from .io import load_image
-from .rerank import Ranked, rerank
-from .retrieval import Hit
+from .search.classify import DEFAULT_TEMPLATE, Classification, classifier
+from .search.gallery import Gallery, Item, bundled
+from .search.heatmap import Heatmap, relevance_map
+from .search.retrieval import Hit
 from .speech import Transcript
 from .vqa import Answer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import toyworld
-from pipelines import runtime
+from pipelines.core import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; never `playwright install`

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import app
-from pipelines import runtime
+from pipelines.core import runtime
 
 
 def free_port() -> int:

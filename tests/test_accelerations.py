@@ -15,8 +15,9 @@ import pytest
 import torch
 
 import pipelines
-from pipelines import registry, runtime
-from pipelines.caption import BlipCaptioner, generate_kwargs
+from pipelines.caption.base import generate_kwargs
+from pipelines.caption.blip import BlipCaptioner
+from pipelines.core import registry, runtime
 from pipelines.fast import blip_attention
 from pipelines.vqa.blip import BlipVqa
 

@@ -7,7 +7,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import toyworld
-from pipelines import runtime
+from pipelines.core import runtime
 from tests.serving import serve
 
 

@@ -12,8 +12,9 @@ from PIL import Image
 
 import pipelines
 import toyworld
-from pipelines import fusion, heatmap
-from pipelines.registry import PROJECT_ROOT
+from pipelines import fusion
+from pipelines.core.registry import PROJECT_ROOT
+from pipelines.search import heatmap
 from pipelines.vqa.blip import BlipVqa
 from pipelines.vqa.vilt import ViltVqa
 

@@ -70,7 +70,7 @@ def test_the_heatmap_endpoint_shows_where_clip_finds_the_words(client, tmp_path)
     assert shown.shape[:2] == scene.image.size[::-1] and "red" in note
     # At full opacity the picture is the colour scale: redder (hotter) over the red shape than the blue one.
     redness = shown[..., 0] - shown[..., 2]
-    from pipelines.heatmap import Heatmap
+    from pipelines.search.heatmap import Heatmap
 
     as_heat = Heatmap("", ((redness - redness.min()) / np.ptp(redness)).astype(np.float32), 0, 0, 0)
     boxes = {s.color: s.box for s in scene.shapes}

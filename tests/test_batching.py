@@ -1,4 +1,4 @@
-"""Dynamic batching across requests (pipelines.batching), on the real toy captioner."""
+"""Dynamic batching across requests (pipelines.core.batching), on the real toy captioner."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 import pipelines
 import toyworld
-from pipelines.batching import Batcher
-from pipelines.errors import InputError
+from pipelines.core.batching import Batcher
+from pipelines.core.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_batches_never_exceed_the_maximum(captioner):
 def test_concurrent_visitors_captions_are_joined_by_the_app_and_each_is_right(tmp_path):
     from gradio_client import Client, handle_file
 
-    from pipelines.batching import batcher
+    from pipelines.core.batching import batcher
     from tests.serving import serve
 
     demo = serve("toy")

@@ -9,11 +9,11 @@ import torch
 import pipelines
 import toyworld
 from pipelines import fusion
+from pipelines.caption.base import generate_kwargs
+from pipelines.caption.options import Candidate
+from pipelines.caption.rerank import caption_and_rerank, rerank
 from pipelines.fast import blip_attention
 from pipelines.fast.blip_attention import use_sdpa
-from pipelines.caption import generate_kwargs
-from pipelines.caption_options import Candidate
-from pipelines.rerank import caption_and_rerank, rerank
 
 MODELS = ["toy-blip", "toy-vit-gpt2"]
 COLORS = list(toyworld.COLORS)
@@ -253,8 +253,8 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
 def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, fresh_scenes):
     # ours: each image's keys and values projected once and read once per step by all its beams or samples, or
     # (absorb, on CPU in fp32 only) no keys or values projected: the rows attend to the image states themselves
+    from pipelines.caption.base import _sampling, generate_kwargs
     from pipelines.fast import blip_generate
-    from pipelines.caption import _sampling, generate_kwargs
 
     captioner = pipelines.load("caption", "toy-blip", dtype=dtype)
     options = captioner.options(**options)
@@ -314,7 +314,7 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
 def test_token_log_probs_are_transformers_transition_scores(model, options, fresh_scenes):
     # our per-step log-sum-exp gives the numbers of transformers' normalised transition scores (which it computes
     # over every step's whole vocabulary at once), beams traced back, ended beams at 0
-    from pipelines.caption import token_log_probs
+    from pipelines.caption.base import token_log_probs
 
     captioner = pipelines.load("caption", model)
     options = captioner.options(**options)

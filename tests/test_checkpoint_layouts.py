@@ -21,9 +21,9 @@ from safetensors.torch import load_file, save_file
 
 import pipelines
 import toyworld
-from pipelines import registry
-from pipelines.checkpoints import read_weights
-from pipelines.errors import ModelLoadError
+from pipelines.core import registry
+from pipelines.core.checkpoints import read_weights
+from pipelines.core.errors import ModelLoadError
 
 TOY = registry.PROJECT_ROOT / "assets/models/toy"
 CPU, FP32 = torch.device("cpu"), torch.float32

@@ -21,8 +21,9 @@ from gradio_client import Client, handle_file
 
 import pipelines
 import toyworld
-from pipelines import download, hub as hub_client, registry, runtime
-from pipelines.errors import ModelLoadError
+from pipelines import download
+from pipelines.core import hub as hub_client, registry, runtime
+from pipelines.core.errors import ModelLoadError
 from tests.hublike import hub_fixture
 from tests.hublike.repos import build_hub
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines import download, registry, runtime
-from pipelines.checkpoints import OPEN_CLIP, TRANSFORMERS, hub_files
-from pipelines.errors import ModelLoadError
+from pipelines import download
+from pipelines.core import registry, runtime
+from pipelines.core.checkpoints import OPEN_CLIP, TRANSFORMERS, hub_files
+from pipelines.core.errors import ModelLoadError
 from tests.hublike import hub_fixture, write_repo
 
 hub = hub_fixture()
@@ -118,7 +119,7 @@ def test_a_cached_model_loads_offline_through_the_same_policy(hub, tmp_path):
     write_repo(hub.root, CAPTIONER, blip_bin_only(tmp_path))
     download.fetch("caption", CAPTIONER)
     hub.offline = True
-    from pipelines import hub as hub_client
+    from pipelines.core import hub as hub_client
 
     hub_client.reset_probe()
     try:

@@ -5,7 +5,7 @@ import pytest
 
 import toyworld
 from pipelines import fusion
-from pipelines.errors import InputError
+from pipelines.core.errors import InputError
 
 SEED = toyworld.HELD_OUT_SEED + 9000
 
@@ -70,7 +70,7 @@ def fresh_space(dtype="float32") -> fusion.ClipSpace:
     """A toy CLIP space of its own (not the cached one other tests share), loaded through the real loader."""
     import torch
 
-    from pipelines import registry, runtime
+    from pipelines.core import registry, runtime
 
     spec = registry.resolve("search", None, runtime.settings().profile)
     return fusion.ClipSpace.load(spec, torch.device("cpu"), getattr(torch, dtype))

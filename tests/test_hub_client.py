@@ -1,4 +1,4 @@
-"""pipelines.hub against the Hub look-alike: through a proxy, around it (NO_PROXY), offline by choice or by
+"""pipelines.core.hub against the Hub look-alike: through a proxy, around it (NO_PROXY), offline by choice or by
 necessity, at a pinned revision, and with the Hub's refusals turned into our messages."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import checkpoints, hub as hub_client, registry
-from pipelines.errors import ModelLoadError
+from pipelines.core import checkpoints, hub as hub_client, registry
+from pipelines.core.errors import ModelLoadError
 from tests.hublike import PROXY_ENV, client_pointed_at, hub_fixture, hub_lookalike, refresh_client, write_repo
 from tests.hublike.proxy import forward_proxy
 

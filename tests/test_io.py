@@ -1,4 +1,4 @@
-"""Tests for pipelines.io: every accepted kind of input, and every refusal, made in tmp_path."""
+"""Tests for pipelines.core.io: every accepted kind of input, and every refusal, made in tmp_path."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from pipelines.errors import InputError, PipelineError
-from pipelines.io import (
+from pipelines.core.errors import InputError, PipelineError
+from pipelines.core.io import (
     MAX_IMAGE_PIXELS,
     MAX_SECONDS,
     MIN_SECONDS,
@@ -513,7 +513,7 @@ def test_float_samples_louder_than_full_scale_are_scaled_not_clipped():
 @pytest.mark.parametrize("fmt", ["FLAC", "WAV"])
 def test_audio_that_would_decode_to_too_many_samples_is_refused(tmp_path, monkeypatch, fmt):
     """A small file of silence can hold hours of many-channel audio; the decoded samples are bounded."""
-    import pipelines.io as pio
+    import pipelines.core.io as pio
 
     monkeypatch.setattr(pio, "MAX_SAMPLES", 1_000_000)
     path = tmp_path / f"quiet.{fmt.lower()}"

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipelines.errors import InputError
-from pipelines.io import MAX_IMAGE_PIXELS, MAX_SECONDS, SAMPLE_RATE, load_audio, load_image
+from pipelines.core.errors import InputError
+from pipelines.core.io import MAX_IMAGE_PIXELS, MAX_SECONDS, SAMPLE_RATE, load_audio, load_image
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 HANG = 30  # seconds: far beyond any decode of these inputs; only a hang gets here

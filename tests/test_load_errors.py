@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 import pipelines
-from pipelines.errors import ModelLoadError
-from pipelines.registry import PROJECT_ROOT
+from pipelines.core.errors import ModelLoadError
+from pipelines.core.registry import PROJECT_ROOT
 
 TOY_CAPTIONER = PROJECT_ROOT / "assets/models/toy/blip-caption"
 

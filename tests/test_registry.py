@@ -1,8 +1,8 @@
 import pytest
 
 import pipelines
-from pipelines import registry
-from pipelines.errors import UnknownModelError
+from pipelines.core import registry
+from pipelines.core.errors import UnknownModelError
 
 
 def test_each_task_lists_its_models_and_profiles_name_registered_ones():

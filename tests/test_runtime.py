@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import pipelines
-from pipelines import runtime
-from pipelines.errors import InputError
-from pipelines.registry import PROJECT_ROOT
+from pipelines.core import runtime
+from pipelines.core.errors import InputError
+from pipelines.core.registry import PROJECT_ROOT
 
 
 def test_cpu_runs_fp32_and_never_bf16():
@@ -73,7 +73,7 @@ def test_a_failed_load_is_retried_not_cached():
 
 
 def test_load_returns_the_same_pipeline_and_loads_it_once_across_threads(monkeypatch):
-    from pipelines.caption import BlipCaptioner
+    from pipelines.caption.blip import BlipCaptioner
 
     runtime.cache.clear()
     loads = []
@@ -105,7 +105,7 @@ def test_preload_warms_what_it_can_and_reports_the_rest(default_profile, monkeyp
 FAULTS_PER_CYCLE = """
 import resource, sys
 import numpy as np
-from pipelines import runtime
+from pipelines.core import runtime
 if sys.argv[1] == "tuned":
     runtime.tune_allocator()
 

@@ -10,10 +10,10 @@ import pytest
 
 import pipelines
 import toyworld
-from pipelines.classify import classifier
-from pipelines.errors import InputError
-from pipelines.gallery import Gallery
-from pipelines.retrieval import Query
+from pipelines.core.errors import InputError
+from pipelines.search.classify import classifier
+from pipelines.search.gallery import Gallery
+from pipelines.search.retrieval import Query
 
 LABELS = [f"{c} {s}" for c in toyworld.COLORS for s in toyworld.SHAPES]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import toyworld
-from pipelines import runtime
+from pipelines.core import runtime
 from tests.serving import serve
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 

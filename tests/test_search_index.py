@@ -12,7 +12,8 @@ import pytest
 import pipelines
 import toyworld
 from pipelines import index
-from pipelines.gallery import Gallery
+from pipelines.search import vector_index
+from pipelines.search.gallery import Gallery
 
 
 def clustered_unit_vectors(count: int, dim: int, clusters: int, seed: int) -> np.ndarray:
@@ -27,21 +28,21 @@ def clustered_unit_vectors(count: int, dim: int, clusters: int, seed: int) -> np
 def test_approximate_recall_at_10_against_brute_force(kind):
     vectors = clustered_unit_vectors(20_000, 64, 200, seed=1)
     queries = clustered_unit_vectors(20_200, 64, 200, seed=1)[20_000:]  # same centres, new points
-    _, exact = index.build(vectors, "exact").search(queries, 10)
-    _, approximate = index.build(vectors, kind).search(queries, 10)
-    assert index.recall_at(10, approximate, exact) >= 0.95
+    _, exact = vector_index.build(vectors, "exact").search(queries, 10)
+    _, approximate = vector_index.build(vectors, kind).search(queries, 10)
+    assert vector_index.recall_at(10, approximate, exact) >= 0.95
 
 
 def test_exact_search_orders_by_score_then_insertion():
     vectors = np.array([[1, 0], [0, 1], [1, 0], [0.6, 0.8]], dtype=np.float32)
-    scores, ids = index.build(vectors, "exact").search(np.array([[1, 0]], dtype=np.float32), 3)
+    scores, ids = vector_index.build(vectors, "exact").search(np.array([[1, 0]], dtype=np.float32), 3)
     assert ids.tolist() == [[0, 2, 3]] and np.allclose(scores, [[1, 1, 0.6]])
 
 
 def test_the_index_kind_follows_the_gallery_size():
-    assert index.choose_kind(500) == "exact"
-    assert index.choose_kind(index.BRUTE_FORCE_MAX + 1) == "hnsw"
-    assert index.choose_kind(index.HNSW_MAX + 1) == "ivf"
+    assert vector_index.choose_kind(500) == "exact"
+    assert vector_index.choose_kind(vector_index.BRUTE_FORCE_MAX + 1) == "hnsw"
+    assert vector_index.choose_kind(vector_index.HNSW_MAX + 1) == "ivf"
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_a_gallery_past_the_threshold_is_searched_through_faiss(cache_dir, scene
     space = pipelines.load("search").space
     exact = Gallery.from_folder(scenes_dir)
     assert exact.prepare(space).index_kind == "exact"
-    monkeypatch.setattr(index, "BRUTE_FORCE_MAX", 10)
+    monkeypatch.setattr(vector_index, "BRUTE_FORCE_MAX", 10)
     large = Gallery.from_folder(scenes_dir)
     assert large.prepare(space).index_kind == "hnsw"
     assert list((cache_dir / "indexes").glob("*.faiss"))  # saved: a restart reads it back
@@ -84,8 +85,8 @@ def test_the_cli_explains_a_missing_folder(cache_dir, tmp_path, capsys):
 
 
 def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embeddings():
-    from pipelines.gallery import _input_size, _pixels
-    from pipelines.registry import PROJECT_ROOT
+    from pipelines.core.registry import PROJECT_ROOT
+    from pipelines.search.gallery import _input_size, _pixels
 
     space = pipelines.load("search").space
     size = _input_size(space)
@@ -99,7 +100,7 @@ def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embe
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
 def test_gallery_decoding_runs_at_lowest_priority_without_slowing_the_caller():
-    from pipelines import gallery
+    from pipelines.search import gallery
 
     def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

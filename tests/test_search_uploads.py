@@ -8,8 +8,8 @@ import zipfile
 import pytest
 
 import toyworld
-from pipelines.errors import InputError
-from pipelines.gallery import MAX_UPLOAD_FILES, Gallery, image_store
+from pipelines.core.errors import InputError
+from pipelines.search.gallery import MAX_UPLOAD_FILES, Gallery, image_store
 
 
 def png(seed: int) -> bytes:

@@ -73,7 +73,7 @@ def test_a_session_gallery_can_travel_to_a_zerogpu_worker(tmp_path):
     import pickle
 
     import toyworld
-    from pipelines.gallery import Gallery
+    from pipelines.search.gallery import Gallery
 
     for i, scene in enumerate(toyworld.scenes(3, start_seed=toyworld.HELD_OUT_SEED + 70)):
         scene.image.save(tmp_path / f"{scene.color}_{scene.shape}_{i}.png")

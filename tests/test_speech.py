@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import pipelines
-from pipelines import subtitles
-from pipelines.io import SAMPLE_RATE
-from pipelines.registry import local_path, resolve
+from pipelines.core.io import SAMPLE_RATE
+from pipelines.core.registry import local_path, resolve
+from pipelines.speech import subtitles
 from tests.transcribe_checks import (assert_well_formed, cue_text, missing, parse_srt, parse_vtt, recognisable,
                                      words)
 

@@ -4,7 +4,7 @@ cut into Whisper's 30 s windows."""
 import pytest
 
 import pipelines
-from pipelines.io import MAX_SECONDS, SAMPLE_RATE, load_audio
+from pipelines.core.io import MAX_SECONDS, SAMPLE_RATE, load_audio
 from pipelines.speech.chunks import WINDOW, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, recognisable
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pipelines
-from pipelines.io import SAMPLE_RATE, load_audio
+from pipelines.core.io import SAMPLE_RATE, load_audio
 from pipelines.speech import LANGUAGES, untrained
 from pipelines.speech.chunks import OVERLAP, WINDOW, overlapping_windows, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, missing

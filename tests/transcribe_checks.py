@@ -10,7 +10,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from pipelines.io import SAMPLE_RATE
+from pipelines.core.io import SAMPLE_RATE
 
 _SRT_TIMING = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})$")
 _VTT_TIMING = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})$")

@@ -5,6 +5,7 @@
     base.py                 what they share: input decoding, option checks, tidy segments, the Transcript
     chunks.py               30 s windows for long recordings (transformers backend)
     untrained.py            a Whisper checkpoint with random weights, for tests and benchmarks
+    subtitles.py            a Transcript as .srt, .vtt and .txt files
 
 Which backend serves a model follows its checkpoint's format (see pipelines.BACKENDS); the registry names it.
 """

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..base import Pipeline
-from ..errors import InputError
-from ..io import audio_duration, load_audio
+from ..core.base import Pipeline
+from ..core.errors import InputError
+from ..core.io import audio_duration, load_audio
 from .chunks import Chunk, speech_windows
 from .options import LANGUAGES, TranscribeOptions
 from .results import Decoding, Segment, Transcript, Word

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io import SAMPLE_RATE
+from ..core.io import SAMPLE_RATE
 
 WINDOW = 30.0  # seconds: Whisper's input length
 OVERLAP = 5.0  # seconds shared by neighbouring windows when VAD is off

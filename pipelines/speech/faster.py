@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..checkpoints import CTRANSLATE2, checkpoint_dir, translating_load_errors, weights_files
-from ..registry import ModelSpec
-from ..io import SAMPLE_RATE
+from ..core.checkpoints import CTRANSLATE2, checkpoint_dir, translating_load_errors, weights_files
+from ..core.io import SAMPLE_RATE
+from ..core.registry import ModelSpec
 from .base import Report, SpeechPipeline
 from .chunks import Chunk
 from .options import TranscribeOptions

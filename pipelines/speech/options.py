@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 MAX_BEAMS = 10
 MAX_PROMPT_CHARS = 600  # characters; Whisper keeps only the last ~220 prompt tokens anyway

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..checkpoints import TRANSFORMERS
-from ..hf import load_part, load_pretrained
-from ..io import SAMPLE_RATE
-from ..registry import ModelSpec
+from ..core.checkpoints import TRANSFORMERS
+from ..core.hf import load_part, load_pretrained
+from ..core.io import SAMPLE_RATE
+from ..core.registry import ModelSpec
 from .base import Report, SpeechPipeline
 from .chunks import Chunk, overlapping_windows
 from .options import TranscribeOptions

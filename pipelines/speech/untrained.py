@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..registry import local_path, resolve
+from ..core.registry import local_path, resolve
 
 EMBEDDED = "whisper-tiny.en-embedded"  # its tokenizer.json and vocabulary.txt are the English Whisper vocabulary
 TINY_EN = {"d_model": 384, "layers": 4, "heads": 6, "ffn": 1536}  # Whisper tiny.en's dimensions

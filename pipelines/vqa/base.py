@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InputError
-from ..hf import TransformersPipeline
-from ..io import load_image
+from ..core.errors import InputError
+from ..core.hf import TransformersPipeline
+from ..core.io import load_image
 from .options import AskOptions
 
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 MAX_TOP_K = 10  # answers a caller may ask for
 

@@ -1,4 +1,4 @@
-"""Hub-shaped repos for every Hub id in pipelines/registry.json: the files each repo has on main as far as public
+"""Hub-shaped repos for every Hub id in pipelines/core/registry.json: the files each repo has on main as far as public
 evidence says (tests/hublike/evidence.md), with weights that carry the real checkpoint's tensor names and dtypes at
 shrunk sizes, in the real file names and formats, and config / processor / tokenizer files in their real formats.
 

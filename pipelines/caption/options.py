@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError
+from ..core.errors import InputError
 
 MAX_NEW_TOKENS = 100  # upper bound a user may ask for
 MAX_BEAMS = 10

@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 from PIL import Image, ImageOps
 
-from pipelines.errors import InputError, PipelineError
+from .errors import InputError, PipelineError
 
 MAX_IMAGE_PIXELS = 40_000_000  # pixels (width * height), checked from the header before decoding
 SAMPLE_RATE = 16_000  # Hz; every decoded clip is resampled to this rate

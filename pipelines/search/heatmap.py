@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
-from .fusion import ClipSpace
-from .io import load_image
+from ..core.errors import InputError
+from ..core.io import load_image
+from ..fusion.space import ClipSpace
 
 CROP_SCALES = (0.3, 0.5)  # crop side as a fraction of the image's shorter side
 CROP_STEPS = 5  # crop positions along the shorter side, per scale (more along a longer side)

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .caption_options import Caption, Candidate
-from .errors import InputError
-from .fusion import ClipSpace, late_fusion, similarity
-from .io import load_image
+from ..core.errors import InputError
+from ..core.io import load_image
+from ..fusion.operators import late_fusion, similarity
+from ..fusion.space import ClipSpace
+from .options import Caption, Candidate
 
 if TYPE_CHECKING:
-    from .caption import Captioner
+    from .base import Captioner
 
 NO_TEXT_SIMILARITY = -1.0  # an empty caption matches nothing: the lowest cosine
 

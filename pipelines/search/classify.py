@@ -1,6 +1,6 @@
 """Zero-shot classification in the shared CLIP space: an image against labels written as prompts.
 
-    from pipelines.classify import classifier
+    from pipelines.search.classify import classifier
     [result] = classifier()(["photo.jpg"], labels=["cat", "dog"], template="a photo of a {}")
     result.best, result.scores        # "cat", {"cat": 0.97, "dog": 0.03}
     classifier().classify_vectors(image_embeddings, labels)   # images another tab already embedded
@@ -14,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
-from .fusion import ClipSpace, similarity
+from ..core.errors import InputError
+from ..fusion.operators import similarity
+from ..fusion.space import ClipSpace
 
 DEFAULT_TEMPLATE = "a photo of a {}"
 MAX_LABELS = 100
@@ -103,7 +104,8 @@ class ZeroShotClassifier:
 
 def classifier(model: str | None = None) -> ZeroShotClassifier:
     """The classifier over the search model's CLIP space (one per space, shared)."""
-    from . import load, runtime
+    from .. import load  # by registry name (the search task's module is imported by the loader)
+    from ..core import runtime
 
     space = load("search", model).space
     return runtime.cache.get(("classify", id(space)), lambda: ZeroShotClassifier(space))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import ModelLoadError, UnknownModelError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipelines/core/registry.py -> the repository
 REGISTRY_FILE = Path(__file__).with_name("registry.json")
 PROFILES = ("default", "toy")
 

@@ -26,12 +26,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from . import index as vector_index
-from . import runtime
-from .errors import InputError, PipelineError
-from .fusion import BATCH_SIZE, ClipSpace
-from .io import _IMAGE_FORMATS, load_image
-from .registry import PROJECT_ROOT
+from ..core import runtime
+from ..core.errors import InputError, PipelineError
+from ..core.io import _IMAGE_FORMATS, load_image
+from ..core.registry import PROJECT_ROOT
+from ..fusion.space import BATCH_SIZE, ClipSpace
+from . import vector_index
 
 BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

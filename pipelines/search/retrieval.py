@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import runtime
-from .base import Pipeline
-from .errors import InputError
-from .fusion import OPEN_CLIP_FILES, ClipSpace, early_fusion
+from ..core import runtime
+from ..core.base import Pipeline
+from ..core.errors import InputError
+from ..core.registry import ModelSpec
+from ..fusion.operators import early_fusion
+from ..fusion.space import OPEN_CLIP_FILES, ClipSpace
 from .gallery import Gallery, bundled
-from .registry import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -73,7 +74,7 @@ class SearchOptions:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
             raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {self.top_k!r}")
         if self.gallery is not None and not isinstance(self.gallery, Gallery):
-            raise InputError(f"gallery must be a pipelines.gallery.Gallery; got {type(self.gallery).__name__}")
+            raise InputError(f"gallery must be a pipelines.search.gallery.Gallery; got {type(self.gallery).__name__}")
 
 
 class SearchPipeline(Pipeline):

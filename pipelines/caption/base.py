@@ -1,8 +1,9 @@
-"""Image captioning: BLIP and the ViT-GPT2 (VisionEncoderDecoder) family behind one interface.
+"""Image captioning: what every captioning family shares (one module per family beside this one: blip,
+vision_encoder_decoder).
 
 Each image gets up to ``num_candidates`` captions, from beam search or nucleus sampling, each with the captioner's
 own score: the mean log-probability per token it gives the caption (raw model distribution, before any penalty,
-temperature or top-p). ``pipelines.rerank`` combines that score with CLIP's image-text similarity.
+temperature or top-p). ``caption.rerank`` combines that score with CLIP's image-text similarity.
 """
 
 from __future__ import annotations
@@ -10,19 +11,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import replace
-from functools import partial
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import fast
-from .base import TakingTurns
-from .caption_options import GENERIC_DEFAULTS, MODEL_DEFAULTS, Caption, CaptionOptions, Candidate
-from .errors import InputError
-from .fast import blip as fast_blip
-from .fast import blip_generate
-from .hf import TransformersPipeline, load_part
-from .io import load_image
+from ..core.errors import InputError
+from ..core.hf import TransformersPipeline
+from ..core.io import load_image
+from .options import GENERIC_DEFAULTS, Caption, CaptionOptions, Candidate
 
 _SAMPLING = threading.Lock()  # see _sampling
 
@@ -170,114 +166,3 @@ def _best_distinct(texts: list[str], scores: list[float]) -> Caption:
         best[text] = max(score, best.get(text, float("-inf")))
     ranked = sorted(best.items(), key=lambda item: -item[1])
     return Caption(tuple(Candidate(text, score) for text, score in ranked))
-
-
-class BlipCaptioner(Captioner):
-    model_class_name = "BlipForConditionalGeneration"
-    processor_class_name = "BlipProcessor"
-
-    def __init__(self, spec, device, dtype, model, processor):
-        super().__init__(spec, device, dtype, model, processor)
-        self.accelerations = (fast.accelerate(model, ACCELERATION),)
-        self.generate = partial(blip_generate.generate, model) if self.accelerations[0].active else model.generate
-
-    def encode(self, images, options):
-        # generate() drops the prompt's last token ([SEP]); one prompt for every image keeps them aligned
-        if options.prefix.strip():
-            prefixes = [options.prefix.strip()] * len(images)
-            return dict(self.processor(images=images, text=prefixes, return_tensors="pt"))
-        return dict(self.processor(images=images, return_tensors="pt"))
-
-    def _forward(self, inputs, options):
-        with _sampling(options, self.device):
-            return self.generate(**inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True)
-
-    def end_token_ids(self):
-        return {self.model.config.text_config.sep_token_id}
-
-    def prompt_length(self, inputs):
-        prompt = inputs.get("input_ids")
-        return 1 if prompt is None else prompt.shape[1] - 1  # generate() drops the prompt's [SEP]
-
-    def teacher_forced(self, inputs, captions):
-        text = self.model.config.text_config
-        tokens = self.processor.tokenizer(captions, padding=True, return_tensors="pt").to(self.device)
-        ids = tokens["input_ids"].clone()
-        ids[:, 0] = text.bos_token_id  # [CLS] -> [DEC], as generate() does
-        image = self.model.vision_model(pixel_values=inputs["pixel_values"])[0]
-        image = image.expand(len(captions), -1, -1)
-        logits = self.model.text_decoder(input_ids=ids, attention_mask=tokens["attention_mask"],
-                                         encoder_hidden_states=image).logits
-        targets = ids[:, 1:]
-        log_probs = logits[:, :-1].float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
-        return log_probs, targets.masked_fill(tokens["attention_mask"][:, 1:] == 0, text.sep_token_id)
-
-
-class VisionEncoderDecoderCaptioner(Captioner):
-    """ViT-GPT2 and kin: an image processor for the encoder, a tokenizer for the decoder's output."""
-
-    model_class_name = "VisionEncoderDecoderModel"
-    defaults = MODEL_DEFAULTS["vision-encoder-decoder"]
-    accepts_prefix = False
-
-    def __init__(self, spec, device, dtype, model, processor):
-        model.generation_config.max_length = None  # every call passes max_new_tokens (default above) instead
-        image_processor, tokenizer = processor
-        super().__init__(spec, device, dtype, model, (image_processor, TakingTurns(tokenizer)))
-
-    @classmethod
-    def load_processor(cls, spec, path):
-        from transformers import AutoImageProcessor, AutoTokenizer
-
-        return load_part(spec, path, AutoImageProcessor), load_part(spec, path, AutoTokenizer)
-
-    def encode(self, images, options):
-        image_processor, _ = self.processor
-        return {"pixel_values": image_processor(images=images, return_tensors="pt")["pixel_values"]}
-
-    def end_token_ids(self):
-        return {self.model.generation_config.eos_token_id}
-
-    def decode(self, sequences):
-        _, tokenizer = self.processor
-        return tokenizer.batch_decode(sequences, skip_special_tokens=True)
-
-    def teacher_forced(self, inputs, captions):
-        _, tokenizer = self.processor
-        end = self.model.generation_config.eos_token_id
-        start = self.model.generation_config.decoder_start_token_id
-        encoded = [tokenizer(caption)["input_ids"] + [end] for caption in captions]
-        width = max(len(ids) for ids in encoded)
-        targets = torch.tensor([ids + [end] * (width - len(ids)) for ids in encoded], device=self.device)
-        decoder_inputs = torch.cat([torch.full_like(targets[:, :1], start), targets[:, :-1]], dim=1)
-        pixels = inputs["pixel_values"].expand(len(captions), -1, -1, -1)
-        logits = self.model(pixel_values=pixels, decoder_input_ids=decoder_inputs).logits
-        return logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0], targets
-
-
-# The check batch of BLIP's acceleration: two images, two beams each, every step of a short caption.
-CHECK_GENERATE = dict(num_beams=2, num_return_sequences=2, max_new_tokens=4, min_new_tokens=4, output_logits=True,
-                      return_dict_in_generate=True)
-
-
-def _check_captions(model, accelerated: bool):
-    """The check batch through stock ``generate``, or through ours in each way it may attend to the images."""
-    pixels = fast_blip.check_pixels(model, 2)
-    with torch.inference_mode():
-        if not accelerated:
-            return model.generate(pixel_values=pixels, **CHECK_GENERATE)
-        absorbs = (False, True) if pixels.device.type == "cpu" and pixels.dtype == torch.float32 else (False,)
-        return [blip_generate.generate(model, pixels, absorb=absorb, **CHECK_GENERATE) for absorb in absorbs]
-
-
-def _check_differences(model, stock, ours) -> str | None:
-    return next(filter(None, (fast.logits_differences(stock, output, fast.tolerance(model)) for output in ours)), None)
-
-
-ACCELERATION = fast.Acceleration(
-    name=fast_blip.NAME,
-    why_not=fast_blip.why_not,
-    install=lambda model: fast_blip.install(model, [model.text_decoder]),
-    run=_check_captions,
-    differences=_check_differences,
-)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from .speech.results import Segment, Transcript
+from .results import Segment, Transcript
 
 LINE_CHARS = 42  # characters per subtitle line: the common broadcast limit
 FORMATS = ("srt", "vtt", "txt")

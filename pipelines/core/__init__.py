@@ -1,0 +1,5 @@
+"""What every task shares: the registry, the runtime (settings, device, model cache), the Hub client, checkpoint
+loading policy, input decoding, errors, request batching and the Pipeline base.
+
+Modules here import nothing from the task packages, so any task may import them.
+"""
