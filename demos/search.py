@@ -7,8 +7,9 @@ import gradio as gr
 import pipelines
 from pipelines.core.batching import batcher
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
-from pipelines.search.gallery import Gallery, image_store
+from pipelines.search.gallery import Gallery
 from pipelines.search.retrieval import Query, SearchResult
+from pipelines.search.uploads import image_store
 
 from . import examples
 from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors

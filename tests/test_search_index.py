@@ -86,12 +86,12 @@ def test_the_cli_explains_a_missing_folder(cache_dir, tmp_path, capsys):
 
 def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embeddings():
     from pipelines.core.registry import PROJECT_ROOT
-    from pipelines.search.gallery import _input_size, _pixels
+    from pipelines.search.encoding import decode_pixels, input_size
 
     space = pipelines.load("search").space
-    size = _input_size(space)
+    size = input_size(space)
     photos = sorted((PROJECT_ROOT / "assets/examples/photos").glob("*.jpg"))
-    reduced = [_pixels(space, path, size) for path in photos]  # the DCT decodes at 1/2 to 1/8 scale
+    reduced = [decode_pixels(space, path, size) for path in photos]  # the DCT decodes at 1/2 to 1/8 scale
     full = [space.pixels(path) for path in photos]
     assert any(float((a - b).abs().max()) > 0 for a, b in zip(reduced, full))
     cosines = np.sum(space.embed_pixels(reduced) * space.embed_pixels(full), axis=1)
@@ -100,12 +100,12 @@ def test_galleries_decode_large_jpegs_at_reduced_scale_with_nearly_the_same_embe
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
 def test_gallery_decoding_runs_at_lowest_priority_without_slowing_the_caller():
-    from pipelines.search import gallery
+    from pipelines.search import encoding
 
     def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     before = niceness()
-    with gallery._decoding_pool() as pool:  # the pool encode_images decodes on
-        assert pool.submit(niceness).result() == max(before, gallery.DECODE_NICENESS)
+    with encoding.decoding_pool() as pool:  # the pool encode_images decodes on
+        assert pool.submit(niceness).result() == max(before, encoding.DECODE_NICENESS)
     assert niceness() == before

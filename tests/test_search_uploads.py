@@ -9,7 +9,8 @@ import pytest
 
 import toyworld
 from pipelines.core.errors import InputError
-from pipelines.search.gallery import MAX_UPLOAD_FILES, Gallery, image_store
+from pipelines.search.gallery import MAX_UPLOAD_FILES, Gallery
+from pipelines.search.uploads import image_store
 
 
 def png(seed: int) -> bytes:

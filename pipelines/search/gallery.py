@@ -1,50 +1,42 @@
 """Image galleries for search: the bundled examples, a folder, or a visitor's uploads; embeddings cached on disk.
 
-An image is known by the SHA-256 of its file's bytes. Its embedding is stored once per model (``ClipSpace.key``) in a
-SQLite file in the app's cache directory, so adding the same image again, or restarting the app, encodes nothing.
-Uploads (images or zips of images) are copied into the cache directory under their hash: a zip entry's name is never
-used as a path, so entries such as ``../../etc/passwd`` cannot write anywhere else.
+An image is known by the SHA-256 of its file's bytes. Its embedding is stored once per model (``ClipSpace.key``) in
+the embedding cache (``embedding_cache``), so adding the same image again, or restarting the app, encodes nothing.
+Uploads (images, or zips of images read by ``archives``) are copied into the upload store (``uploads``) under their
+hash: a zip entry's name is never used as a path, so entries such as ``../../etc/passwd`` cannot write anywhere else.
+Images are encoded by ``encoding`` and searched through an index per model (``index_store``, ``vector_index``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import os
-import sqlite3
-import sys
 import threading
-import zipfile
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from ..core import runtime
-from ..core.errors import InputError, PipelineError
-from ..core.io import _IMAGE_FORMATS, load_image
+from ..core.errors import InputError
+from ..core.io import _IMAGE_FORMATS
 from ..core.registry import PROJECT_ROOT
-from ..fusion.space import BATCH_SIZE, ClipSpace
-from . import vector_index
+from ..fusion.space import ClipSpace
+from .archives import check_not_a_bomb, open_zip, zip_entries, zip_files
+from .embedding_cache import EmbeddingCache
+from .encoding import Progress, encode_images
+from .index_store import gallery_index
+from .uploads import cache_dir, digest, file_entry, image_store, label, store
+
+__all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Report", "bundled", "image_store"]  # image_store:
+# kept here for scripts that imported it from the gallery module before it moved to uploads
 
 BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_UPLOAD_FILES = 2_000  # files in one upload, zip entries included
 MAX_GALLERY_IMAGES = 5_000  # images in one visitor's gallery
-MAX_FILE_BYTES = 50 * 2**20  # bytes per image file
-MAX_ZIP_BYTES = 2 * 2**30  # bytes: everything in one zip, uncompressed
-MAX_ZIP_RATIO = 100  # uncompressed / compressed size of an entry; images barely compress, zip bombs ~1000x
-DECODE_AHEAD = 2  # batches decoded on a worker thread while the model encodes the current one
-DECODE_NICENESS = 19  # the decoding thread's priority: lowest, it runs on CPU time the encoder leaves idle
 SHOWN_PROBLEMS = 5  # problems listed by name in a summary; the rest are counted
-
-Progress = Callable[[int, int, str], None]  # (done, total, what is being done)
 
 
 @dataclass(frozen=True)
@@ -77,143 +69,6 @@ class Report:
             more = len(self.problems) - SHOWN_PROBLEMS
             text += f" Skipped {len(self.problems)}: {shown}" + (f"; and {more} more." if more > 0 else ".")
         return text
-
-
-# ----------------------------------------------------------------------------------- embedding cache
-
-
-class EmbeddingCache:
-    """Embeddings by (model key, image digest) in one SQLite file; safe across threads and processes."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(self.path, timeout=60)) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS embeddings "
-                       "(model TEXT, digest TEXT, vector BLOB, PRIMARY KEY (model, digest))")
-            with db:  # one transaction
-                yield db
-
-    def get(self, model: str, digests: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(digests))
-        with self._db() as db:
-            for start in range(0, len(unique), 500):  # SQLite limits the parameters of one statement
-                chunk = unique[start:start + 500]
-                rows = db.execute(f"SELECT digest, vector FROM embeddings WHERE model = ? AND digest IN "
-                                  f"({','.join('?' * len(chunk))})", [model, *chunk])
-                found.update((digest, np.frombuffer(blob, dtype=np.float32)) for digest, blob in rows)
-        return found
-
-    def put(self, model: str, vectors: dict[str, np.ndarray]) -> None:
-        with self._db() as db:
-            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                           [(model, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in vectors.items()])
-
-
-def cache_dir() -> Path:
-    return Path(runtime.settings().cache_dir).expanduser()
-
-
-def embedding_cache() -> EmbeddingCache:
-    return EmbeddingCache(cache_dir() / "embeddings.sqlite")
-
-
-def image_store() -> Path:
-    """Where uploaded images are kept, by content hash (served to the browser as result thumbnails)."""
-    return cache_dir() / "images"
-
-
-# ------------------------------------------------------------------------------------------ encoding
-
-
-def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | None = None,
-                  batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, dict[int, str]]:
-    """Embeddings of the images that decode, and {position: message} for those that do not.
-
-    A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves
-    idle. It never preempts the encoder: a stalled thread stalls its partner in every matrix product, so decoding
-    at equal priority cost about twice its own CPU time. Images the worker has not finished when the encoder needs
-    them are decoded on the encoder's thread, from the batch's other end: the encoder never waits for a worker
-    that a busy machine starves.
-    """
-    size = _input_size(space)
-    batches = [range(start, min(start + batch_size, len(sources))) for start in range(0, len(sources), batch_size)]
-    vectors = np.zeros((0, 0), dtype=np.float32)  # no rows: no image decoded
-    done_rows: list[tuple[int, np.ndarray]] = []
-    failures: dict[int, str] = {}
-
-    def decode(position: int):
-        try:
-            return _pixels(space, sources[position], size)
-        except PipelineError as error:
-            return error
-
-    def collect(jobs: list) -> list:
-        mine = {}
-        for position, job in reversed(jobs):
-            if not job.done():
-                job.cancel()  # fails if the worker is on it: decoded twice then, rather than waited for
-                mine[position] = decode(position)
-        return [(position, mine[position] if position in mine else job.result()) for position, job in jobs]
-
-    pool = _decoding_pool()
-    try:
-        pending = deque([(p, pool.submit(decode, p)) for p in batch] for batch in batches[:DECODE_AHEAD])
-        queued = len(pending)
-        done = 0
-        while pending:
-            decoded = collect(pending.popleft())
-            if queued < len(batches):
-                pending.append([(p, pool.submit(decode, p)) for p in batches[queued]])
-                queued += 1
-            good = [(p, pixels) for p, pixels in decoded if not isinstance(pixels, Exception)]
-            failures.update((p, str(error)) for p, error in decoded if isinstance(error, Exception))
-            if good:
-                embedded = space.embed_pixels([pixels for _, pixels in good])
-                done_rows.extend(zip((p for p, _ in good), embedded))
-            done += len(decoded)
-            if progress:
-                progress(done, len(sources), "Encoding images")
-    finally:  # not waiting for an image the worker may still be on (already decoded here)
-        pool.shutdown(wait=False, cancel_futures=True)
-    if done_rows:
-        done_rows.sort(key=lambda row: row[0])
-        vectors = np.stack([v for _, v in done_rows])
-    return vectors, failures
-
-
-def _decoding_pool() -> ThreadPoolExecutor:
-    """The one worker thread that decodes images for ``encode_images``, at the lowest priority."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode", initializer=_yield_cpu)
-
-
-def _yield_cpu() -> None:
-    """Lowers the calling thread's scheduling priority (Linux sets niceness per thread; elsewhere: no change)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
-
-
-def _input_size(space: ClipSpace) -> int:
-    size = getattr(getattr(space.model, "visual", None), "image_size", 224)
-    return int(max(size) if isinstance(size, (tuple, list)) else size)
-
-
-def _pixels(space: ClipSpace, source, size: int):
-    """Preprocessed pixels; JPEG files are decoded at a reduced scale that still covers the model's input."""
-    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in (".jpg", ".jpeg"):
-        with contextlib.suppress(Exception):  # anything odd: the full decoder below says what is wrong
-            with Image.open(source, formats=["JPEG"]) as image:
-                image.draft("RGB", (size, size))
-                return space.preprocess(load_image(image))
-    return space.pixels(source)
-
-
-# ------------------------------------------------------------------------------------------- galleries
 
 
 class Gallery:
@@ -253,7 +108,7 @@ class Gallery:
         paths = list(paths)
         gallery = cls(name)
         for done, path in enumerate(paths, 1):
-            gallery._append(Item(_digest(Path(path).read_bytes()), str(path), _label(path)))
+            gallery._append(Item(digest(Path(path).read_bytes()), str(path), label(path)))
             if progress and (done % 100 == 0 or done == len(paths)):
                 progress(done, len(paths), "Reading files")
         return gallery
@@ -280,21 +135,21 @@ class Gallery:
         paths = [Path(f) for f in files or [] if f]
         if not paths:
             raise InputError("No files were given. Upload images (PNG, JPEG, WebP, ...) or a zip of images")
-        archives = {p: _open_zip(p) for p in paths if p.suffix.lower() == ".zip"}
+        archives = {p: open_zip(p) for p in paths if p.suffix.lower() == ".zip"}
         try:
-            total = sum(len(_zip_files(archives[p])) if p in archives else 1 for p in paths)
+            total = sum(len(zip_files(archives[p])) if p in archives else 1 for p in paths)
             if total > MAX_UPLOAD_FILES:
                 raise InputError(f"This upload holds {total:,} files; at most {MAX_UPLOAD_FILES:,} are taken at "
                                  f"once. Upload fewer, or index a large folder offline with "
                                  f"`python -m pipelines.index DIR`")
             for archive in archives.values():
-                _check_not_a_bomb(archive)
+                check_not_a_bomb(archive)
             report = Report()
             for path in paths:
                 if path in archives:
-                    entries = _zip_entries(path, archives[path], report)
+                    entries = zip_entries(archives[path], report.problems)
                 else:
-                    entries = _file_entry(path, report)
+                    entries = file_entry(path, report.problems)
                 for name, data in entries:
                     self._add_bytes(name, data, report)
             return report
@@ -309,16 +164,16 @@ class Gallery:
         except Exception:  # PIL raises several kinds for non-images and damaged headers
             report.problems.append(f"{name} (not an image)")
             return
-        digest = _digest(data)
+        content_hash = digest(data)
         with self._lock:
-            if digest in self._digests:
+            if content_hash in self._digests:
                 report.duplicates += 1
                 return
             if len(self) >= MAX_GALLERY_IMAGES:
                 report.problems.append(f"{name} (the gallery is full: {MAX_GALLERY_IMAGES:,} images)")
                 return
-            path = _store(data, digest, suffix)
-            self._append(Item(digest, str(path), _label(PurePosixPath(name))))
+            path = store(data, content_hash, suffix)
+            self._append(Item(content_hash, str(path), label(PurePosixPath(name))))
             report.added += 1
 
     # --------------------------------------------------------------------------------- embeddings
@@ -333,7 +188,7 @@ class Gallery:
             if space.key in self._prepared:
                 report.cached, report.index_kind = len(self), self._prepared[space.key].kind
                 return report
-            cache = embedding_cache()
+            cache = EmbeddingCache(cache_dir() / "embeddings.sqlite")
             found = cache.get(space.key, [item.digest for item in self.items])
             missing = [item for item in self.items if item.digest not in found]
             report.cached, report.encoded = len(self) - len(missing), len(missing)
@@ -350,22 +205,11 @@ class Gallery:
                     self._prepared.clear()
                 report.encoded -= len(failures)
             if self.items:
-                self._prepared[space.key] = self._index(space, np.stack([found[i.digest] for i in self.items]))
+                vectors = np.stack([found[i.digest] for i in self.items])
+                self._prepared[space.key] = gallery_index(vectors, space.key, [i.digest for i in self.items],
+                                                          cache_dir() / "indexes")
                 report.index_kind = self._prepared[space.key].kind
             return report
-
-    def _index(self, space: ClipSpace, vectors: np.ndarray):
-        """Exact for small galleries; a FAISS index for large ones, saved so a restart does not rebuild it."""
-        kind = vector_index.choose_kind(len(vectors))
-        if kind == "exact":
-            return vector_index.build(vectors, kind)
-        names = hashlib.sha256("\n".join([space.key, *(i.digest for i in self.items)]).encode()).hexdigest()
-        path = cache_dir() / "indexes" / f"{names[:32]}.faiss"
-        if path.is_file():
-            return vector_index.FaissIndex.read(path)
-        index = vector_index.build(vectors, kind)
-        index.save(path)
-        return index
 
     def search(self, space: ClipSpace, queries: np.ndarray, k: int) -> list[list[tuple[Item, float]]]:
         """The k best items for each query vector, best first."""
@@ -390,94 +234,3 @@ def bundled() -> Gallery:
     """The example photos and toy scenes shipped in assets/examples (shared by every visitor, read-only)."""
     paths = sorted(p for d in BUNDLED_DIRS if d.is_dir() for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return Gallery.from_paths("examples", paths)
-
-
-# --------------------------------------------------------------------------------------- upload helpers
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _label(path) -> str:
-    return PurePosixPath(str(path)).stem.replace("_", " ")
-
-
-def _store(data: bytes, digest: str, suffix: str) -> Path:
-    """The upload's copy in the image store (written once; the name is the hash, never the upload's name)."""
-    folder = image_store() / digest[:2]
-    path = folder / f"{digest}{suffix}"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f"{digest}.{threading.get_ident()}.tmp"
-        temporary.write_bytes(data)
-        temporary.replace(path)
-    return path
-
-
-def _file_entry(path: Path, report: Report) -> Iterator[tuple[str, bytes]]:
-    name = path.name
-    try:
-        size = path.stat().st_size
-    except OSError:
-        report.problems.append(f"{name} (the upload is missing; upload it again)")
-        return
-    if size == 0:
-        report.problems.append(f"{name} (empty file)")
-    elif size > MAX_FILE_BYTES:
-        report.problems.append(f"{name} ({size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
-    else:
-        yield name, path.read_bytes()
-
-
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise InputError(f"'{path.name}' is not a readable zip file ({error}). Upload the images themselves, "
-                         "or zip them again") from error
-
-
-def _zip_files(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    return [info for info in archive.infolist() if not info.is_dir()]
-
-
-def _check_not_a_bomb(archive: zipfile.ZipFile) -> None:
-    """Refuses, from the zip's directory alone, archives that would unpack to far more than they weigh."""
-    name = Path(archive.filename or "upload.zip").name
-    infos = _zip_files(archive)
-    unpacked = sum(info.file_size for info in infos)
-    if unpacked > MAX_ZIP_BYTES:
-        raise InputError(f"'{name}' would unpack to {unpacked / 2**30:.1f} GB; the limit is "
-                         f"{MAX_ZIP_BYTES / 2**30:.0f} GB. Upload a smaller zip")
-    for info in infos:
-        if info.file_size > 2**20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            raise InputError(f"'{name}' looks like a zip bomb: '{info.filename}' unpacks "
-                             f"{info.file_size / max(info.compress_size, 1):,.0f} times larger than it is stored. "
-                             "Nothing was unpacked. Upload the images themselves")
-
-
-def _zip_entries(path: Path, archive: zipfile.ZipFile, report: Report) -> Iterator[tuple[str, bytes]]:
-    for info in _zip_files(archive):
-        name = info.filename
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        base = parts[-1] if parts else name
-        if base.startswith("._") or "__MACOSX" in parts:
-            continue  # macOS resource forks, not images
-        if name.startswith(("/", "\\")) or ".." in parts or ":" in (parts[0] if parts else ""):
-            report.problems.append(f"{name} (unsafe path in the zip; not used)")
-        elif info.flag_bits & 0x1:
-            report.problems.append(f"{name} (encrypted)")
-        elif base.lower().endswith((".zip", ".tar", ".gz", ".7z", ".rar")):
-            report.problems.append(f"{name} (an archive inside the zip; nested archives are not opened)")
-        elif info.file_size > MAX_FILE_BYTES:
-            report.problems.append(f"{name} ({info.file_size / 2**20:.0f} MB; the limit is "
-                                   f"{MAX_FILE_BYTES // 2**20} MB)")
-        else:
-            try:
-                with archive.open(info) as entry:
-                    data = entry.read(MAX_FILE_BYTES + 1)
-            except Exception as error:  # zipfile raises BadZipFile, zlib.error, NotImplementedError, ...
-                report.problems.append(f"{name} (damaged in the zip: {error})")
-                continue
-            yield name, data
