@@ -116,6 +116,7 @@ def __getattr__(name: str):
     """``app.demo`` for `gradio app.py` (hot reload), built on first access from the MM_* variables."""
     if name != "demo":
         raise AttributeError(name)
+    runtime.tune_allocator()  # `gradio app.py` starts the server itself: tune before its threads start
     globals()["demo"] = build_demo()
     return globals()["demo"]
 

@@ -128,6 +128,9 @@ def main(argv=None) -> list[Row]:
     parser.add_argument("--answer-tokens", type=int, default=3, help="tokens decoded per BLIP answer")
     parser.add_argument("--only", choices=("blip", "vilt"), help="time one family only")
     args = parser.parse_args(argv)
+    from pipelines.core import runtime
+
+    runtime.tune_allocator()  # as the app does: forward passes reuse freed memory (both contenders gain alike)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

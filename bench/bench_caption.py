@@ -109,6 +109,9 @@ def main(argv=None) -> list:
     parser.add_argument("--beams", type=int, default=3, help="also time beam search with this many beams and "
                         "candidates, stock vs ours (0: skip)")
     args = parser.parse_args(argv)
+    from pipelines.core import runtime
+
+    runtime.tune_allocator()  # as the app does: forward passes reuse freed memory (both contenders gain alike)
 
     import torch
 

@@ -108,6 +108,11 @@ import numpy as np
 from pipelines.core import runtime
 if sys.argv[1] == "tuned":
     runtime.tune_allocator()
+if sys.argv[1] == "pipeline":  # what a notebook does: build a pipeline, nothing else
+    import torch
+    from pipelines.core import registry
+    from pipelines.core.base import Pipeline
+    Pipeline(registry.resolve("search", None, "toy"), torch.device("cpu"), torch.float32)
 
 def cycle():  # what a forward pass does: activations of tens of MB allocated, written, freed
     blocks = [np.ones(5 << 20, dtype=np.float32) for _ in range(4)]  # 4 x 20 MB: 20,480 pages
@@ -121,11 +126,32 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 """
 
 
+def faults(mode: str) -> float:
+    """Page faults per allocate-and-free cycle in a fresh process: plain, tuned, or after building a pipeline."""
+    run = subprocess.run([sys.executable, "-c", FAULTS_PER_CYCLE, mode], capture_output=True, text=True,
+                         check=True, cwd=PROJECT_ROOT)
+    return float(run.stdout)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and /proc page-fault counts")
 def test_freed_activation_memory_is_reused_not_faulted_in_again():
-    def faults(mode: str) -> float:
-        run = subprocess.run([sys.executable, "-c", FAULTS_PER_CYCLE, mode], capture_output=True, text=True,
-                             check=True, cwd=PROJECT_ROOT)
-        return float(run.stdout)
-
     assert faults("tuned") < 0.01 * 20_480 < faults("plain")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and /proc page-fault counts")
+def test_building_a_pipeline_leaves_the_process_allocator_alone():
+    """A notebook that loads a model keeps its own malloc settings: only the app's entry point tunes them."""
+    assert faults("pipeline") > 0.01 * 20_480
+
+
+def test_the_app_tunes_the_allocator_before_it_serves(monkeypatch):
+    import app
+
+    order = []
+    monkeypatch.setattr(runtime, "_settings", runtime.settings())  # main() configures the process: put it back
+    monkeypatch.setattr(runtime, "tune_allocator", lambda: order.append("tune allocator"))
+    monkeypatch.setattr(app.logging, "basicConfig", lambda **kwargs: None)
+    monkeypatch.setattr(app, "build_demo", lambda: "demo")
+    monkeypatch.setattr(app, "serve", lambda demo, **kwargs: order.append(f"serve {demo}"))
+    app.main(["--profile", "toy"])
+    assert order == ["tune allocator", "serve demo"]

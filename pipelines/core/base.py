@@ -11,7 +11,6 @@ import threading
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from . import runtime
 from .errors import InputError
 from .registry import ModelSpec
 
@@ -25,6 +24,7 @@ class Pipeline:
     """preprocess -> _forward -> postprocess over a list of inputs, in batches, without autograd.
 
     Subclasses set ``Options`` (a frozen dataclass with a ``verify()`` method) and implement the three stages.
+    Building one changes nothing process-wide (malloc tuning, thread counts): the app's entry point sets those.
     """
 
     Options: ClassVar[type]
@@ -34,7 +34,6 @@ class Pipeline:
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
         self.spec, self.device, self.dtype = spec, device, dtype
-        runtime.tune_allocator()  # forward passes reuse freed activation memory instead of faulting in new pages
 
     @property
     def description(self) -> str:

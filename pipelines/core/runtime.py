@@ -117,7 +117,8 @@ def tune_allocator() -> None:
     these settings; a 64 MiB trim threshold kept most of the faults, 256 MiB saved few more). Fewer heaps also
     keep freed memory from scattering over one heap per server thread: under load the process kept growing
     (+4.6 % over 800 requests; +1.2 % with 2 heaps, no slower). The arena limit only binds threads started after
-    it, so the app calls this before its server starts.
+    it, so the app calls this before its server starts. It changes the whole process, so library code never calls
+    it: entry points do (app.py, the benchmarks).
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
