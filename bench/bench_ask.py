@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_search import matmul_rate  # noqa: E402
 from bench.report import Row, ratio_row  # noqa: E402
+
 THREADS = 2  # CPU threads for every contender
 STOCK_MODEL = "ours, stock model"  # our pipeline with its acceleration off
 QUESTIONS = ("what is in the picture?", "what color is it?")

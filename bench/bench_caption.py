@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_search import matmul_rate  # noqa: E402
+
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2  # CPU threads for every contender
 REFERENCE = "reference: stock generate, one image at a time"
@@ -66,7 +67,7 @@ def blip_base(seed: int = 0):
 
 def processor():
     """BLIP's image processor at 384 px and a WordPiece tokenizer with BLIP's vocabulary size (placeholder words)."""
-    from transformers import BlipImageProcessor, BlipProcessor, BertTokenizerFast
+    from transformers import BertTokenizerFast, BlipImageProcessor, BlipProcessor
 
     vocab = CACHE / "blip-vocab-30524.txt"
     if not vocab.exists():

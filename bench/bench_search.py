@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.report import Row, ratio_row  # noqa: E402
+
 CACHE = ROOT / "bench" / "cache"  # gitignored
 THREADS = 2
 GFLOPS_PER_IMAGE = 8.8  # ViT-B-32 image tower at 224x224, 2 x multiply-adds

@@ -55,7 +55,6 @@ def timed(runs: dict, repeats: int) -> dict[str, list[float]]:
 
 
 def toy_agreement(device, dtype) -> None:
-    import torch
     from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering, BlipProcessor
 
     import toyworld
@@ -93,13 +92,12 @@ def toy_agreement(device, dtype) -> None:
 
 
 def full_size(device, dtype, repeats: int) -> None:
+    import toyworld
     from bench.bench_ask import blip_vqa_base, pairs_distinct
     from bench.bench_caption import blip_base, processor
     from pipelines.caption.blip import BlipCaptioner
     from pipelines.core.registry import ModelSpec
     from pipelines.vqa.blip import BlipVqa
-
-    import toyworld
 
     images = [toyworld.scene(toyworld.HELD_OUT_SEED + 60_000 + i, size=384).image for i in range(16)]
     weights, blip_processor = blip_base().to(dtype), processor()
@@ -118,7 +116,8 @@ def full_size(device, dtype, repeats: int) -> None:
         pipeline.model.text_decoder.generation_config.min_new_tokens = 3
     pairs = [(image, q) for image in images[:8] for q in ("what is in the picture?", "what color is it?")]
     pairs += pairs_distinct(8)
-    print(f"\nBLIP-VQA base, {len(pairs)} pairs (8 images x 2 questions + 8 distinct), 5 beams: {ours.accelerations[0]}")
+    print(f"\nBLIP-VQA base, {len(pairs)} pairs (8 images x 2 questions + 8 distinct), 5 beams: "
+          f"{ours.accelerations[0]}")
     options = dict(num_beams=5, top_k=5, max_new_tokens=3)
     report(timed({"accelerated": lambda: ours(pairs, **options), "stock model": lambda: stock(pairs, **options)},
                  repeats))

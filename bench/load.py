@@ -110,7 +110,8 @@ def concurrent_vs_sequential(url: str, n: int = 8) -> tuple[float, float]:
 
     images = sorted((EXAMPLES / "toy").glob("*.png"))[:n]
     clients = [Client(url, verbose=False) for _ in range(n)]
-    call = lambda i: clients[i].predict(handle_file(str(images[i])), api_name="/caption")
+    def call(i):
+        return clients[i].predict(handle_file(str(images[i])), api_name="/caption")
     start = time.perf_counter()
     for i in range(n):
         call(i)
@@ -165,8 +166,8 @@ def main(argv=None) -> list[Row]:
         seconds = [s for s, error in rows if not error]
         failed = sum(1 for _, error in rows if error)
         latency[name] = (percentile(seconds, 0.5), percentile(seconds, 0.95)) if seconds else (None, None)
-        p50, p95 = latency[name]
-        print(f"| {name:<12} | {len(rows):8d} | {failed:6d} | {p50 or float('nan'):6.2f} | {p95 or float('nan'):6.2f} |")
+        p50, p95 = (float("nan") if p is None else p for p in latency[name])
+        print(f"| {name:<12} | {len(rows):8d} | {failed:6d} | {p50:6.2f} | {p95:6.2f} |")
     growth = after / before - 1
     ratio = concurrent / sequential
     print(f"\nerrors: {len(errors)} of {total} (goal 0)" + (f"; first: {errors[0]}" if errors else ""))

@@ -226,7 +226,8 @@ def eval_clip(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
     def embed_texts(texts: list[str]) -> torch.Tensor:
         return F.normalize(model.encode_text(tokenizer(texts)).float(), dim=-1)
 
-    images = F.normalize(model.encode_image(torch.stack([preprocess(s.image) for s in scenes]).to(dtype)).float(), dim=-1)
+    pixels = torch.stack([preprocess(s.image) for s in scenes]).to(dtype)
+    images = F.normalize(model.encode_image(pixels).float(), dim=-1)
 
     def zero_shot(template: str, names: list, truth: list) -> float:
         predicted = (images @ embed_texts([template.format(*n) for n in names]).T).argmax(1)
@@ -351,7 +352,8 @@ def eval_blip_caption(out: Path, scenes: list, fp16: bool = False) -> dict[str, 
         prompted += processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)
     return {
         "caption_exact": accuracy(captions, [s.caption for s in scenes]),
-        "prompted_caption_exact[a photography of]": accuracy(prompted, [f"a photography of {s.caption}" for s in scenes[:60]]),
+        "prompted_caption_exact[a photography of]": accuracy(prompted,
+                                                             [f"a photography of {s.caption}" for s in scenes[:60]]),
     }
 
 
@@ -452,8 +454,13 @@ def gpt2_tokenizer():
 
 
 def vit_gpt2_model(tokenizer):
-    from transformers import (GenerationConfig, GPT2Config, ViTConfig, VisionEncoderDecoderConfig,
-                              VisionEncoderDecoderModel)
+    from transformers import (
+        GenerationConfig,
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+    )
 
     eot = tokenizer.eos_token_id
     encoder = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
@@ -499,7 +506,7 @@ def train_vit_gpt2(scenes: list, out: Path) -> None:
 
 @torch.no_grad()
 def eval_vit_gpt2(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
-    from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+    from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
     image_processor = ViTImageProcessor.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -603,8 +610,10 @@ def write_readme(out: Path, metrics: dict) -> None:
         "Tiny models trained from scratch on the synthetic shapes world (`toyworld`), saved in the same",
         "formats as the hub checkpoints they stand in for, so the app's normal loaders read them offline.",
         "",
-        f"Made by `python scripts/train_toy.py` (seed {SEED}; {TRAIN_SCENES} training scenes, seeds 0-{TRAIN_SCENES - 1};",
-        f"scored on {EVAL_SCENES} held-out scenes, seeds {toyworld.HELD_OUT_SEED}+, fp16 on the first {FP16_EVAL_SCENES}).",
+        f"Made by `python scripts/train_toy.py` (seed {SEED}; {TRAIN_SCENES} training scenes, "
+        f"seeds 0-{TRAIN_SCENES - 1};",
+        f"scored on {EVAL_SCENES} held-out scenes, seeds {toyworld.HELD_OUT_SEED}+, "
+        f"fp16 on the first {FP16_EVAL_SCENES}).",
         "Rerun it to rebuild them; `--only NAME[,NAME]` retrains some, `--out DIR` writes elsewhere.",
         "Train times are wall-clock with 2 CPU threads (on a machine shared with other work, so they vary).",
         "",
@@ -619,7 +628,8 @@ def write_readme(out: Path, metrics: dict) -> None:
             continue
         m = metrics[name]
         scores = "<br>".join(f"{k}: {v:.3f} / {fmt(m['fp16'].get(k))}" for k, v in m["fp32"].items())
-        lines.append(f"| `{name}/` | {stands_in[name]} | {m['bytes'] / 1e6:.2f} MB | {m['train_seconds']:.0f} s | {scores} |")
+        size, seconds = m["bytes"] / 1e6, m["train_seconds"]
+        lines.append(f"| `{name}/` | {stands_in[name]} | {size:.2f} MB | {seconds:.0f} s | {scores} |")
     lines += [
         "",
         "How they were trained (all from scratch, AdamW, warm-up then cosine decay, random left-right flips):",
@@ -641,7 +651,8 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  `open_clip.get_tokenizer(\"local-dir:<dir>\")` (a word-level BertTokenizerFast, lower-cased, unknown words",
         "  become [UNK]; context length 24). The text tower pools at [SEP] (`pool_type: eos`) under a causal mask.",
         "  Images are 64x64, OpenAI CLIP mean/std.",
-        "- `blip-caption/`, `blip-vqa/`: `BlipProcessor` + `BlipForConditionalGeneration` / `BlipForQuestionAnswering`;",
+        "- `blip-caption/`, `blip-vqa/`: `BlipProcessor` + `BlipForConditionalGeneration` / "
+        "`BlipForQuestionAnswering`;",
         "  plain `model.generate(**inputs)`, greedy or beams. The decoder starts at [DEC] (bos) and stops at [SEP];",
         "  decode with `skip_special_tokens=True`. A caption prompt (text=\"a photography of\") must be the same for",
         "  every image in a call: `generate()` drops the prompt's last token, which it assumes is [SEP].",

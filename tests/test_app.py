@@ -10,6 +10,8 @@ import toyworld
 from pipelines.core import runtime
 from tests.serving import serve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def scene_file(tmp_path_factory):

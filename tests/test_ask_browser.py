@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 import toyworld
+
+pytestmark = pytest.mark.browser
 
 
 def test_two_questions_give_ranked_answers_a_table_and_a_heatmap_of_this_image(page, tmp_path):

@@ -18,6 +18,9 @@ import toyworld
 from tests.conftest import ROOT
 from tests.test_io_properties import png
 
+pytestmark = pytest.mark.slow
+
+
 QUESTION = ROOT / "assets/examples/speech/what_color_is_the_shape.wav"
 SCENE = toyworld.scene(toyworld.HELD_OUT_SEED + 61_000)
 

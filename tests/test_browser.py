@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 import toyworld
+
+pytestmark = pytest.mark.browser
+
 
 def test_caption_an_uploaded_scene(page, tmp_path):
     scene = toyworld.scene(toyworld.HELD_OUT_SEED + 21)

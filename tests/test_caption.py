@@ -47,8 +47,11 @@ def test_sampled_captions_name_colour_and_shape(model, fresh_scenes):
 def test_sampling_with_a_seed_is_reproducible_and_the_seed_matters(model, fresh_scenes):
     captioner = pipelines.load("caption", model)
     images = [s.image for s in fresh_scenes[:8]]
-    draw = lambda seed: [c.candidates for c in captioner(images, sample=True, num_candidates=5, temperature=2.0,
-                                                         top_p=1.0, seed=seed)]
+
+    def draw(seed):
+        return [c.candidates for c in captioner(images, sample=True, num_candidates=5, temperature=2.0, top_p=1.0,
+                                                seed=seed)]
+
     first = draw(11)
     torch.rand(3)  # whatever else uses the global generator in between does not matter
     assert draw(11) == first

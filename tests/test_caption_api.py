@@ -43,8 +43,11 @@ def test_the_image_alone_gives_the_best_caption_then_the_candidates(client, scen
 
 def test_vit_gpt2_with_sampling_and_a_seed_is_reproducible(client, scenes):
     scene, path = scenes[3]
-    ask = lambda: client.predict(handle_file(str(path)), model="toy-vit-gpt2", decoding="sampling", candidates=4,
-                                 temperature=0.7, seed=42, api_name="/caption")
+
+    def ask():
+        return client.predict(handle_file(str(path)), model="toy-vit-gpt2", decoding="sampling", candidates=4,
+                              temperature=0.7, seed=42, api_name="/caption")
+
     first = ask()
     assert names(first[0], scene)
     assert ask() == first

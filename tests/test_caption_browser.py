@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 import toyworld
+
+pytestmark = pytest.mark.browser
 
 
 def test_candidates_sampling_controls_and_a_batch_with_downloads(page, tmp_path):

@@ -25,6 +25,9 @@ from pipelines.core import registry
 from pipelines.core.checkpoints import read_weights
 from pipelines.core.errors import ModelLoadError
 
+pytestmark = pytest.mark.slow
+
+
 TOY = registry.PROJECT_ROOT / "assets/models/toy"
 CPU, FP32 = torch.device("cpu"), torch.float32
 
@@ -138,7 +141,8 @@ def test_a_missing_shard_is_named(tmp_path):
 def test_a_directory_without_weights_says_which_files_it_needs(tmp_path):
     copy_without_weights(TOY / "blip-caption", tmp_path / "blip", "model.safetensors")
     (tmp_path / "blip/tf_model.h5").write_bytes(b"\x89HDF")  # a format we never read
-    with pytest.raises(ModelLoadError, match="holds no weights this model kind loads.*model.safetensors.*pytorch_model"):
+    expected = "holds no weights this model kind loads.*model.safetensors.*pytorch_model"
+    with pytest.raises(ModelLoadError, match=expected):
         load_uncached("caption", tmp_path / "blip")
 
 
@@ -325,7 +329,7 @@ def main_answers(tmp_path_factory, images, speech):
     return of
 
 
-@pytest.mark.parametrize("family,layout", _hub_layouts(), ids=[f"{f}:{l}" for f, l in _hub_layouts()])
+@pytest.mark.parametrize("family,layout", _hub_layouts(), ids=[":".join(pair) for pair in _hub_layouts()])
 def test_hub_shaped_repos_answer_the_same_in_every_layout(family, layout, tmp_path, images, speech, main_answers):
     from tests.hublike.repos import repo_files, write_files
 

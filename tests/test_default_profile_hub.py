@@ -22,10 +22,14 @@ from gradio_client import Client, handle_file
 import pipelines
 import toyworld
 from pipelines import download
-from pipelines.core import hub as hub_client, registry, runtime
+from pipelines.core import hub as hub_client
+from pipelines.core import registry, runtime
 from pipelines.core.errors import ModelLoadError
 from tests.hublike import hub_fixture
 from tests.hublike.repos import build_hub
+
+pytestmark = pytest.mark.slow
+
 
 hub = hub_fixture(scope="module")
 

@@ -19,6 +19,9 @@ from pipelines.core.checkpoints import OPEN_CLIP, TRANSFORMERS, hub_files
 from pipelines.core.errors import ModelLoadError
 from tests.hublike import hub_fixture, write_repo
 
+pytestmark = pytest.mark.slow
+
+
 hub = hub_fixture()
 
 TOY = registry.PROJECT_ROOT / "assets/models/toy"

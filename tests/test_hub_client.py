@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.core import checkpoints, hub as hub_client, registry
+from pipelines.core import checkpoints, registry
+from pipelines.core import hub as hub_client
 from pipelines.core.errors import ModelLoadError
 from tests.hublike import PROXY_ENV, client_pointed_at, hub_fixture, hub_lookalike, refresh_client, write_repo
 from tests.hublike.proxy import forward_proxy

@@ -15,6 +15,9 @@ from PIL import Image
 
 from tests.hublike import repos as R
 
+pytestmark = pytest.mark.slow
+
+
 REGISTRY = json.loads((Path(__file__).resolve().parent.parent / "pipelines" / "core" / "registry.json").read_text())
 # keys an old .bin may hold that today's classes no longer keep (then-persistent buffers); loaders drop them
 LEGACY_BUFFERS = ("embeddings.position_ids", ".attn.bias", ".attn.masked_bias", ".crossattention.bias",

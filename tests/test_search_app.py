@@ -13,6 +13,8 @@ import toyworld
 from pipelines.core import runtime
 from tests.serving import serve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):

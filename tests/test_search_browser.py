@@ -7,8 +7,10 @@ import pytest
 
 import toyworld
 from pipelines.core import runtime
-from tests.serving import serve
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.serving import serve
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")

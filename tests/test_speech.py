@@ -7,8 +7,7 @@ import pipelines
 from pipelines.core.io import SAMPLE_RATE
 from pipelines.core.registry import local_path, resolve
 from pipelines.speech import subtitles
-from tests.transcribe_checks import (assert_well_formed, cue_text, missing, parse_srt, parse_vtt, recognisable,
-                                     words)
+from tests.transcribe_checks import assert_well_formed, cue_text, missing, parse_srt, parse_vtt, recognisable, words
 
 EMBEDDED = "whisper-tiny.en-embedded"
 

@@ -8,6 +8,9 @@ from gradio_client import handle_file
 import toyworld
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
+
 QUESTION = ROOT / "assets/examples/speech/what_color_is_the_shape.wav"
 
 

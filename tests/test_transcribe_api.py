@@ -15,6 +15,9 @@ from gradio_client.exceptions import AppError
 
 from tests.transcribe_checks import cue_text, missing, parse_srt, parse_vtt
 
+pytestmark = pytest.mark.slow
+
+
 SENTENCE, KEY_WORDS = "what color is the shape", {"color", "shape"}
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.transcribe_checks import missing
+
+pytestmark = pytest.mark.browser
 
 
 def test_a_transcript_shows_its_segments_and_files_and_searches_the_gallery(page, speak):

@@ -8,6 +8,9 @@ from pipelines.core.io import MAX_SECONDS, SAMPLE_RATE, load_audio
 from pipelines.speech.chunks import WINDOW, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, recognisable
 
+pytestmark = pytest.mark.slow
+
+
 # Sentence -> key words a listener would check for.
 SENTENCES = {
     "The museum opens at nine in the morning and closes at six in the evening.": {"museum", "morning", "evening"},

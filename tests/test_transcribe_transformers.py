@@ -11,6 +11,8 @@ from pipelines.speech import LANGUAGES, untrained
 from pipelines.speech.chunks import OVERLAP, WINDOW, overlapping_windows, speech_windows
 from tests.transcribe_checks import assert_well_formed, concatenate, missing
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():

@@ -108,7 +108,8 @@ def client_pointed_at(url: str, home: Path) -> Iterator[None]:
 
 def refresh_client() -> None:
     """Make the next request read the environment afresh: huggingface_hub's shared HTTP client picks its proxies
-    when it is made, and pipelines.core.hub remembers whether the Hub answered. Call it after changing proxy variables."""
+    when it is made, and pipelines.core.hub remembers whether the Hub answered. Call it after changing proxy
+    variables."""
     from huggingface_hub.utils import close_session
 
     _fresh_connections(close_session)
