@@ -14,8 +14,18 @@ from pipelines.search import heatmap as heatmaps
 from pipelines.vqa import Answer, AskOptions
 
 from . import examples
-from .common import (BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, audio_input, image_input, model_choice,
-                     require, user_errors)
+from .common import (
+    BATCHED,
+    BATCHED_CONCURRENCY,
+    GPU,
+    GPU_CONCURRENCY,
+    audio_input,
+    image_input,
+    model_choice,
+    option_slider,
+    require,
+    user_errors,
+)
 
 EXAMPLE_QUESTIONS = ["what color is the shape?", "what shape is it?"]
 MAX_QUESTIONS = 16  # lines answered in one click (one batched forward)
@@ -146,7 +156,7 @@ def build() -> None:
                 gr.Markdown("The transcript goes into *Question*, where you can edit it and ask again.")
             with gr.Accordion("Options", open=False):
                 model = model_choice("ask")
-                top_k = gr.Slider(1, 10, value=TOP_K, step=1, label="Answers to rank")
+                top_k = option_slider(AskOptions, "top_k", label="Answers to rank")
         with gr.Column():
             answer = gr.Textbox(label="Answer", interactive=False, elem_id="ask-answer")
             ranked = gr.Label(label="Ranked answers (first question)", elem_id="ask-ranked")

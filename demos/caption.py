@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import gradio as gr
 
 import pipelines
 from pipelines import fusion
-from pipelines.caption.options import GENERIC_DEFAULTS, MAX_CANDIDATES, MAX_NEW_TOKENS, MODEL_DEFAULTS, CaptionOptions
+from pipelines.caption.options import CaptionOptions, RerankOptions
 from pipelines.caption.rerank import Ranked, caption_and_rerank
 from pipelines.core import registry, runtime
 from pipelines.core.batching import batcher
 from pipelines.core.io import load_image
+from pipelines.core.options import declarations
 
 from . import examples
-from .common import (BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, request_dir,
-                     require, user_errors)
+from .common import (
+    BATCHED,
+    BATCHED_CONCURRENCY,
+    GPU,
+    GPU_CONCURRENCY,
+    image_input,
+    model_choice,
+    option_slider,
+    request_dir,
+    require,
+    user_errors,
+)
 
 BEAM_SEARCH, SAMPLING = "beam search", "sampling"
 DEFAULTS = CaptionOptions()
 CANDIDATES = 3  # the tab's default: enough to see re-ranking at work
-CLIP_WEIGHT = 0.3  # the captioner leads; CLIP settles near-ties (min-max rescaling makes any gap count)
+CLIP_WEIGHT = RerankOptions().clip_weight
 CANDIDATE_HEADERS = ["caption", "captioner score", "CLIP similarity", "fused score"]
 BATCH_HEADERS = ["file", "caption", "captioner score", "CLIP similarity", "fused score", "problem"]
 DIGITS = 4  # scores are shown, and written to CSV/JSON, rounded to this many decimals
@@ -38,18 +52,52 @@ class Setting(gr.Slider):
         return payload
 
 
+@dataclass(frozen=True)
+class Controls:
+    """What the tab's option controls hold, in the order of the API's parameters (README, "Caption API").
+
+    ``beams`` and ``max_new_tokens`` None mean the chosen model's own (``initial()`` gives the tab's start values).
+    """
+
+    model: str | None = None
+    decoding: str = BEAM_SEARCH
+    candidates: float = CANDIDATES
+    beams: float | None = None
+    length_penalty: float = DEFAULTS.length_penalty
+    repetition_penalty: float = DEFAULTS.repetition_penalty
+    min_new_tokens: float = DEFAULTS.min_new_tokens
+    max_new_tokens: float | None = None
+    top_p: float = DEFAULTS.top_p
+    temperature: float = DEFAULTS.temperature
+    seed: float | None = 0
+    prefix: str = ""
+    clip_weight: float = CLIP_WEIGHT
+
+    @classmethod
+    def initial(cls) -> Controls:
+        """The tab's start values: the default model's own beams and length (from its registry entry)."""
+        defaults = model_defaults(pipelines.default_model("caption"))
+        return cls(beams=defaults["num_beams"], max_new_tokens=defaults["max_new_tokens"])
+
+    def options(self) -> dict:
+        """The pipeline options asked for; beam controls count for beam search, sampling ones for sampling."""
+        if self.decoding not in (BEAM_SEARCH, SAMPLING):
+            raise pipelines.InputError(f"Decoding must be '{BEAM_SEARCH}' or '{SAMPLING}'; got {self.decoding!r}")
+        options = dict(num_candidates=_whole(self.candidates), min_new_tokens=_whole(self.min_new_tokens),
+                       max_new_tokens=_whole(self.max_new_tokens), repetition_penalty=_number(self.repetition_penalty),
+                       prefix=self.prefix or "")
+        if self.decoding == SAMPLING:
+            return options | dict(sample=True, top_p=_number(self.top_p), temperature=_number(self.temperature),
+                                  seed=_whole(self.seed))
+        return options | dict(num_beams=_whole(self.beams), length_penalty=_number(self.length_penalty))
+
+
 @user_errors
-def caption(image: str | None, model: str | None = None, decoding: str = BEAM_SEARCH, candidates: float = CANDIDATES,
-            beams: float | None = 3, length_penalty: float = DEFAULTS.length_penalty,
-            repetition_penalty: float = DEFAULTS.repetition_penalty, min_new_tokens: float = DEFAULTS.min_new_tokens,
-            max_new_tokens: float | None = 30, top_p: float = DEFAULTS.top_p,
-            temperature: float = DEFAULTS.temperature, seed: float | None = 0, prefix: str = "",
-            clip_weight: float = CLIP_WEIGHT):
+def caption(image: str | None, controls: Controls = Controls()):
     """One image -> (the best caption, its candidates as a table with the three scores, best first)."""
     require(image, "Upload an image (or pick an example) to caption")
-    options = _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens,
-                       max_new_tokens, top_p, temperature, seed, prefix)
-    captioner, weight = pipelines.load("caption", model or None), _number(clip_weight)
+    options = controls.options()
+    captioner, weight = pipelines.load("caption", controls.model or None), _number(controls.clip_weight)
     if options.get("sample"):  # a seeded draw must not depend on which other visitors' images share its batch
         [ranked] = _captioned([image], captioner, weight, **options)
     else:  # one forward pass, shared with other visitors' images that arrive at the same moment
@@ -59,13 +107,7 @@ def caption(image: str | None, model: str | None = None, decoding: str = BEAM_SE
 
 
 @user_errors
-def caption_batch(files: list[str] | None, model: str | None = None, decoding: str = BEAM_SEARCH,
-                  candidates: float = CANDIDATES, beams: float | None = 3,
-                  length_penalty: float = DEFAULTS.length_penalty,
-                  repetition_penalty: float = DEFAULTS.repetition_penalty,
-                  min_new_tokens: float = DEFAULTS.min_new_tokens, max_new_tokens: float | None = 30,
-                  top_p: float = DEFAULTS.top_p, temperature: float = DEFAULTS.temperature, seed: float | None = 0,
-                  prefix: str = "", clip_weight: float = CLIP_WEIGHT, progress=gr.Progress()):
+def caption_batch(files: list[str] | None, controls: Controls = Controls(), progress=gr.Progress()):
     """Many images -> (a table: file, best caption, its scores, problem; [CSV file, JSON file]), in upload order.
 
     A file that is not a usable image gets its reason in the problem column; the others are still captioned.
@@ -73,17 +115,16 @@ def caption_batch(files: list[str] | None, model: str | None = None, decoding: s
     if not files:
         raise gr.Error("Upload one or more images (PNG, JPEG, WebP, GIF, BMP or TIFF) to caption",
                        title="Missing input")
-    options = _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens,
-                       max_new_tokens, top_p, temperature, seed, prefix)
+    options = controls.options()
     progress(0, desc="Loading the models")
-    captioner, space = pipelines.load("caption", model or None), fusion.shared_space()
+    captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()
     captioner.options(**options)  # a bad option is refused before any file is read
     problems = {i: problem for i, path in enumerate(files) if (problem := _unusable(path))}
     usable = [i for i in range(len(files)) if i not in problems]
     if not usable:
         listed = "\n".join(f"- {Path(files[i]).name}: {problem}" for i, problem in problems.items())
         raise gr.Error(f"None of the files could be captioned:\n{listed}", title="Cannot use these files")
-    ranked = caption_and_rerank(captioner, [files[i] for i in usable], space, _number(clip_weight),
+    ranked = caption_and_rerank(captioner, [files[i] for i in usable], space, _number(controls.clip_weight),
                                 progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
                                 **options)
     best = dict(zip(usable, (r[0] for r in ranked)))
@@ -92,6 +133,29 @@ def caption_batch(files: list[str] | None, model: str | None = None, decoding: s
         result = [best[i].text, *_scores(best[i]), ""] if i in best else ["", None, None, None, problems[i]]
         rows.append([Path(path).name, *result])
     return {"headers": BATCH_HEADERS, "data": rows}, _downloads(rows)
+
+
+def spread(handler, initial: Controls):
+    """``handler(first, controls, ...)`` as the API sees it: one parameter per control, named as README documents,
+    each defaulting to the tab's initial value, so an omitted one means what the slider first shows."""
+    signature = inspect.signature(handler)
+    first, _, *rest = signature.parameters.values()
+    controls = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=getattr(initial, f.name),
+                                  annotation=f.type) for f in fields(Controls)]
+    flat = signature.replace(parameters=[first, *controls, *rest])
+
+    @functools.wraps(handler)
+    def spread_out(*args, **kwargs):
+        bound = flat.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        others = {p.name: values[p.name] for p in rest}
+        return handler(values[first.name], Controls(**{f.name: values[f.name] for f in fields(Controls)}), **others)
+
+    spread_out.__signature__ = flat
+    spread_out.__annotations__ = {p.name: p.annotation for p in flat.parameters.values()
+                                  if p.annotation is not inspect.Parameter.empty}
+    return spread_out
 
 
 def _unusable(path: str) -> str | None:
@@ -106,20 +170,6 @@ def _unusable(path: str) -> str | None:
 
 def _captioned(images: list, captioner, clip_weight, **options):
     return caption_and_rerank(captioner, images, fusion.shared_space(), clip_weight, **options)
-
-
-def _options(decoding, candidates, beams, length_penalty, repetition_penalty, min_new_tokens, max_new_tokens,
-             top_p, temperature, seed, prefix) -> dict:
-    """The pipeline options the controls ask for; beam controls count for beam search, sampling ones for sampling."""
-    if decoding not in (BEAM_SEARCH, SAMPLING):
-        raise pipelines.InputError(f"Decoding must be '{BEAM_SEARCH}' or '{SAMPLING}'; got {decoding!r}")
-    options = dict(num_candidates=_whole(candidates), min_new_tokens=_whole(min_new_tokens),
-                   max_new_tokens=_whole(max_new_tokens), repetition_penalty=_number(repetition_penalty),
-                   prefix=prefix or "")
-    if decoding == SAMPLING:
-        return options | dict(sample=True, top_p=_number(top_p), temperature=_number(temperature),
-                              seed=_whole(seed))
-    return options | dict(num_beams=_whole(beams), length_penalty=_number(length_penalty))
 
 
 def _whole(value):
@@ -147,16 +197,19 @@ def _downloads(rows: list[list]) -> list[str]:
 
 
 def model_defaults(model: str | None) -> dict:
-    """The chosen model's own beams and maximum length (registry names; other models get the generic ones)."""
+    """The chosen model's own beams and maximum length, from its registry entry; a model the registry does not
+    name (its family is known only once it loads) gets the default model's."""
+    profile = runtime.settings().profile
+    initial = registry.defaults(registry.resolve("caption", None, profile))
     try:
-        spec = registry.resolve("caption", model, runtime.settings().profile)
+        spec = registry.resolve("caption", model, profile)
     except pipelines.PipelineError:
-        return GENERIC_DEFAULTS
-    return MODEL_DEFAULTS.get(spec.backend, GENERIC_DEFAULTS)
+        return initial
+    return initial | registry.defaults(spec)
 
 
 def build() -> None:
-    defaults = model_defaults(pipelines.default_model("caption"))
+    initial = Controls.initial()
     with gr.Tabs():
         with gr.Tab("One image", id="caption-one"):
             with gr.Row():
@@ -179,51 +232,49 @@ def build() -> None:
                                                interactive=False, max_height=400, elem_id="caption-batch")
                     downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False,
                                         elem_id="caption-downloads")
-    model, decoding, controls, beam_row, sampling_row = _option_controls(defaults)
-    decoding.change(lambda d: (gr.update(visible=d == BEAM_SEARCH), gr.update(visible=d == SAMPLING)),
-                    inputs=decoding, outputs=[beam_row, sampling_row], api_visibility="private", queue=False)
-    model.change(lambda name: tuple(model_defaults(name)[key] for key in ("num_beams", "max_new_tokens")),
-                 inputs=model, outputs=[controls["beams"], controls["max_new_tokens"]], api_visibility="private",
-                 queue=False)
-    inputs = [model, decoding, *controls.values()]
-    gr.on([button.click], caption, inputs=[image, *inputs], outputs=[text, table],
+    controls, beam_row, sampling_row = option_controls(initial)
+    controls["decoding"].change(lambda d: (gr.update(visible=d == BEAM_SEARCH), gr.update(visible=d == SAMPLING)),
+                                inputs=controls["decoding"], outputs=[beam_row, sampling_row],
+                                api_visibility="private", queue=False)
+    controls["model"].change(lambda name: tuple(model_defaults(name)[key] for key in ("num_beams", "max_new_tokens")),
+                             inputs=controls["model"], outputs=[controls["beams"], controls["max_new_tokens"]],
+                             api_visibility="private", queue=False)
+    inputs = list(controls.values())
+    gr.on([button.click], spread(caption, initial), inputs=[image, *inputs], outputs=[text, table],
           api_name="caption", concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)
-    gr.on([batch_button.click], caption_batch, inputs=[uploads, *inputs], outputs=[batch_table, downloads],
-          api_name="caption_batch", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    gr.on([batch_button.click], spread(caption_batch, initial), inputs=[uploads, *inputs],
+          outputs=[batch_table, downloads], api_name="caption_batch", concurrency_id=GPU,
+          concurrency_limit=GPU_CONCURRENCY)
 
 
-def _option_controls(defaults: dict):
-    """Model, decoding, and the other controls by name in the handlers' order; the two decoding-specific rows."""
+def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:
+    """{Controls field: its component}, in the API's order; the two decoding-specific rows. Each slider's span,
+    step and help are the option's declaration (CaptionOptions, RerankOptions)."""
+    def setting(name: str, label: str, value, options_class: type = CaptionOptions) -> Setting:
+        return option_slider(options_class, name, label=label, value=value, component=Setting)
+
     with gr.Accordion("Options", open=False, elem_id="caption-options"):
         model = model_choice("caption")
         with gr.Row():
-            decoding = gr.Radio([BEAM_SEARCH, SAMPLING], value=BEAM_SEARCH, label="Decoding",
+            decoding = gr.Radio([BEAM_SEARCH, SAMPLING], value=initial.decoding, label="Decoding",
                                 elem_id="caption-decoding",
                                 info="beam search: the likeliest captions; sampling: varied ones")
-            candidates = Setting(1, MAX_CANDIDATES, value=CANDIDATES, step=1, label="Candidates",
-                                 info="captions per image (beam search: at most one per beam)")
+            candidates = setting("num_candidates", "Candidates", initial.candidates)
         with gr.Row(visible=True) as beam_row:
-            beams = Setting(1, 10, value=defaults["num_beams"], step=1, label="Beams", info="1 = greedy")
-            length_penalty = Setting(-2, 2, value=DEFAULTS.length_penalty, step=0.1, label="Length penalty",
-                                     info="> 1 favours longer captions, < 1 shorter")
+            beams = setting("num_beams", "Beams", initial.beams)
+            length_penalty = setting("length_penalty", "Length penalty", initial.length_penalty)
         with gr.Row(visible=False) as sampling_row:
-            top_p = Setting(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
-                            info="sample from the likeliest tokens that add up to this probability")
-            temperature = Setting(0.1, 2, value=DEFAULTS.temperature, step=0.1, label="Temperature",
-                                  info="< 1 safer, > 1 more varied")
-            seed = gr.Number(0, precision=0, label="Seed", info="same seed, same candidates",
-                             elem_id="caption-seed")
+            top_p = setting("top_p", "Top-p", initial.top_p)
+            temperature = setting("temperature", "Temperature", initial.temperature)
+            seed = gr.Number(initial.seed, precision=0, label="Seed", elem_id="caption-seed",
+                             info=declarations(CaptionOptions)["seed"].help)
         with gr.Row():
-            repetition_penalty = Setting(1, 2, value=DEFAULTS.repetition_penalty, step=0.05,
-                                         label="Repetition penalty", info="> 1 discourages repeated words")
-            min_new_tokens = Setting(0, MAX_NEW_TOKENS, value=DEFAULTS.min_new_tokens, step=1,
-                                     label="Min new tokens")
-            max_new_tokens = Setting(1, MAX_NEW_TOKENS, value=defaults["max_new_tokens"], step=1,
-                                     label="Max new tokens")
-        prefix = gr.Textbox("", label="Start the caption with", placeholder="a photography of (BLIP only)")
-        clip_weight = Setting(0, 1, value=CLIP_WEIGHT, step=0.05, label="Re-ranking: CLIP weight",
-                              info="0 = the captioner's score only, 1 = CLIP image-text similarity only")
-    controls = dict(candidates=candidates, beams=beams, length_penalty=length_penalty,
+            repetition_penalty = setting("repetition_penalty", "Repetition penalty", initial.repetition_penalty)
+            min_new_tokens = setting("min_new_tokens", "Min new tokens", initial.min_new_tokens)
+            max_new_tokens = setting("max_new_tokens", "Max new tokens", initial.max_new_tokens)
+        prefix = gr.Textbox(initial.prefix, label="Start the caption with", placeholder="a photography of (BLIP only)")
+        clip_weight = setting("clip_weight", "Re-ranking: CLIP weight", initial.clip_weight, RerankOptions)
+    controls = dict(model=model, decoding=decoding, candidates=candidates, beams=beams, length_penalty=length_penalty,
                     repetition_penalty=repetition_penalty, min_new_tokens=min_new_tokens, max_new_tokens=max_new_tokens,
                     top_p=top_p, temperature=temperature, seed=seed, prefix=prefix, clip_weight=clip_weight)
-    return model, decoding, controls, beam_row, sampling_row
+    return controls, beam_row, sampling_row

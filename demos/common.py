@@ -16,6 +16,7 @@ import gradio as gr
 
 import pipelines
 import pipelines.core.batching
+from pipelines.core.options import declarations
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ class ImageInput(gr.Image):
 
 def image_input(**kwargs) -> ImageInput:
     return ImageInput(type="filepath", sources=["upload", "clipboard", "webcam"], **kwargs)
+
+
+def option_slider(options_class: type, name: str, *, label: str, value=None, component: type = gr.Slider,
+                  **kwargs) -> gr.Slider:
+    """A slider for one option: its span, step and help come from the option's declaration in the pipelines
+    (``pipelines.core.options``); ``value`` None starts it at the option's default."""
+    declared = declarations(options_class)[name]
+    low, high = declared.span
+    value = getattr(options_class(), name) if value is None else value
+    return component(low, high, value=value, step=declared.increment, label=label, info=declared.help, **kwargs)
 
 
 def audio_input(**kwargs) -> gr.Audio:

@@ -8,12 +8,23 @@ import pipelines
 from pipelines.core.batching import batcher
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
 from pipelines.search.gallery import Gallery
-from pipelines.search.retrieval import Query, SearchResult
+from pipelines.search.retrieval import Query, SearchOptions, SearchResult
 from pipelines.search.uploads import image_store
 
 from . import examples
-from .common import BATCHED, BATCHED_CONCURRENCY, GPU, GPU_CONCURRENCY, image_input, model_choice, require, user_errors
+from .common import (
+    BATCHED,
+    BATCHED_CONCURRENCY,
+    GPU,
+    GPU_CONCURRENCY,
+    image_input,
+    model_choice,
+    option_slider,
+    require,
+    user_errors,
+)
 
+TOP_K = 6  # results the tab shows at first: one row of the gallery
 EXAMPLE_QUERIES = ["a red circle", "a blue triangle", "a yellow square", "a cat", "a cup of coffee", "a rocket"]
 EXAMPLES, MINE = "examples", "mine"  # gallery choices
 LABELS = {  # zero-shot labels to start from, per profile
@@ -46,22 +57,22 @@ def _details(result: SearchResult) -> str:
 
 
 @user_errors
-def search(query: str, top_k: float = 6, gallery: str = EXAMPLES, negative: str = "", model: str | None = None,
+def search(query: str, top_k: float = TOP_K, gallery: str = EXAMPLES, negative: str = "", model: str | None = None,
            mine: Gallery | None = None):
     require(query, "Type what to look for, e.g. 'a red circle'")
     return _run(Query(text=query, negative=negative or None), top_k, gallery, model, mine)
 
 
 @user_errors
-def search_image(image: str | None, top_k: float = 6, gallery: str = EXAMPLES, model: str | None = None,
+def search_image(image: str | None, top_k: float = TOP_K, gallery: str = EXAMPLES, model: str | None = None,
                  mine: Gallery | None = None):
     require(image, "Give an image (upload, paste or pick an example) to find similar ones")
     return _run(Query(image=image), top_k, gallery, model, mine)
 
 
 @user_errors
-def search_composed(image: str | None, text: str = "", image_weight: float = 0.5, negative: str = "",
-                    top_k: float = 6, gallery: str = EXAMPLES, model: str | None = None,
+def search_composed(image: str | None, text: str = "", image_weight: float = Query().image_weight, negative: str = "",
+                    top_k: float = TOP_K, gallery: str = EXAMPLES, model: str | None = None,
                     mine: Gallery | None = None):
     require(image, "Give an image to start from; the text says how the results should differ")
     require(text, "Type how the results should differ from the image, e.g. 'blue' or 'at night'")
@@ -106,15 +117,14 @@ def build() -> gr.Textbox:
             search_button = gr.Button("Search", variant="primary")
         with gr.Column(scale=2):
             image = image_input(label="…or like this image", elem_id="search-image", height=220)
-            weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Image weight (image + text)",
-                               info="0 = only the text counts, 1 = only the image")
+            weight = option_slider(Query, "image_weight", label="Image weight (image + text)")
             with gr.Row():
                 image_button = gr.Button("Find similar")
                 composed_button = gr.Button("Image + text")
     with gr.Row():
         source = gr.Radio([("Bundled examples", EXAMPLES), ("My images", MINE)], value=EXAMPLES, label="Gallery",
                           elem_id="search-gallery")
-        top_k = gr.Slider(1, 48, value=6, step=1, label="Results")
+        top_k = option_slider(SearchOptions, "top_k", value=TOP_K, label="Results")
         model = model_choice("search")
     details = gr.Markdown(elem_id="search-details")
     gallery = gr.Gallery(label="Closest images", columns=6, height="auto", elem_id="search-results")

@@ -11,7 +11,7 @@ from pipelines.search import heatmap as heatmaps
 from pipelines.studio import Unavailable, Vectors
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, user_errors
+from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, option_slider, user_errors
 
 EARLY_ABOUT = ("**Early fusion** adds the image's and the words' embeddings into one query vector (weighted by the "
                "slider), then searches once.")
@@ -21,12 +21,13 @@ WAITING = "…"
 # What each part is called in the notes, and the outputs it fills.
 NAMES = {"words": "Words (transcribed or typed)", "search_text": "Search by the words", "search_image": "Search by the image",
          "fusion": "Fusion", "labels": "Zero-shot labels", "caption": "Caption", "answer": "Answer"}
+DEFAULTS = studio.StudioOptions()
 OUTPUTS = ("transcript", "caption", "answer", "heatmap", "by_words", "by_image", "labels", "early", "late", "notes")
 
 
 @user_errors
-def run(image: str | None = None, audio: str | None = None, text: str = "", text_weight: float = 0.5,
-        top_k: float = 4, labels: str = studio.DEFAULT_LABELS):
+def run(image: str | None = None, audio: str | None = None, text: str = "", text_weight: float = DEFAULTS.text_weight,
+        top_k: float = DEFAULTS.top_k, labels: str = DEFAULTS.labels):
     """Streams (transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes, vectors)."""
     shown = dict.fromkeys(OUTPUTS)
     notes: dict[str, str] = {name: WAITING for name in NAMES}
@@ -86,8 +87,8 @@ def build() -> None:
             audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio")
             text = gr.Textbox("", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text")
     with gr.Row():
-        text_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Fusion: weight of the words (0 = image only)")
-        top_k = gr.Slider(1, 12, value=4, step=1, label="Images per search")
+        text_weight = option_slider(studio.StudioOptions, "text_weight", label="Fusion: weight of the words (0 = image only)")
+        top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
     labels = gr.Textbox(studio.DEFAULT_LABELS, label="Zero-shot labels when the words name no alternatives "
                         "(say 'is it a cat or a dog?' to use yours)")
     button = gr.Button("Run everything", variant="primary")

@@ -7,11 +7,10 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from pipelines.speech import subtitles
-from pipelines.speech import LANGUAGES, Transcript, TranscribeOptions
+from pipelines.speech import LANGUAGES, TranscribeOptions, Transcript, subtitles
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, request_dir, require, user_errors
+from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, option_slider, request_dir, require, user_errors
 
 DEFAULTS = TranscribeOptions()
 AUTO = "auto"  # the language choice that means "detect it"
@@ -179,8 +178,7 @@ def _option_controls() -> list[gr.components.Component]:
                             info="translate: speech in any language to English text (multilingual models)")
             language = gr.Dropdown(LANGUAGE_CHOICES, value=AUTO, label="Language",
                                    info="English-only models (.en) take auto or English")
-        beam_size = gr.Slider(1, 10, value=DEFAULTS.beam_size, step=1, label="Beam size",
-                              info="1 is fastest; 5 is Whisper's default")
+        beam_size = option_slider(TranscribeOptions, "beam_size", label="Beam size")
         with gr.Row():
             vad = gr.Checkbox(value=DEFAULTS.vad, label="Skip silence (voice activity detection)")
             words = gr.Checkbox(value=DEFAULTS.word_timestamps, label="Word timestamps")

@@ -28,24 +28,6 @@ __all__ = ["load", "available_models", "default_model", "loaded_models", "preloa
 
 log = logging.getLogger(__name__)
 
-# (task, backend) -> "module:Class" serving it.
-BACKENDS = {
-    ("caption", "blip"): "caption.blip:BlipCaptioner",
-    ("caption", "vision-encoder-decoder"): "caption.vision_encoder_decoder:VisionEncoderDecoderCaptioner",
-    ("search", "open_clip"): "search.retrieval:SearchPipeline",
-    ("ask", "blip-vqa"): "vqa.blip:BlipVqa",
-    ("ask", "vilt"): "vqa.vilt:ViltVqa",
-    ("transcribe", "faster-whisper"): "speech.faster:FasterWhisper",
-    ("transcribe", "transformers-whisper"): "speech.transformers_whisper:TransformersWhisper",
-}
-# For a checkpoint the registry does not name: its config.json model_type -> backend, per task.
-# A CTranslate2 export (it has a model.bin, which transformers never writes) counts as model type "ctranslate2".
-MODEL_TYPES = {
-    "caption": {"blip": "blip", "vision-encoder-decoder": "vision-encoder-decoder"},
-    "ask": {"blip": "blip-vqa", "vilt": "vilt"},
-    "transcribe": {"whisper": "transformers-whisper", "ctranslate2": "faster-whisper"},
-}
-
 # (task, requested model) -> (fallback used, why): what the System panel reports.
 fallbacks: dict[tuple[str, str], tuple[str, str]] = {}
 
@@ -78,23 +60,25 @@ def _build(spec: ModelSpec, device, dtype):
 
 
 def pipeline_class(spec: ModelSpec) -> type:
-    """The class that serves ``spec`` (imported on demand: each pulls in its own libraries)."""
+    """The class that serves ``spec``, as its family in the registry names it (imported on demand: each pulls in
+    its own libraries)."""
     backend = spec.backend if spec.backend != "auto" else _detect_backend(spec)
-    module_name, class_name = BACKENDS[(spec.task, backend)].split(":")
+    module_name, class_name = registry.family(spec.task, backend)["class"].split(":")
     return getattr(importlib.import_module(f".{module_name}", __name__), class_name)
 
 
 def _detect_backend(spec: ModelSpec) -> str:
-    """The backend for a checkpoint the registry does not name, from its files."""
-    backends = [backend for task, backend in BACKENDS if task == spec.task]
-    if len(backends) == 1:
-        return backends[0]
+    """The family of a checkpoint the registry does not name, from its files (config.json's model_type)."""
+    families = registry.families(spec.task)
+    if len(families) == 1:
+        return next(iter(families))
     model_type = _model_type(spec)
-    supported = MODEL_TYPES[spec.task]
-    if model_type not in supported:
+    family = registry.family_of_model_type(spec.task, model_type)
+    if family is None:
+        supported = [kind for entry in families.values() for kind in entry["model_types"]]
         raise ModelLoadError(spec.name, f"it is a '{model_type}' model, which the {spec.task} tab cannot run",
                              f"Choose a model of type {', '.join(supported)}, e.g. {available_models(spec.task)[0]}")
-    return supported[model_type]
+    return family
 
 
 def _model_type(spec: ModelSpec) -> str:

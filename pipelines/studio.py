@@ -19,9 +19,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import load
+from .caption.options import MAX_CANDIDATES
 from .caption.rerank import Ranked, rerank
 from .core.errors import InputError, PipelineError
 from .core.io import load_image
+from .core.options import option, verify
 from .fusion import ClipSpace, early_fusion, late_fusion, shared_space
 from .search.classify import DEFAULT_TEMPLATE, Classification, classifier
 from .search.gallery import Gallery, Item, bundled
@@ -79,20 +81,18 @@ class Answered:
 
 @dataclass(frozen=True)
 class StudioOptions:
-    text_weight: float = 0.5  # fusion: 0 = only the image counts, 1 = only the words
-    top_k: int = 4  # images per search
-    num_candidates: int = 3  # captions to re-rank
-    clip_weight: float = 0.5  # caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only
-    labels: str = DEFAULT_LABELS  # comma-separated; used when the words name no alternatives ("a cat or a dog?")
-    template: str = DEFAULT_TEMPLATE
+    text_weight: float = option(0.5, low=0, high=1, step=0.05, help="fusion: 0 = only the image counts, 1 = only "
+                                                                     "the words")
+    top_k: int = option(4, low=1, high=24, whole=True, slider=(1, 12), help="images per search")
+    num_candidates: int = option(3, low=1, high=MAX_CANDIDATES, whole=True, help="captions to re-rank")
+    clip_weight: float = option(0.5, low=0, high=1, step=0.05,
+                                help="caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only")
+    labels: str = option(DEFAULT_LABELS, help="comma-separated; used when the words name no alternatives "
+                                              "(\"a cat or a dog?\")")
+    template: str = option(DEFAULT_TEMPLATE, help="how each label becomes a sentence, e.g. 'a photo of a {}'")
 
     def verify(self) -> None:
-        for name in ("text_weight", "clip_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise InputError(f"{name} must be a number from 0 to 1; got {value!r}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= 24:
-            raise InputError(f"top_k must be a whole number from 1 to 24; got {self.top_k!r}")
+        verify(self)
 
 
 def run(image: Any = None, audio: Any = None, text: str | None = None,

@@ -2,15 +2,16 @@
 
 The graph is built from the source (ast), so a cycle is found even where it would only bite at run time: every
 import statement counts, at module level, inside functions and under TYPE_CHECKING, and so do the modules that
-``pipelines.load`` imports by name (the ``BACKENDS`` strings). An import of ``pipelines.a.b`` is an edge to that
-module only: Python also runs the packages' ``__init__`` on the way, but a package that re-exports its own modules
-would otherwise count as a cycle with each of them.
+``pipelines.load`` imports by name (the classes the registry's families name). An import of ``pipelines.a.b`` is
+an edge to that module only: Python also runs the packages' ``__init__`` on the way, but a package that re-exports
+its own modules would otherwise count as a cycle with each of them.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,8 @@ def import_graph(root: Path = ROOT, package: str = "pipelines") -> dict[str, set
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 for alias in node.names:  # `from pkg import mod` imports the module, `from mod import x` the module
                     targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else _known(base, files))
-        if name == package:  # the loader imports each backend's module by name
-            targets.update(f"{package}.{target.split(':')[0]}" for target in _backends(tree).values())
+        if name == package:  # the loader imports each family's module by name
+            targets.update(f"{package}.{target.split(':')[0]}" for target in _family_classes(root / package))
         graph[name] = {target for target in targets if target in files and target != name}
     return graph
 
@@ -57,13 +58,14 @@ def _known(dotted: str, files: dict) -> str:
     return dotted
 
 
-def _backends(tree: ast.Module) -> dict:
-    for node in tree.body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "BACKENDS" for t in targets):
-                return ast.literal_eval(node.value)
-    return {}
+def _family_classes(package_dir: Path) -> list[str]:
+    """The "module:Class" of every model family in the package's registry.json (none if it has no registry)."""
+    registry = package_dir / "core" / "registry.json"
+    if not registry.is_file():
+        return []
+    families = json.loads(registry.read_text())["families"]
+    return [entry["class"] for task, entries in families.items() if not task.startswith("_")
+            for family, entry in entries.items() if not family.startswith("_")]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -131,7 +133,7 @@ def test_the_graph_sees_function_level_and_by_name_imports():
     """The check would catch the cycles it was written for (shared_space through the loader, gallery <-> index)."""
     graph = import_graph()
     assert "pipelines" in graph["pipelines.fusion"]  # shared_space() imports pipelines.load inside the function
-    assert "pipelines.search.retrieval" in graph["pipelines"]  # load("search") imports it by its BACKENDS name
+    assert "pipelines.search.retrieval" in graph["pipelines"]  # load("search") imports it by its family's class
     assert "pipelines.fusion.space" in graph["pipelines.search.retrieval"]
     assert "pipelines.search.gallery" in graph["pipelines.index"]  # the CLI indexes a folder into a gallery
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]

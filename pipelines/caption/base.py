@@ -15,10 +15,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..core import registry
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
-from .options import GENERIC_DEFAULTS, Caption, CaptionOptions, Candidate
+from .options import Candidate, Caption, CaptionOptions
 
 _SAMPLING = threading.Lock()  # see _sampling
 
@@ -27,16 +28,15 @@ class Captioner(TransformersPipeline):
     """Images in (paths, bytes, PIL images or arrays), one Caption each out."""
 
     Options = CaptionOptions
-    defaults: dict[str, Any] = GENERIC_DEFAULTS  # for options left at None
     accepts_prefix = True
 
     def options(self, **overrides: Any) -> CaptionOptions:
-        """The caller's options with this model's defaults for what they left at None, checked."""
+        """The caller's options, checked, with this model's registry defaults for what they left at None."""
         options = super().options(**overrides)
         if options.prefix.strip() and not self.accepts_prefix:
             raise InputError(f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
                              "or choose a BLIP captioner")
-        filled = {name: value for name, value in self.defaults.items() if getattr(options, name) is None}
+        filled = {name: value for name, value in registry.defaults(self.spec).items() if getattr(options, name) is None}
         if options.sample:
             filled.pop("num_beams", None)
         options = replace(options, **filled)

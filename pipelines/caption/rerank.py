@@ -15,7 +15,7 @@ from ..core.errors import InputError
 from ..core.io import load_image
 from ..fusion.operators import late_fusion, similarity
 from ..fusion.space import ClipSpace
-from .options import Caption, Candidate
+from .options import Candidate, Caption, RerankOptions
 
 if TYPE_CHECKING:
     from .base import Captioner
@@ -32,8 +32,8 @@ class Ranked:
 
 
 def check_weight(weight: float) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-        raise InputError(f"The CLIP weight must be a number from 0 (captioner only) to 1 (CLIP only); got {weight!r}")
+    """``weight`` as a float if it is a CLIP weight (0 = the captioner only, 1 = CLIP only), else an InputError."""
+    RerankOptions(clip_weight=weight).verify()
     return float(weight)
 
 

@@ -8,18 +8,16 @@ import torch
 from ..core.base import TakingTurns
 from ..core.hf import load_part
 from .base import Captioner
-from .options import MODEL_DEFAULTS
 
 
 class VisionEncoderDecoderCaptioner(Captioner):
     """ViT-GPT2 and kin: an image processor for the encoder, a tokenizer for the decoder's output."""
 
     model_class_name = "VisionEncoderDecoderModel"
-    defaults = MODEL_DEFAULTS["vision-encoder-decoder"]
     accepts_prefix = False
 
     def __init__(self, spec, device, dtype, model, processor):
-        model.generation_config.max_length = None  # every call passes max_new_tokens (default above) instead
+        model.generation_config.max_length = None  # every call passes max_new_tokens (the registry's default) instead
         image_processor, tokenizer = processor
         super().__init__(spec, device, dtype, model, (image_processor, TakingTurns(tokenizer)))
 

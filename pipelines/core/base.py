@@ -11,6 +11,7 @@ import threading
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from . import registry
 from .errors import InputError
 from .registry import ModelSpec
 
@@ -33,6 +34,8 @@ class Pipeline:
     accelerations: tuple = ()  # the fast.Outcome of each acceleration this model was offered
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+        if spec.backend == "auto":  # a checkpoint the registry does not name: it gets the defaults of our family
+            spec = replace(spec, backend=registry.family_served_by(spec.task, type(self)) or "auto")
         self.spec, self.device, self.dtype = spec, device, dtype
 
     @property
@@ -50,16 +53,20 @@ class Pipeline:
         return options
 
     def __call__(self, inputs: Sequence, **overrides: Any) -> list:
+        return self.run(inputs, self.options(**overrides))
+
+    def run(self, inputs: Sequence, options, **context: Any) -> list:
+        """``inputs`` through the three stages in batches, with checked ``options``; ``context`` (what is not an
+        option, e.g. a progress callback) goes to ``_forward``."""
         import torch
 
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise InputError(f"Pipelines take a list of inputs; got {type(inputs).__name__}. Wrap one input as [x]")
-        options = self.options(**overrides)
         results: list = []
         for start in range(0, len(inputs), self.batch_size):
             batch = self.preprocess(list(inputs[start:start + self.batch_size]), options)
             with torch.inference_mode():
-                outputs = self._forward(batch, options)
+                outputs = self._forward(batch, options, **context)
             results.extend(self.postprocess(outputs, batch, options))
         return results
 

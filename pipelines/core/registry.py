@@ -1,4 +1,5 @@
-"""Named model choices per task and the profiles that pick a whole set (data in registry.json)."""
+"""Named model choices per task, the profiles that pick a whole set, and the model families: the one class that
+serves each and its defaults (data in registry.json). Adding a family is one entry there plus one backend module."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelLoadError, UnknownModelError
 
@@ -19,11 +21,12 @@ PROFILES = ("default", "toy")
 class ModelSpec:
     task: str
     name: str  # registry name, or what the user typed
-    backend: str  # which pipeline class serves it; "auto" = decide from the checkpoint's config
+    backend: str  # its family in registry.json ("families"), which names the class; "auto" = from its config
     source: str  # hub id, local directory, or package:NAME/SUBDIR
     fallback: str | None = None  # registry name to use when this one cannot be loaded
     about: str = ""
     revision: str | None = None  # a hub source's commit or branch (e.g. "refs/pr/3"); None = main
+    own_defaults: tuple[tuple[str, Any], ...] = ()  # the entry's "defaults", over its family's (see ``defaults``)
 
     @property
     def is_hub(self) -> bool:
@@ -64,8 +67,9 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
     model = (model or "").strip() or profile_default(task, profile)
     if model in models:
         entry = models[model]
+        family(task, entry["backend"])  # a typo in registry.json is named here, not as a KeyError at load
         return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""),
-                         entry.get("revision"))
+                         entry.get("revision"), tuple(entry.get("defaults", {}).items()))
     if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
         return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():
@@ -76,6 +80,40 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
         f"Unknown {task} model {model!r}: not a registry name, an existing local directory or a Hub id "
         f"(owner/name). Registry names: {', '.join(models)}"
     )
+
+
+def families(task: str) -> dict[str, dict]:
+    """{family name: {"class": "module:Class", "model_types": [...], "defaults": {...}}} for ``task``."""
+    _models(task)  # an unknown task is named with the valid ones
+    return {name: entry for name, entry in _data()["families"][task].items() if not name.startswith("_")}
+
+
+def family(task: str, name: str) -> dict:
+    """The registry's entry for the model family ``name`` of ``task``."""
+    known = families(task)
+    if name not in known:
+        raise UnknownModelError(f"Unknown {task} model family {name!r}; expected one of: {', '.join(known)}")
+    return known[name]
+
+
+def family_of_model_type(task: str, model_type: str) -> str | None:
+    """The family serving checkpoints whose config.json says ``model_type`` (None: no family of ``task`` does)."""
+    return next((name for name, entry in families(task).items() if model_type in entry["model_types"]), None)
+
+
+def family_served_by(task: str, cls: type) -> str | None:
+    """The family whose registry entry names ``cls`` as its class (None for a class no family names)."""
+    name = f"{cls.__module__.removeprefix('pipelines.')}:{cls.__qualname__}"
+    return next((family for family, entry in families(task).items() if entry["class"] == name), None)
+
+
+def defaults(spec: ModelSpec) -> dict[str, Any]:
+    """What options left at None become for ``spec``: its family's defaults, then its own entry's on top.
+
+    A checkpoint of no known family yet ("auto", before its config is read) has none."""
+    known = families(spec.task)
+    base = known[spec.backend]["defaults"] if spec.backend in known else {}
+    return {**base, **dict(spec.own_defaults)}
 
 
 def _open_clip_hub_id(model: str) -> str | None:

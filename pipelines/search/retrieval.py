@@ -19,6 +19,7 @@ import numpy as np
 from ..core import runtime
 from ..core.base import Pipeline
 from ..core.errors import InputError
+from ..core.options import ANY, option, verify
 from ..core.registry import ModelSpec
 from ..fusion.operators import early_fusion
 from ..fusion.space import OPEN_CLIP_FILES, ClipSpace
@@ -35,20 +36,18 @@ MAX_QUERY_CHARS = 10_000  # characters of a text looked at when counting its tok
 class Query:
     """One search. Give text, an image, both (a composed query), or a vector already in the CLIP space."""
 
-    text: str | None = None
-    image: Any = None  # path, bytes, PIL image or array
-    vector: Any = None  # a unit embedding from ClipSpace (e.g. of an image another tab already encoded)
-    image_weight: float = 0.5  # composed queries: 0 = only the text counts, 1 = only the image
-    negative: str | None = None  # move away from this text ("blurry")
-    negative_weight: float = 0.5  # how far: 0 = ignore the negative text
+    text: str | None = option(None, kind=ANY, help="words to look for (checked, with what to do, when searched)")
+    image: Any = option(None, kind=ANY, help="an image to look for: path, bytes, PIL image or array")
+    vector: Any = option(None, kind=ANY, help="a unit embedding from ClipSpace (e.g. of an image already encoded)")
+    image_weight: float = option(0.5, low=0, high=1, step=0.05,
+                                 help="composed queries: 0 = only the text counts, 1 = only the image")
+    negative: str | None = option(None, kind=ANY, help="move away from this text (\"blurry\")")
+    negative_weight: float = option(0.5, low=0, high=1, step=0.05, help="how far: 0 = ignore the negative text")
 
     def verify(self) -> None:
         if self.text is None and self.image is None and self.vector is None:
             raise InputError("A query needs text, an image or a vector; got none. Type a few words or give an image")
-        for name in ("image_weight", "negative_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise InputError(f"{name} must be a number from 0 to 1; got {value!r}")
+        verify(self)
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,11 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class SearchOptions:
-    top_k: int = 5
-    gallery: Gallery | None = None  # None = the bundled examples
+    top_k: int = option(5, low=1, high=MAX_TOP_K, whole=True, slider=(1, 48), help="images per query, best first")
+    gallery: Gallery | None = option(None, kind=ANY, help="where to look (a Gallery); none = the bundled examples")
 
     def verify(self) -> None:
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
-            raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {self.top_k!r}")
+        verify(self)
         if self.gallery is not None and not isinstance(self.gallery, Gallery):
             raise InputError(f"gallery must be a pipelines.search.gallery.Gallery; got {type(self.gallery).__name__}")
 

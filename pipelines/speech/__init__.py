@@ -7,7 +7,7 @@
     untrained.py            a Whisper checkpoint with random weights, for tests and benchmarks
     subtitles.py            a Transcript as .srt, .vtt and .txt files
 
-Which backend serves a model follows its checkpoint's format (see pipelines.BACKENDS); the registry names it.
+Which backend serves a model follows its checkpoint's format; the registry names it (registry.json "families").
 """
 
 from .options import LANGUAGES, TASKS, TranscribeOptions

@@ -40,6 +40,14 @@ class SpeechPipeline(Pipeline):
     def description(self) -> str:
         return f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {self.compute_type} ({self.engine})"
 
+    def __call__(self, inputs, *, progress: Callable[[float], None] | None = None, **overrides) -> list[Transcript]:
+        """Transcripts of ``inputs``; ``progress`` (not an option) is called with the fraction (0 to 1) of the
+        current recording done, as segments finish; recordings are transcribed one after another, in list order."""
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be a function taking a fraction; got {type(progress).__name__}")
+        context = {} if progress is None else {"progress": progress}  # _forward(batch, options) as elsewhere
+        return self.run(inputs, self.options(**overrides), **context)
+
     def options(self, **overrides) -> TranscribeOptions:
         options = super().options(**overrides)
         if not self.multilingual:
@@ -49,11 +57,12 @@ class SpeechPipeline(Pipeline):
     def preprocess(self, sources: list, options: TranscribeOptions) -> list[np.ndarray]:
         return [load_audio(source) for source in sources]
 
-    def _forward(self, audios: list[np.ndarray], options: TranscribeOptions) -> list[Decoding]:
+    def _forward(self, audios: list[np.ndarray], options: TranscribeOptions,
+                 progress: Callable[[float], None] | None = None) -> list[Decoding]:
         decodings = []
         for audio in audios:
             duration = audio_duration(audio)
-            report = _reporter(options.progress, duration)
+            report = _reporter(progress, duration)
             windows = speech_windows(audio) if options.vad else None
             decodings.append(self.decode(audio, windows, options, report) if windows != [] else self._silence(options))
             report(duration)

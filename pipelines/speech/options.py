@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import InputError
+from ..core.options import ANY, option, verify
 
 MAX_BEAMS = 10
 MAX_PROMPT_CHARS = 600  # characters; Whisper keeps only the last ~220 prompt tokens anyway
@@ -35,35 +35,24 @@ LANGUAGES = {
 @dataclass(frozen=True)
 class TranscribeOptions:
     # decoding
-    beam_size: int = 5  # beam search width; 1 = greedy (fastest)
-    vad: bool = True  # skip silence with Silero VAD: faster, and no words hallucinated into silence
+    beam_size: int = option(5, low=1, high=MAX_BEAMS, whole=True, help="1 is fastest; 5 is Whisper's default")
+    vad: bool = option(True, help="skip silence (Silero VAD): faster, and no words hallucinated into silence")
     # what to produce
-    task: str = "transcribe"  # or "translate": any language to English (multilingual models only)
-    language: str | None = None  # a code from LANGUAGES; None = detect (English-only models: always "en")
-    word_timestamps: bool = False  # also time every word (Segment.words)
+    task: str = option("transcribe", choices=TASKS, help="translate: speech in any language to English text "
+                                                         "(multilingual models)")
+    language: str | None = option(None, kind=ANY, optional=True,
+                                  help="a Whisper language code (en, fr, ...); none = detect it")
+    word_timestamps: bool = option(False, help="also time every word")
     # steering the decoder
-    initial_prompt: str = ""  # text the speech follows on from: names, spelling, style
-    hotwords: str = ""  # words likely to be said, e.g. "Whisper, CTranslate2"
-    # reporting: called with the fraction (0 to 1) of the current recording done, as segments finish;
-    # recordings are transcribed one after another, in list order
-    progress: Callable[[float], None] | None = None
+    initial_prompt: str = option("", max_chars=MAX_PROMPT_CHARS,
+                                 help="text the speech follows on from: names, spelling, style")
+    hotwords: str = option("", max_chars=MAX_PROMPT_CHARS, help="words likely to be said, e.g. 'Whisper, CTranslate2'")
 
     def verify(self) -> None:
-        whole = isinstance(self.beam_size, int) and not isinstance(self.beam_size, bool)
-        if not whole or not 1 <= self.beam_size <= MAX_BEAMS:
-            raise InputError(f"beam_size must be a whole number from 1 to {MAX_BEAMS}; got {self.beam_size!r}")
-        if self.task not in TASKS:
-            raise InputError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        verify(self)
         if self.language is not None and self.language not in LANGUAGES:
             raise InputError(f"Unknown language {self.language!r}; use a Whisper language code such as en, fr, de "
                              "or es, or None to detect it")
-        for name in ("initial_prompt", "hotwords"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS:
-                raise InputError(f"{name} must be text of at most {MAX_PROMPT_CHARS} characters; got "
-                                 f"{type(value).__name__} of length {len(value) if isinstance(value, str) else '?'}")
-        if self.progress is not None and not callable(self.progress):
-            raise InputError(f"progress must be a function taking a fraction; got {type(self.progress).__name__}")
 
     @property
     def prompt(self) -> str:

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.errors import InputError
+from ..core.options import option, verify
 
 MAX_TOP_K = 10  # answers a caller may ask for
 
 
 @dataclass(frozen=True)
 class AskOptions:
-    top_k: int = 5  # ranked answers per question
+    top_k: int = option(5, low=1, high=MAX_TOP_K, whole=True, help="ranked answers per question")
     # BLIP only: beam search width (at least top_k beams are searched) and answer length
-    num_beams: int = 5
-    max_new_tokens: int = 10  # answers are a few words
+    num_beams: int = option(5, low=1, high=10, whole=True, help="BLIP: beam search width (at least top_k are used)")
+    max_new_tokens: int = option(10, low=1, high=50, whole=True, help="BLIP: the longest answer, in tokens")
 
     def verify(self) -> None:
-        if not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
-            raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {self.top_k!r}")
-        if not isinstance(self.num_beams, int) or not 1 <= self.num_beams <= 10:
-            raise InputError(f"num_beams must be a whole number from 1 to 10; got {self.num_beams!r}")
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 50:
-            raise InputError(f"max_new_tokens must be from 1 to 50; got {self.max_new_tokens!r}")
+        verify(self)
 
 
 @dataclass(frozen=True)
