@@ -184,3 +184,15 @@ def test_a_model_gets_its_familys_defaults_and_its_entrys_own_on_top():
 def test_an_unknown_family_is_named_with_the_known_ones():
     with pytest.raises(pipelines.UnknownModelError, match="blip, vision-encoder-decoder"):
         registry.family("caption", "no-such-family")
+
+
+def test_the_zero_shot_template_is_the_search_familys_own():
+    from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
+
+    spec = registry.resolve("search", None, pipelines.core.runtime.settings().profile)
+    assert classifier().template == registry.defaults(spec)["template"] == DEFAULT_TEMPLATE == "a photo of a {}"
+    space = classifier().space
+    mine = type(classifier())(space, template="a drawing of a {}")
+    image = space.embed_texts(["a drawing of a red circle"])  # a text vector stands in for an image here
+    given = mine.classify_vectors(image, ["red circle", "blue square"], "a drawing of a {}")
+    assert mine.classify_vectors(image, ["red circle", "blue square"]) == given  # no template: the classifier's own

@@ -14,11 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core import registry
 from ..core.errors import InputError
 from ..fusion.operators import similarity
 from ..fusion.space import ClipSpace
 
-DEFAULT_TEMPLATE = "a photo of a {}"
+DEFAULT_TEMPLATE = registry.family("search", "open_clip")["defaults"]["template"]  # "a photo of a {}"
 MAX_LABELS = 100
 MAX_LABEL_CHARS = 200  # characters per label
 
@@ -61,27 +62,26 @@ def prompts(labels: Sequence[str], template: str | None) -> list[str]:
 class ZeroShotClassifier:
     """Scores images against label prompts with the CLIP space's own temperature, as probabilities."""
 
-    def __init__(self, space: ClipSpace):
-        self.space = space
+    def __init__(self, space: ClipSpace, template: str = DEFAULT_TEMPLATE):
+        self.space, self.template = space, template  # the template used when a call gives none
         self._prompt_vectors: dict[tuple[str, ...], np.ndarray] = {}  # the last few label sets, embedded
         self._lock = threading.Lock()
 
-    def __call__(self, images: Sequence, labels, template: str | None = DEFAULT_TEMPLATE) -> list[Classification]:
+    def __call__(self, images: Sequence, labels, template: str | None = None) -> list[Classification]:
         if isinstance(images, (str, bytes)) or not isinstance(images, Sequence):
             raise InputError(f"Pass a list of images; got {type(images).__name__}. Wrap one image as [image]")
         labels = parse_labels(labels)
         texts = self._prompts(labels, template)  # checks the template before any image is decoded
         return self._classify(self.space.embed_images(images), labels, texts)
 
-    def classify_vectors(self, vectors: np.ndarray, labels, template: str | None = DEFAULT_TEMPLATE
-                         ) -> list[Classification]:
+    def classify_vectors(self, vectors: np.ndarray, labels, template: str | None = None) -> list[Classification]:
         """The same for image embeddings already computed with this space (no image is encoded again)."""
         labels = parse_labels(labels)
         return self._classify(np.atleast_2d(np.asarray(vectors, dtype=np.float32)), labels,
                               self._prompts(labels, template))
 
     def _prompts(self, labels: list[str], template: str | None) -> tuple[str, ...]:
-        return tuple(prompts(labels, template))
+        return tuple(prompts(labels, template or self.template))
 
     def _classify(self, image_vectors: np.ndarray, labels: list[str], texts: tuple[str, ...]) -> list[Classification]:
         with self._lock:
@@ -103,9 +103,10 @@ class ZeroShotClassifier:
 
 
 def classifier(model: str | None = None) -> ZeroShotClassifier:
-    """The classifier over the search model's CLIP space (one per space, shared)."""
+    """The classifier over the search model's CLIP space (one per space, shared), with its family's template."""
     from .. import load  # by registry name (the search task's module is imported by the loader)
     from ..core import runtime
 
-    space = load("search", model).space
-    return runtime.cache.get(("classify", id(space)), lambda: ZeroShotClassifier(space))
+    searcher = load("search", model)
+    template = registry.defaults(searcher.spec).get("template", DEFAULT_TEMPLATE)
+    return runtime.cache.get(("classify", id(searcher.space)), lambda: ZeroShotClassifier(searcher.space, template))
