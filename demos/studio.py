@@ -19,7 +19,8 @@ LATE_ABOUT = ("**Late fusion** searches with the image and with the words separa
               "0–1, then adds them (weighted by the slider).")
 WAITING = "…"
 # What each part is called in the notes, and the outputs it fills.
-NAMES = {"words": "Words (transcribed or typed)", "search_text": "Search by the words", "search_image": "Search by the image",
+NAMES = {"words": "Words (transcribed or typed)", "search_text": "Search by the words",
+         "search_image": "Search by the image",
          "fusion": "Fusion", "labels": "Zero-shot labels", "caption": "Caption", "answer": "Answer"}
 DEFAULTS = studio.StudioOptions()
 OUTPUTS = ("transcript", "caption", "answer", "heatmap", "by_words", "by_image", "labels", "early", "late", "notes")
@@ -87,7 +88,8 @@ def build() -> None:
             audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio")
             text = gr.Textbox("", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text")
     with gr.Row():
-        text_weight = option_slider(studio.StudioOptions, "text_weight", label="Fusion: weight of the words (0 = image only)")
+        text_weight = option_slider(studio.StudioOptions, "text_weight",
+                                    label="Fusion: weight of the words (0 = image only)")
         top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
     labels = gr.Textbox(studio.DEFAULT_LABELS, label="Zero-shot labels when the words name no alternatives "
                         "(say 'is it a cat or a dog?' to use yours)")
@@ -112,7 +114,8 @@ def build() -> None:
             gr.Markdown(LATE_ABOUT)
     vectors = gr.State()
     question = str(examples.EXAMPLES / "speech/what_color_is_the_shape.wav")
-    gr.Examples([[path, question] for path in examples.toy_scenes()[:4]] + [[path, None] for path in examples.photos()[:2]],
+    gr.Examples([[path, question] for path in examples.toy_scenes()[:4]]
+                + [[path, None] for path in examples.photos()[:2]],
                 inputs=[image, audio], label="Examples: a toy scene with a spoken question, or a photo")
     gr.on([button.click], run, inputs=[image, audio, text, text_weight, top_k, labels],
           outputs=[transcript, caption, answer, heat, by_words, by_image, zero_shot, early, late, notes, vectors],

@@ -53,7 +53,10 @@ def transcribe_files(files: list[str] | None, model: str | None = None, task: st
     outcomes: list[tuple[str, Transcript | str]] = []  # (file name, transcript or what went wrong)
     for index, path in enumerate(files):
         name = Path(path).name
-        report = lambda done, i=index, n=name: progress((i + done) / len(files), desc=f"{n} ({i + 1} of {len(files)})")
+
+        def report(done: float, i: int = index, n: str = name) -> None:
+            progress((i + done) / len(files), desc=f"{n} ({i + 1} of {len(files)})")
+
         try:
             [result] = transcriber([path], **options, progress=report)
         except pipelines.InputError as error:

@@ -23,8 +23,8 @@ from .core import registry, runtime
 from .core.errors import InputError, ModelLoadError, PipelineError, UnknownModelError
 from .core.registry import ModelSpec, available_models
 
-__all__ = ["load", "available_models", "default_model", "loaded_models", "preload", "system_info", "InputError", "ModelLoadError", "PipelineError",
-           "UnknownModelError"]
+__all__ = ["load", "available_models", "default_model", "loaded_models", "preload", "system_info", "InputError",
+           "ModelLoadError", "PipelineError", "UnknownModelError"]
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,6 @@ model family (``blip``, ``vision_encoder_decoder``) and re-ranking with CLIP (``
 Only torch-free names are imported here, so the UI can build its controls before any model loads.
 """
 
-from .options import Caption, CaptionOptions, Candidate
+from .options import Candidate, Caption, CaptionOptions
 
 __all__ = ["Caption", "CaptionOptions", "Candidate"]

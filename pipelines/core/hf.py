@@ -9,8 +9,7 @@ from typing import ClassVar
 import torch
 
 from .base import Pipeline, TakingTurns
-from .checkpoints import (TRANSFORMERS, checkpoint_dir, require_tokenizer_library, translating_load_errors,
-                          weights_files)
+from .checkpoints import TRANSFORMERS, checkpoint_dir, require_tokenizer_library, translating_load_errors, weights_files
 from .registry import ModelSpec
 
 

@@ -148,5 +148,6 @@ def local_path(spec: ModelSpec) -> Path:
         path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_dir():
         raise ModelLoadError(spec.name, f"the directory {path} does not exist",
-                             "Give an existing model directory, or re-create the toy models with `python scripts/train_toy.py`")
+                             "Give an existing model directory, or re-create the toy models with "
+                             "`python scripts/train_toy.py`")
     return path

@@ -35,7 +35,8 @@ def why_not(model: torch.nn.Module) -> str | None:
     reason = version_outside("transformers", transformers.__version__, *TRANSFORMERS_RANGE)
     reason = reason or unknown_parameters(modeling_blip_text.BlipTextSelfAttention.forward, TEXT_ATTENTION_ARGS)
     reason = reason or unknown_parameters(modeling_blip.BlipAttention.forward, VISION_ATTENTION_ARGS)
-    for kind, attributes in (("BlipTextSelfAttention", TEXT_ATTENTION_ATTRS), ("BlipAttention", VISION_ATTENTION_ATTRS)):
+    layers = (("BlipTextSelfAttention", TEXT_ATTENTION_ATTRS), ("BlipAttention", VISION_ATTENTION_ATTRS))
+    for kind, attributes in layers:
         layer = next((m for m in model.modules() if type(m).__name__ == kind), None)
         if reason is None and layer is None:
             reason = f"the model has no {kind} layer"

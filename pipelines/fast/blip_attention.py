@@ -117,7 +117,8 @@ def absorbed_attention_pays(queries: int, images: torch.Tensor, heads: int) -> b
 
 
 def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, encoder_hidden_states=None,
-                    encoder_attention_mask=None, cache=None, past_key_values=None, **kwargs) -> tuple[torch.Tensor, None]:
+                    encoder_attention_mask=None, cache=None, past_key_values=None,
+                    **kwargs) -> tuple[torch.Tensor, None]:
     past_key_values = cache if cache is not None else past_key_values  # renamed to ``cache`` in transformers 5.24
     batch, length, _ = hidden_states.shape
     query = self.query(hidden_states).view(batch, length, -1, self.attention_head_size).transpose(1, 2)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache
 
-from .blip_attention import ImageCache, absorbed_attention_pays
 from .blip import cache_keyword
+from .blip_attention import ImageCache, absorbed_attention_pays
 
 CPU_VISION_CHUNK = 4  # images per vision-tower forward on CPU: a few images' activations stay in cache
 

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..core.base import TakingTurns
-from ..core.checkpoints import (OPEN_CLIP, checkpoint_dir, require_tokenizer_library, translating_load_errors,
-                               verify_pickle, weights_files)
+from ..core.checkpoints import (
+    OPEN_CLIP,
+    checkpoint_dir,
+    require_tokenizer_library,
+    translating_load_errors,
+    verify_pickle,
+    weights_files,
+)
 from ..core.errors import InputError
 from ..core.io import load_image
 from ..core.registry import ModelSpec

@@ -29,8 +29,8 @@ from .encoding import Progress, encode_images
 from .index_store import gallery_index
 from .uploads import cache_dir, digest, file_entry, image_store, label, store
 
-__all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Report", "bundled", "image_store"]  # image_store:
-# kept here for scripts that imported it from the gallery module before it moved to uploads
+# image_store: kept here for scripts that imported it from the gallery module before it moved to uploads
+__all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Report", "bundled", "image_store"]
 
 BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

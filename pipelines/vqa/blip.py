@@ -46,7 +46,8 @@ class BlipVqa(VqaPipeline):
         k = options.top_k
         answers: list[Answer] = [None] * len(batch.questions)
         for rows, output in outputs:
-            texts = [" ".join(t.split()) for t in self.processor.batch_decode(output.sequences, skip_special_tokens=True)]
+            decoded = self.processor.batch_decode(output.sequences, skip_special_tokens=True)
+            texts = [" ".join(t.split()) for t in decoded]
             scores = getattr(output, "sequences_scores", None)  # None when decoding was greedy (one beam, one answer)
             scores = scores.float().view(-1, k).cpu() if scores is not None else torch.zeros(len(rows), 1)
             for index, row in enumerate(rows):
