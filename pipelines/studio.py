@@ -89,7 +89,8 @@ class StudioOptions:
                                 help="caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only")
     labels: str = option(DEFAULT_LABELS, help="comma-separated; used when the words name no alternatives "
                                               "(\"a cat or a dog?\")")
-    template: str = option(DEFAULT_TEMPLATE, help="how each label becomes a sentence, e.g. 'a photo of a {}'")
+    template: str | None = option(DEFAULT_TEMPLATE, optional=True,
+                                  help="how each label becomes a sentence, e.g. 'a photo of a {}'; none = the model's")
 
     def verify(self) -> None:
         verify(self)

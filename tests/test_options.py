@@ -85,6 +85,7 @@ def test_the_same_shape_of_message_everywhere(options, message):
 
 def test_none_is_accepted_only_where_declared_optional():
     CaptionOptions(num_beams=None, max_new_tokens=None, seed=None).verify()
+    StudioOptions(template=None).verify()  # the search model's own template, as before
     with pytest.raises(InputError, match="The number of candidate captions .* got None"):
         CaptionOptions(num_candidates=None).verify()
 
