@@ -1,7 +1,7 @@
 """Multimodal demo studio: caption, search, ask and transcribe, over one shared CLIP fusion layer.
 
-    python app.py                  # hub checkpoints (default profile)
-    python app.py --profile toy    # bundled toy models: runs offline, nothing to download
+python app.py                  # hub checkpoints (default profile)
+python app.py --profile toy    # bundled toy models: runs offline, nothing to download
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def build_demo() -> gr.Blocks:
     settings = runtime.settings()
     # Hourly, Gradio deletes its copies of uploads and results older than a day: a long-running Space keeps its disk
     with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
-        gr.Markdown(f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
-                    f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**.")
+        gr.Markdown(
+            f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
+            f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**."
+        )
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
                 studio.build()
@@ -46,8 +48,12 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("System", id="system"):
                 system.build(demo)
         # Speech hands its transcript to the fusion layer: search the gallery by what was said.
-        to_search.click(lambda text: (text, gr.Tabs(selected="search")), inputs=transcript, outputs=[query, tabs],
-                        api_visibility="private")
+        to_search.click(
+            lambda text: (text, gr.Tabs(selected="search")),
+            inputs=transcript,
+            outputs=[query, tabs],
+            api_visibility="private",
+        )
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
@@ -58,25 +64,55 @@ def _env(name: str, default=None):
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=TITLE, epilog="Each flag can also be set by the MM_* variable shown.")
-    parser.add_argument("--profile", choices=pipelines.registry.PROFILES, default=_env("MM_PROFILE", "default"),
-                        help="which models: 'default' = Hugging Face Hub checkpoints, 'toy' = bundled toy models "
-                             "(env MM_PROFILE)")
-    parser.add_argument("--device", choices=runtime.DEVICES, default=_env("MM_DEVICE", "auto"),
-                        help="where models run; auto = CUDA when available (env MM_DEVICE)")
-    parser.add_argument("--host", default=_env("MM_HOST", _env("GRADIO_SERVER_NAME", "127.0.0.1")),
-                        help="address to listen on; 0.0.0.0 for all interfaces (env MM_HOST)")
-    parser.add_argument("--port", type=int, default=int(_env("MM_PORT", _env("GRADIO_SERVER_PORT", "7860"))),
-                        help="port to listen on (env MM_PORT)")
-    parser.add_argument("--share", action="store_true", default=_env("MM_SHARE", "") == "1",
-                        help="also serve through a public Gradio share link; off unless given (env MM_SHARE=1)")
-    parser.add_argument("--auth", type=parse_auth, default=_env("MM_AUTH"), metavar="USER:PASSWORD[,USER:PASSWORD]",
-                        help="ask visitors to log in, e.g. for a stakeholder demo on a public address "
-                             "(env MM_AUTH)")
-    parser.add_argument("--preload", action="store_true", default=_env("MM_PRELOAD", "") == "1",
-                        help="load every model at start instead of on first use (env MM_PRELOAD=1)")
-    parser.add_argument("--models-dir", type=Path, default=_env("MM_MODELS_DIR"),
-                        help="cache directory for downloaded models, e.g. one filled by "
-                             "`python -m pipelines.download` (env MM_MODELS_DIR)")
+    parser.add_argument(
+        "--profile",
+        choices=pipelines.registry.PROFILES,
+        default=_env("MM_PROFILE", "default"),
+        help="which models: 'default' = Hugging Face Hub checkpoints, 'toy' = bundled toy models (env MM_PROFILE)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=runtime.DEVICES,
+        default=_env("MM_DEVICE", "auto"),
+        help="where models run; auto = CUDA when available (env MM_DEVICE)",
+    )
+    parser.add_argument(
+        "--host",
+        default=_env("MM_HOST", _env("GRADIO_SERVER_NAME", "127.0.0.1")),
+        help="address to listen on; 0.0.0.0 for all interfaces (env MM_HOST)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(_env("MM_PORT", _env("GRADIO_SERVER_PORT", "7860"))),
+        help="port to listen on (env MM_PORT)",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        default=_env("MM_SHARE", "") == "1",
+        help="also serve through a public Gradio share link; off unless given (env MM_SHARE=1)",
+    )
+    parser.add_argument(
+        "--auth",
+        type=parse_auth,
+        default=_env("MM_AUTH"),
+        metavar="USER:PASSWORD[,USER:PASSWORD]",
+        help="ask visitors to log in, e.g. for a stakeholder demo on a public address (env MM_AUTH)",
+    )
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        default=_env("MM_PRELOAD", "") == "1",
+        help="load every model at start instead of on first use (env MM_PRELOAD=1)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=_env("MM_MODELS_DIR"),
+        help="cache directory for downloaded models, e.g. one filled by "
+        "`python -m pipelines.download` (env MM_MODELS_DIR)",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,9 +143,16 @@ def main(argv=None) -> None:
 def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True):
     """Launch with the app's limits: upload size, sessions kept, a login if ``auth`` is given, and of the project's
     files only the example assets served from disk."""
-    return demo.launch(server_name=host, server_port=port, share=share, auth=auth, max_file_size=MAX_FILE_SIZE,
-                       state_session_capacity=MAX_SESSIONS, allowed_paths=[str(EXAMPLES)],
-                       prevent_thread_lock=not block)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        auth=auth,
+        max_file_size=MAX_FILE_SIZE,
+        state_session_capacity=MAX_SESSIONS,
+        allowed_paths=[str(EXAMPLES)],
+        prevent_thread_lock=not block,
+    )
 
 
 def __getattr__(name: str):

@@ -60,8 +60,9 @@ def pairs_photos() -> list:
 def pairs_distinct(count: int = 16) -> list:
     import toyworld
 
-    return [(toyworld.scene(toyworld.HELD_OUT_SEED + 50_000 + i, size=384).image, QUESTIONS[i % 2])
-            for i in range(count)]
+    return [
+        (toyworld.scene(toyworld.HELD_OUT_SEED + 50_000 + i, size=384).image, QUESTIONS[i % 2]) for i in range(count)
+    ]
 
 
 def toy_tokenizer(kind: str):
@@ -76,8 +77,13 @@ def blip_vqa_base():
     from transformers import BlipConfig, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor
 
     toy = toy_tokenizer("blip-vqa").tokenizer
-    text = {"vocab_size": BLIP_VQA_VOCAB, "bos_token_id": toy.bos_token_id, "sep_token_id": toy.sep_token_id,
-            "eos_token_id": toy.sep_token_id, "pad_token_id": toy.pad_token_id}
+    text = {
+        "vocab_size": BLIP_VQA_VOCAB,
+        "bos_token_id": toy.bos_token_id,
+        "sep_token_id": toy.sep_token_id,
+        "eos_token_id": toy.sep_token_id,
+        "pad_token_id": toy.pad_token_id,
+    }
     config = BlipConfig(text_config=text, vision_config={"image_size": 384, "patch_size": 16})
     model = BlipForQuestionAnswering(config).eval()
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 384, "width": 384}), tokenizer=toy)
@@ -162,8 +168,14 @@ def main(argv=None) -> list[Row]:
             inputs = processor(images=image, text=question, return_tensors="pt")
             with torch.inference_mode():
                 if family.startswith("BLIP"):
-                    return model.generate(**inputs, num_beams=beams, num_return_sequences=top_k, length_penalty=0.0,
-                                          max_new_tokens=args.answer_tokens, min_new_tokens=args.answer_tokens)
+                    return model.generate(
+                        **inputs,
+                        num_beams=beams,
+                        num_return_sequences=top_k,
+                        length_penalty=0.0,
+                        max_new_tokens=args.answer_tokens,
+                        min_new_tokens=args.answer_tokens,
+                    )
                 return model(**inputs).logits
 
         if family.startswith("BLIP"):  # both sides decode the same number of tokens (see the docstring)
@@ -171,8 +183,10 @@ def main(argv=None) -> list[Row]:
                 decoder.generation_config.min_new_tokens = args.answer_tokens
         options = {"top_k": top_k, "num_beams": beams, "max_new_tokens": args.answer_tokens}
         for workload, pairs in (("8 photos x 2 questions", pairs_photos()), ("16 distinct scenes", pairs_distinct())):
-            contenders = {"loop": lambda: [single(image, question, model) for image, question in pairs],
-                          "ours": lambda: ours(pairs, **options)}
+            contenders = {
+                "loop": lambda: [single(image, question, model) for image, question in pairs],
+                "ours": lambda: ours(pairs, **options),
+            }
             if accelerated:
                 contenders[STOCK_MODEL] = lambda: ours_stock(pairs, **options)
             rates: list[float] = []
@@ -182,40 +196,80 @@ def main(argv=None) -> list[Row]:
                 flops = {name: counted_flops(run) for name, run in contenders.items()}
             rows.append(Measured(family, workload, len(pairs), times, flops, max(rates) * 1e9))
             stock_model = f"ours on the stock model {min(times[STOCK_MODEL]):.1f} s, " if accelerated else ""
-            print(f"  {workload}: loop {min(times['loop']):.1f} s, {stock_model}batched {min(times['ours']):.1f} s, "
-                  f"matmul {max(rates):.0f} GFLOP/s", flush=True)
+            print(
+                f"  {workload}: loop {min(times['loop']):.1f} s, {stock_model}batched {min(times['ours']):.1f} s, "
+                f"matmul {max(rates):.0f} GFLOP/s",
+                flush=True,
+            )
 
-    print(f"\nAsk: batched pipeline vs a loop of single model calls ({THREADS} CPU threads, best of {args.repeats};"
-          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; goal >= 1.5x)")
-    print("FLOP eff.: counted FLOPs / best time / best fp32 matmul rate of the run; ceiling: loop time / time of "
-          "our FLOPs at that rate\n")
-    print("| model | pairs | loop s (best, median) | ours on the stock model s | batched s (best, median) "
-          "| speed-up (per-round range) | acceleration: vs ours on the stock model | GFLOP loop / ours "
-          "| FLOP eff. loop / ours | ceiling |")
+    print(
+        f"\nAsk: batched pipeline vs a loop of single model calls ({THREADS} CPU threads, best of {args.repeats};"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; goal >= 1.5x)"
+    )
+    print(
+        "FLOP eff.: counted FLOPs / best time / best fp32 matmul rate of the run; ceiling: loop time / time of "
+        "our FLOPs at that rate\n"
+    )
+    print(
+        "| model | pairs | loop s (best, median) | ours on the stock model s | batched s (best, median) "
+        "| speed-up (per-round range) | acceleration: vs ours on the stock model | GFLOP loop / ours "
+        "| FLOP eff. loop / ours | ceiling |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for m in rows:
         spread = [a / b for a, b in zip(m.times["loop"], m.times["ours"])]
         accelerated = STOCK_MODEL in m.times
         stock_time = f"{m.best(STOCK_MODEL):.1f}" if accelerated else "–"
         acceleration = f"{m.speedup(STOCK_MODEL):.2f}x" if accelerated else "– (stock model)"
-        print(f"| {m.family} | {m.workload} ({m.count}) | {m.best('loop'):.1f}, {median(m.times['loop']):.1f} "
-              f"| {stock_time} | {m.best('ours'):.1f}, {median(m.times['ours']):.1f} "
-              f"| {m.speedup():.2f}x ({min(spread):.2f}-{max(spread):.2f}) | {acceleration} "
-              f"| {m.flops['loop'] / 1e9:.0f} / {m.flops['ours'] / 1e9:.0f} | {m.efficiency('loop'):.0%} / "
-              f"{m.efficiency('ours'):.0%} | {m.ceiling:.2f}x |")
+        print(
+            f"| {m.family} | {m.workload} ({m.count}) | {m.best('loop'):.1f}, {median(m.times['loop']):.1f} "
+            f"| {stock_time} | {m.best('ours'):.1f}, {median(m.times['ours']):.1f} "
+            f"| {m.speedup():.2f}x ({min(spread):.2f}-{max(spread):.2f}) | {acceleration} "
+            f"| {m.flops['loop'] / 1e9:.0f} / {m.flops['ours'] / 1e9:.0f} | {m.efficiency('loop'):.0%} / "
+            f"{m.efficiency('ours'):.0%} | {m.ceiling:.2f}x |"
+        )
     result = []
     for m in rows:
         name = f"ask: {m.family}, {m.workload}"
         result += [
-            ratio_row(f"{name}: loop of single calls / batched", m.best("loop"), m.best("ours"), "s", 1.5,
-                      note="the stock model, transformers' attention"),
-            *([ratio_row(f"{name}: BLIP acceleration, ours on the stock model / ours", m.best(STOCK_MODEL),
-                         m.best("ours"), "s", 1.2, note="the same pipeline with the acceleration off")]
-              if STOCK_MODEL in m.times else []),
-            Row(f"{name}: FLOP efficiency of the batched pipeline vs the fp32 matmul rate (loop: "
-                f"{m.efficiency('loop'):.0%})", 100 * m.efficiency("ours"), None, "%", None),
-            Row(f"{name}: ceiling, loop time / our FLOPs at the matmul rate", m.ceiling, None, "x", None,
-                note="the speed-up a perfect pipeline doing our work at 100 % of the matmul rate would reach"),
+            ratio_row(
+                f"{name}: loop of single calls / batched",
+                m.best("loop"),
+                m.best("ours"),
+                "s",
+                1.5,
+                note="the stock model, transformers' attention",
+            ),
+            *(
+                [
+                    ratio_row(
+                        f"{name}: BLIP acceleration, ours on the stock model / ours",
+                        m.best(STOCK_MODEL),
+                        m.best("ours"),
+                        "s",
+                        1.2,
+                        note="the same pipeline with the acceleration off",
+                    )
+                ]
+                if STOCK_MODEL in m.times
+                else []
+            ),
+            Row(
+                f"{name}: FLOP efficiency of the batched pipeline vs the fp32 matmul rate (loop: "
+                f"{m.efficiency('loop'):.0%})",
+                100 * m.efficiency("ours"),
+                None,
+                "%",
+                None,
+            ),
+            Row(
+                f"{name}: ceiling, loop time / our FLOPs at the matmul rate",
+                m.ceiling,
+                None,
+                "x",
+                None,
+                note="the speed-up a perfect pipeline doing our work at 100 % of the matmul rate would reach",
+            ),
         ]
     return result
 

@@ -49,10 +49,20 @@ OURS = "ours: BlipCaptioner, batched"
 OURS_STOCK = "ours on the stock model (acceleration off)"
 
 # Salesforce/blip-image-captioning-base's published config, written out (transformers' BlipConfig defaults agree).
-VISION = dict(image_size=384, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-              num_attention_heads=12)
-TEXT = dict(vocab_size=30524, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            encoder_hidden_size=768, bos_token_id=30522, sep_token_id=102, pad_token_id=0)
+VISION = dict(
+    image_size=384, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12
+)
+TEXT = dict(
+    vocab_size=30524,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    encoder_hidden_size=768,
+    bos_token_id=30522,
+    sep_token_id=102,
+    pad_token_id=0,
+)
 
 
 def blip_base(seed: int = 0):
@@ -107,8 +117,12 @@ def main(argv=None) -> list:
     parser.add_argument("--images", type=int, default=16, help="images per contender run")
     parser.add_argument("--tokens", type=int, default=20, help="new tokens per caption (forced: min = max)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per contender (the best one counts)")
-    parser.add_argument("--beams", type=int, default=3, help="also time beam search with this many beams and "
-                        "candidates, stock vs ours (0: skip)")
+    parser.add_argument(
+        "--beams",
+        type=int,
+        default=3,
+        help="also time beam search with this many beams and candidates, stock vs ours (0: skip)",
+    )
     args = parser.parse_args(argv)
     from pipelines.core import runtime
 
@@ -146,6 +160,7 @@ def main(argv=None) -> list:
             inputs = blip_processor(images=[load_image(p) for p in paths], return_tensors="pt")
             with torch.inference_mode():
                 stock.generate(**inputs, **force, **decoding)
+
         return run
 
     def pipeline(captioner=ours, **options):
@@ -162,11 +177,17 @@ def main(argv=None) -> list:
     if args.beams > 1:
         contenders |= {
             f"{args.beams} beams, {args.beams} candidates: stock batched generate": (
-                stock_batched(num_beams=args.beams, num_return_sequences=args.beams), beams),
+                stock_batched(num_beams=args.beams, num_return_sequences=args.beams),
+                beams,
+            ),
             f"{args.beams} beams, {args.beams} candidates: ours on the stock model": (
-                pipeline(num_beams=args.beams, num_candidates=args.beams, captioner=ours_stock), beams),
+                pipeline(num_beams=args.beams, num_candidates=args.beams, captioner=ours_stock),
+                beams,
+            ),
             f"{args.beams} beams, {args.beams} candidates: ours": (
-                pipeline(num_beams=args.beams, num_candidates=args.beams), beams),
+                pipeline(num_beams=args.beams, num_candidates=args.beams),
+                beams,
+            ),
         }
     with torch.inference_mode():  # warm up: first calls allocate and pick kernels
         for captioner in (ours, ours_stock):
@@ -186,21 +207,31 @@ def main(argv=None) -> list:
 
     peak = max(rates)
     reference_time = min(wall[REFERENCE])
-    print(f"\nBLIP base architecture, random weights ({sum(p.numel() for p in stock.parameters()) / 1e6:.0f}M "
-          f"parameters), {args.images} photos, {args.tokens} new tokens each (forced), {THREADS} CPU threads, "
-          f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"model work per image: {greedy[0] / 1e9:.1f} GFLOP vision encoder + {greedy[1] / 1e9:.1f} GFLOP greedy "
-          f"decoding ({beams[1] / 1e9:.1f} with {args.beams} beams); fp32 matmul: best "
-          f"{peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}")
-    print("FLOP efficiency = model FLOPs / best wall time / best matmul rate. CPU s: this process's CPU time (less "
-          f"than {THREADS} x wall time when other work shares the cores)\n")
-    print(f"| {'contender':<52} | {'best s':>7} | {'median s':>8} | {'CPU s':>7} | {'images/s':>8} "
-          f"| {'x reference':>11} | {'FLOP eff.':>9} |")
+    print(
+        f"\nBLIP base architecture, random weights ({sum(p.numel() for p in stock.parameters()) / 1e6:.0f}M "
+        f"parameters), {args.images} photos, {args.tokens} new tokens each (forced), {THREADS} CPU threads, "
+        f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"model work per image: {greedy[0] / 1e9:.1f} GFLOP vision encoder + {greedy[1] / 1e9:.1f} GFLOP greedy "
+        f"decoding ({beams[1] / 1e9:.1f} with {args.beams} beams); fp32 matmul: best "
+        f"{peak / 1e9:.1f} GFLOP/s, median {statistics.median(rates) / 1e9:.1f}"
+    )
+    print(
+        "FLOP efficiency = model FLOPs / best wall time / best matmul rate. CPU s: this process's CPU time (less "
+        f"than {THREADS} x wall time when other work shares the cores)\n"
+    )
+    print(
+        f"| {'contender':<52} | {'best s':>7} | {'median s':>8} | {'CPU s':>7} | {'images/s':>8} "
+        f"| {'x reference':>11} | {'FLOP eff.':>9} |"
+    )
     print(f"|{'-' * 54}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 10}|{'-' * 13}|{'-' * 11}|")
     for name, (_, work) in contenders.items():
         best, total = min(wall[name]), sum(work) * args.images
-        print(f"| {name:<52} | {best:7.2f} | {statistics.median(wall[name]):8.2f} | {min(cpu[name]):7.2f} "
-              f"| {args.images / best:8.3f} | {reference_time / best:11.2f} | {total / best / peak:9.1%} |")
+        print(
+            f"| {name:<52} | {best:7.2f} | {statistics.median(wall[name]):8.2f} | {min(cpu[name]):7.2f} "
+            f"| {args.images / best:8.3f} | {reference_time / best:11.2f} | {total / best / peak:9.1%} |"
+        )
     ours_time = min(wall[OURS])
     efficiency = sum(greedy) * args.images / ours_time / peak
     print(f"\nours vs the reference loop: {reference_time / ours_time:.2f}x throughput (goal >= 2x)")
@@ -210,23 +241,52 @@ def main(argv=None) -> list:
 
     setting = f"BLIP base, {args.images} images x {args.tokens} tokens, {THREADS} threads"
     stock_model_time = min(wall[OURS_STOCK])
-    print(f"the BLIP acceleration, greedy: {stock_model_time / ours_time:.2f}x the same pipeline on the stock model "
-          "(goal >= 1.2x)")
-    rows = [ratio_row(f"caption: batched pipeline vs a loop of model.generate ({setting})", args.images / ours_time,
-                      args.images / reference_time, "images/s", 2.0),
-            ratio_row(f"caption: BLIP acceleration, greedy: ours vs ours on the stock model ({setting})",
-                      args.images / ours_time, args.images / stock_model_time, "images/s", 1.2),
-            Row(f"caption: FLOP efficiency vs the fp32 matmul rate ({setting})", 100 * efficiency, None, "%", 75.0)]
+    print(
+        f"the BLIP acceleration, greedy: {stock_model_time / ours_time:.2f}x the same pipeline on the stock model "
+        "(goal >= 1.2x)"
+    )
+    rows = [
+        ratio_row(
+            f"caption: batched pipeline vs a loop of model.generate ({setting})",
+            args.images / ours_time,
+            args.images / reference_time,
+            "images/s",
+            2.0,
+        ),
+        ratio_row(
+            f"caption: BLIP acceleration, greedy: ours vs ours on the stock model ({setting})",
+            args.images / ours_time,
+            args.images / stock_model_time,
+            "images/s",
+            1.2,
+        ),
+        Row(f"caption: FLOP efficiency vs the fp32 matmul rate ({setting})", 100 * efficiency, None, "%", 75.0),
+    ]
     if args.beams > 1:
         names = [name for name in contenders if name.startswith(f"{args.beams} beams")]
         stock_time, stock_model_time, our_time = (min(wall[name]) for name in names)
-        print(f"the BLIP acceleration, {args.beams} beams: {stock_model_time / our_time:.2f}x the same pipeline on the "
-              "stock model (goal >= 1.2x)")
-        rows += [ratio_row(f"caption: {args.beams} beams + candidates, ours vs stock batched generate",
-                           args.images / our_time, args.images / stock_time, "images/s", None),
-                 ratio_row(f"caption: BLIP acceleration, {args.beams} beams + candidates: ours vs ours on the stock "
-                           "model", args.images / our_time, args.images / stock_model_time, "images/s", 1.2)]
+        print(
+            f"the BLIP acceleration, {args.beams} beams: {stock_model_time / our_time:.2f}x the same pipeline on the "
+            "stock model (goal >= 1.2x)"
+        )
+        rows += [
+            ratio_row(
+                f"caption: {args.beams} beams + candidates, ours vs stock batched generate",
+                args.images / our_time,
+                args.images / stock_time,
+                "images/s",
+                None,
+            ),
+            ratio_row(
+                f"caption: BLIP acceleration, {args.beams} beams + candidates: ours vs ours on the stock model",
+                args.images / our_time,
+                args.images / stock_model_time,
+                "images/s",
+                1.2,
+            ),
+        ]
     return rows
+
 
 if __name__ == "__main__":
     main()

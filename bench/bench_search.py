@@ -109,8 +109,15 @@ def vit_b_32_space():
 
     model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32")
     spec = ModelSpec("search", "ViT-B-32 (random weights)", "open_clip", "bench:ViT-B-32")
-    return ClipSpace(spec, torch.device("cpu"), torch.float32, model.eval(), preprocess,
-                     open_clip.get_tokenizer("ViT-B-32"), fingerprint=f"random-{time.time_ns()}")
+    return ClipSpace(
+        spec,
+        torch.device("cpu"),
+        torch.float32,
+        model.eval(),
+        preprocess,
+        open_clip.get_tokenizer("ViT-B-32"),
+        fingerprint=f"random-{time.time_ns()}",
+    )
 
 
 def indexing(space, paths: list[Path]) -> dict[str, float]:
@@ -123,7 +130,7 @@ def indexing(space, paths: list[Path]) -> dict[str, float]:
     from pipelines.search.gallery import Gallery
 
     rates = {}
-    pixels = [space.pixels(p) for p in paths[:BATCH_SIZE * 2]]
+    pixels = [space.pixels(p) for p in paths[: BATCH_SIZE * 2]]
     space.embed_pixels(pixels[:BATCH_SIZE])  # warm-up
     for _ in range(2):
         start = time.perf_counter()
@@ -208,8 +215,13 @@ def latency(space, size: int) -> dict[str, float]:
 def main(argv=None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000],
-                        help="gallery sizes for query latency (none: indexing only)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="gallery sizes for query latency (none: indexing only)",
+    )
     args = parser.parse_args(argv)
 
     import faiss
@@ -228,39 +240,67 @@ def main(argv=None) -> list[Row]:
 
     limit = max(rate, rate_after) / GFLOPS_PER_IMAGE
     print(f"\nIndexing {args.images} JPEG files (800x600) with ViT-B-32, fp32, {THREADS} CPU threads")
-    print(f"fp32 matmul: {max(rate, rate_after):.1f} GFLOP/s -> FLOP limit {limit:.2f} images/s "
-          f"({GFLOPS_PER_IMAGE} GFLOPs per image)")
+    print(
+        f"fp32 matmul: {max(rate, rate_after):.1f} GFLOP/s -> FLOP limit {limit:.2f} images/s "
+        f"({GFLOPS_PER_IMAGE} GFLOPs per image)"
+    )
     print(f"other processes used {others:.2f} of the CPU cores on average meanwhile (0: a quiet machine)")
     print(f"| {'contender':<28} | {'images/s':>8} | {'% of FLOP limit':>15} | {'x naive':>7} |")
     print(f"|{'-' * 30}|{'-' * 10}|{'-' * 17}|{'-' * 9}|")
     for name in ("encoder only", "ours", "naive"):
-        print(f"| {name:<28} | {rates[name]:8.2f} | {100 * rates[name] / limit:14.1f}% | "
-              f"{rates[name] / rates['naive']:7.2f} |")
-    print(f"ours: {100 * rates['ours'] / limit:.1f}% of the FLOP limit (goal >= 85%), "
-          f"{rates['ours'] / rates['encoder only']:.1%} of the encoder alone (decoding overlapped), "
-          f"{rates['ours'] / rates['naive']:.2f}x the naive loop")
+        print(
+            f"| {name:<28} | {rates[name]:8.2f} | {100 * rates[name] / limit:14.1f}% | "
+            f"{rates[name] / rates['naive']:7.2f} |"
+        )
+    print(
+        f"ours: {100 * rates['ours'] / limit:.1f}% of the FLOP limit (goal >= 85%), "
+        f"{rates['ours'] / rates['encoder only']:.1%} of the encoder alone (decoding overlapped), "
+        f"{rates['ours'] / rates['naive']:.2f}x the naive loop"
+    )
 
-    report = [ratio_row("search: indexing throughput / FLOP limit (ViT-B-32, 256 JPEGs)", rates["ours"], limit,
-                        "images/s", 0.85),
-              ratio_row("search: indexing throughput / naive one-file loop", rates["ours"], rates["naive"],
-                        "images/s", None)]
+    report = [
+        ratio_row(
+            "search: indexing throughput / FLOP limit (ViT-B-32, 256 JPEGs)", rates["ours"], limit, "images/s", 0.85
+        ),
+        ratio_row("search: indexing throughput / naive one-file loop", rates["ours"], rates["naive"], "images/s", None),
+    ]
     if args.sizes:
         print(f"\nQuery latency, top-10 over random unit vectors ({DIM}-d), one query at a time, median of {QUERIES}")
-        print(f"| {'vectors':>9} | {'index':<28} | {'build s':>7} | {'ms':>6} | {'ms + text':>9} | "
-              f"{'brute ms':>8} | {'recall@10':>9} |")
+        print(
+            f"| {'vectors':>9} | {'index':<28} | {'build s':>7} | {'ms':>6} | {'ms + text':>9} | "
+            f"{'brute ms':>8} | {'recall@10':>9} |"
+        )
         print(f"|{'-' * 11}|{'-' * 30}|{'-' * 9}|{'-' * 8}|{'-' * 11}|{'-' * 10}|{'-' * 11}|")
     for size, goal in zip(args.sizes, (10.0, 50.0)):
         row = latency(space, size)
-        report += [Row(f"search: top-10 query latency over {size:,} vectors, text encoder excluded", row["ms"], None,
-                       "ms", goal, higher_is_better=False, note=row["kind"]),
-                   Row(f"search: top-10 query latency over {size:,} vectors, text encoder included",
-                       row["ms with text"], None, "ms", None)]
-        print(f"| {size:>9,} | {row['kind']:<28} | {row['build s']:7.1f} | {row['ms']:6.2f} | "
-              f"{row['ms with text']:9.1f} | {row['brute ms (100 queries batched, per query)']:8.2f} | "
-              f"{row['recall@10']:9.3f} |")
+        report += [
+            Row(
+                f"search: top-10 query latency over {size:,} vectors, text encoder excluded",
+                row["ms"],
+                None,
+                "ms",
+                goal,
+                higher_is_better=False,
+                note=row["kind"],
+            ),
+            Row(
+                f"search: top-10 query latency over {size:,} vectors, text encoder included",
+                row["ms with text"],
+                None,
+                "ms",
+                None,
+            ),
+        ]
+        print(
+            f"| {size:>9,} | {row['kind']:<28} | {row['build s']:7.1f} | {row['ms']:6.2f} | "
+            f"{row['ms with text']:9.1f} | {row['brute ms (100 queries batched, per query)']:8.2f} | "
+            f"{row['recall@10']:9.3f} |"
+        )
     if args.sizes:
-        print("goals: <= 10 ms at 100k, <= 50 ms at 1M (text encoder excluded). brute ms: exact scores for 100 queries "
-              "as one matrix product, per query. Random vectors are the worst case for approximate recall.")
+        print(
+            "goals: <= 10 ms at 100k, <= 50 ms at 1M (text encoder excluded). brute ms: exact scores for 100 queries "
+            "as one matrix product, per query. Random vectors are the worst case for approximate recall."
+        )
     return report
 
 

@@ -106,8 +106,10 @@ def voice_file(voice: str, speed: int) -> Path:
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         spoken = CACHE / "voice.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(spoken),
-                        " ".join(SENTENCES + MORE_SENTENCES)], check=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(spoken), " ".join(SENTENCES + MORE_SENTENCES)],
+            check=True,
+        )
         samples, rate = soundfile.read(spoken, dtype="float32")
         soundfile.write(path, soxr.resample(samples, rate, 16000), 16000)
     return path
@@ -139,8 +141,17 @@ def word_errors(transcriber) -> list[Row]:
         errors = sum(edit_distance(words(t.text), read) for t in transcriber(files, beam_size=beams))
         rate = errors / (len(read) * len(files))
         print(f"| {beams} | {errors} | {rate:.1%} |")
-        rows.append(Row(f"transcribe: word error rate at beam {beams} (espeak-ng, {len(files)} voices)", rate * 100,
-                        None, "%", None, higher_is_better=False, note=f"{errors} of {len(read) * len(files)} words"))
+        rows.append(
+            Row(
+                f"transcribe: word error rate at beam {beams} (espeak-ng, {len(files)} voices)",
+                rate * 100,
+                None,
+                "%",
+                None,
+                higher_is_better=False,
+                note=f"{errors} of {len(read) * len(files)} words",
+            )
+        )
     return rows
 
 
@@ -205,21 +216,24 @@ def main(argv=None) -> list[Row]:
     tokens_per_window = math.ceil(sum(len(s.tokens) for s in segments) / math.ceil(duration / 30)) + 4  # + prompt
     checkpoint = untrained_whisper(max_length=tokens_per_window)
     audio = load_audio(path)
-    hf = transformers.pipeline("automatic-speech-recognition", model=str(checkpoint), dtype=torch.float32,
-                               device="cpu", chunk_length_s=30)
+    hf = transformers.pipeline(
+        "automatic-speech-recognition", model=str(checkpoint), dtype=torch.float32, device="cpu", chunk_length_s=30
+    )
     ours_hf = pipelines.load("transcribe", str(checkpoint))
     batched = BatchedInferencePipeline(int8)
     contenders = {
         "raw faster-whisper, int8 + VAD (reference)": raw(int8, vad_filter=True),
         "raw faster-whisper batched (8 windows), int8 + VAD": raw(batched, batch_size=8, without_timestamps=False),
-        "raw faster-whisper batched, int8 + VAD, beam 1": raw(batched, batch_size=8, without_timestamps=False,
-                                                              beam_size=1),
+        "raw faster-whisper batched, int8 + VAD, beam 1": raw(
+            batched, batch_size=8, without_timestamps=False, beam_size=1
+        ),
         "raw faster-whisper, float32 + VAD": raw(fp32, vad_filter=True),
         "raw faster-whisper, int8, no VAD": raw(int8, vad_filter=False),
         "ours, faster-whisper backend (defaults: beam 5)": lambda: ours([path]),
         "ours, faster-whisper backend, beam 1": lambda: ours([path], beam_size=1),
         "transformers.pipeline ASR, fp32, untrained tiny.en-size": lambda: hf(
-            {"raw": audio, "sampling_rate": 16000}, return_timestamps=True),
+            {"raw": audio, "sampling_rate": 16000}, return_timestamps=True
+        ),
         "ours, transformers backend, same checkpoint": lambda: ours_hf([path]),
     }
     for run in contenders.values():  # warm up: first calls load kernels and the VAD model
@@ -228,49 +242,98 @@ def main(argv=None) -> list[Row]:
     reference = min(times["raw faster-whisper, int8 + VAD (reference)"])
     load = os.getloadavg()[0]
 
-    print(f"\n{duration:.1f} s of espeak-ng speech, {THREADS} CPU threads, best of {args.repeats}, load average "
-          f"{load:.1f} on {os.cpu_count()} cores (untrained checkpoint decodes {tokens_per_window} tokens per window)")
-    print("CPU s: this process's CPU time; on a shared machine, CPU s / threads / length estimates the RTF it "
-          "would have alone.\n")
+    print(
+        f"\n{duration:.1f} s of espeak-ng speech, {THREADS} CPU threads, best of {args.repeats}, load average "
+        f"{load:.1f} on {os.cpu_count()} cores (untrained checkpoint decodes {tokens_per_window} tokens per window)"
+    )
+    print(
+        "CPU s: this process's CPU time; on a shared machine, CPU s / threads / length estimates the RTF it "
+        "would have alone.\n"
+    )
     print(f"| {'contender':<58} | {'best s':>7} | {'median s':>8} | {'RTF':>6} | {'CPU s':>6} | {'x reference':>11} |")
     print(f"|{'-' * 60}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 13}|")
     for name, runs in times.items():
         best = min(runs)
-        print(f"| {name:<58} | {best:7.2f} | {statistics.median(runs):8.2f} | {best / duration:6.3f} "
-              f"| {min(cpu[name]):6.2f} | {best / reference:11.2f} |")
+        print(
+            f"| {name:<58} | {best:7.2f} | {statistics.median(runs):8.2f} | {best / duration:6.3f} "
+            f"| {min(cpu[name]):6.2f} | {best / reference:11.2f} |"
+        )
     greedy = min(times["ours, faster-whisper backend, beam 1"])
     greedy_raw = min(times["raw faster-whisper batched, int8 + VAD, beam 1"])
     overhead = min(times[OURS]) / reference - 1
     rtf = min(times[OURS]) / duration
-    hf_ratio = min(times["transformers.pipeline ASR, fp32, untrained tiny.en-size"]) / min(
-        times[OURS])
+    hf_ratio = min(times["transformers.pipeline ASR, fp32, untrained tiny.en-size"]) / min(times[OURS])
     ours_hf_ratio = min(times["ours, transformers backend, same checkpoint"]) / min(
-        times["transformers.pipeline ASR, fp32, untrained tiny.en-size"])
+        times["transformers.pipeline ASR, fp32, untrained tiny.en-size"]
+    )
     print(f"\nour overhead over raw faster-whisper: {overhead:+.1%} (target <= +5%)")
     alone = min(cpu[OURS]) / THREADS / duration
-    print(f"our real-time factor: {rtf:.3f} (target <= 0.06); from CPU time, if both threads had a core and scaled "
-          f"perfectly: {alone:.3f}")
-    print(f"with beam 1 (greedy): real-time factor {greedy / duration:.3f}, {greedy / greedy_raw:.2f}x raw batched "
-          "faster-whisper at beam 1")
+    print(
+        f"our real-time factor: {rtf:.3f} (target <= 0.06); from CPU time, if both threads had a core and scaled "
+        f"perfectly: {alone:.3f}"
+    )
+    print(
+        f"with beam 1 (greedy): real-time factor {greedy / duration:.3f}, {greedy / greedy_raw:.2f}x raw batched "
+        "faster-whisper at beam 1"
+    )
     print(f"transformers.pipeline fp32 / ours (faster-whisper): {hf_ratio:.2f}x")
     print(f"our transformers backend / transformers.pipeline, same checkpoint: {ours_hf_ratio:.2f}x")
 
     ours_s = min(times[OURS])
     hf_s = min(times["transformers.pipeline ASR, fp32, untrained tiny.en-size"])
     rows = [
-        ratio_row("transcribe: ours / raw faster-whisper (overhead)", ours_s, reference, "s", 1.05,
-                  higher_is_better=False, note=f"{duration:.0f} s espeak-ng speech"),
-        ratio_row("transcribe: ours / raw batched faster-whisper (beam 5)", ours_s,
-                  min(times["raw faster-whisper batched (8 windows), int8 + VAD"]), "s", 1.05, higher_is_better=False),
-        ratio_row("transcribe: ours / raw batched faster-whisper (beam 1)", greedy, greedy_raw, "s", 1.05,
-                  higher_is_better=False),
-        Row("transcribe: real-time factor, faster-whisper tiny.en int8 + VAD, default beam 5", rtf, None, "x", 0.06,
-            higher_is_better=False, note=f"raw faster-whisper alone: {reference / duration:.3f}"),
-        Row("transcribe: real-time factor with beam 1 (greedy, the user's choice)", greedy / duration, None, "x",
-            None, higher_is_better=False, note=f"raw batched at beam 1: {greedy_raw / duration:.3f}"),
+        ratio_row(
+            "transcribe: ours / raw faster-whisper (overhead)",
+            ours_s,
+            reference,
+            "s",
+            1.05,
+            higher_is_better=False,
+            note=f"{duration:.0f} s espeak-ng speech",
+        ),
+        ratio_row(
+            "transcribe: ours / raw batched faster-whisper (beam 5)",
+            ours_s,
+            min(times["raw faster-whisper batched (8 windows), int8 + VAD"]),
+            "s",
+            1.05,
+            higher_is_better=False,
+        ),
+        ratio_row(
+            "transcribe: ours / raw batched faster-whisper (beam 1)",
+            greedy,
+            greedy_raw,
+            "s",
+            1.05,
+            higher_is_better=False,
+        ),
+        Row(
+            "transcribe: real-time factor, faster-whisper tiny.en int8 + VAD, default beam 5",
+            rtf,
+            None,
+            "x",
+            0.06,
+            higher_is_better=False,
+            note=f"raw faster-whisper alone: {reference / duration:.3f}",
+        ),
+        Row(
+            "transcribe: real-time factor with beam 1 (greedy, the user's choice)",
+            greedy / duration,
+            None,
+            "x",
+            None,
+            higher_is_better=False,
+            note=f"raw batched at beam 1: {greedy_raw / duration:.3f}",
+        ),
         ratio_row("transcribe: transformers.pipeline fp32 / ours", hf_s, ours_s, "s", None),
-        ratio_row("transcribe: our transformers backend / transformers.pipeline", min(
-            times["ours, transformers backend, same checkpoint"]), hf_s, "s", None, higher_is_better=False),
+        ratio_row(
+            "transcribe: our transformers backend / transformers.pipeline",
+            min(times["ours, transformers backend, same checkpoint"]),
+            hf_s,
+            "s",
+            None,
+            higher_is_better=False,
+        ),
     ]
 
     if args.ten_minutes:
@@ -278,8 +341,10 @@ def main(argv=None) -> list[Row]:
         start = time.perf_counter()
         [result] = ours([long_path])
         seconds = time.perf_counter() - start
-        print(f"\n10-minute recording: {seconds:.1f} s (RTF {seconds / 600:.3f}), {len(result.segments)} segments, "
-              f"last ends at {result.segments[-1].end:.1f} s")
+        print(
+            f"\n10-minute recording: {seconds:.1f} s (RTF {seconds / 600:.3f}), {len(result.segments)} segments, "
+            f"last ends at {result.segments[-1].end:.1f} s"
+        )
     if args.word_errors:
         rows += word_errors(ours)
     return rows

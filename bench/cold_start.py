@@ -1,6 +1,6 @@
 """Cold start: from `python app.py --profile toy` to the first page served, with models loaded lazily.
 
-    python bench/cold_start.py          # best and median of 3 starts; goal: under 8 s
+python bench/cold_start.py          # best and median of 3 starts; goal: under 8 s
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def one_start(timeout: float = 120) -> float:
     port = free_port()
     env = {**app_environment(), "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py", "--profile", "toy"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--profile", "toy"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while time.perf_counter() - start < timeout and process.poll() is None:
             try:
@@ -52,10 +57,20 @@ def main(argv=None) -> list[Row]:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     times = [one_start() for _ in range(args.repeats)]
-    print(f"cold start (toy profile, lazy models): best {min(times):.2f} s, median {statistics.median(times):.2f} s "
-          f"of {args.repeats} (goal < {GOAL:g} s)")
-    return [Row("cold start: process start to first page (median)", statistics.median(times), None, "s", GOAL,
-                higher_is_better=False)]
+    print(
+        f"cold start (toy profile, lazy models): best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+        f"of {args.repeats} (goal < {GOAL:g} s)"
+    )
+    return [
+        Row(
+            "cold start: process start to first page (median)",
+            statistics.median(times),
+            None,
+            "s",
+            GOAL,
+            higher_is_better=False,
+        )
+    ]
 
 
 if __name__ == "__main__":

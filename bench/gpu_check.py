@@ -64,16 +64,18 @@ def toy_agreement(device, dtype) -> None:
 
     scenes = toyworld.scenes(24, start_seed=toyworld.HELD_OUT_SEED + 5000)
     images = [s.image for s in scenes]
-    for task, name, model_class, pipeline_class in (("caption", "blip-caption", BlipForConditionalGeneration,
-                                                     BlipCaptioner),
-                                                    ("ask", "blip-vqa", BlipForQuestionAnswering, BlipVqa)):
+    for task, name, model_class, pipeline_class in (
+        ("caption", "blip-caption", BlipForConditionalGeneration, BlipCaptioner),
+        ("ask", "blip-vqa", BlipForQuestionAnswering, BlipVqa),
+    ):
         path = ROOT / "assets/models/toy" / name
         processor = BlipProcessor.from_pretrained(path)
 
         def build():
             model = model_class.from_pretrained(path, dtype=dtype).to(device).eval()
-            return pipeline_class(ModelSpec(task, f"toy {name}", "blip", str(path)), device, dtype, model,
-                                  copy.deepcopy(processor))
+            return pipeline_class(
+                ModelSpec(task, f"toy {name}", "blip", str(path)), device, dtype, model, copy.deepcopy(processor)
+            )
 
         ours, stock = both(build)
         print(f"toy {name}, {device.type} {str(dtype).removeprefix('torch.')}: {ours.accelerations[0]}")
@@ -105,8 +107,11 @@ def full_size(device, dtype, repeats: int) -> None:
     ours, stock = both(lambda: BlipCaptioner(spec, device, dtype, copy.deepcopy(weights).to(device), blip_processor))
     print(f"\nBLIP base captioner, {len(images)} images, 3 beams + 3 candidates, 20 tokens: {ours.accelerations[0]}")
     options = dict(num_beams=3, num_candidates=3, min_new_tokens=20, max_new_tokens=20)
-    report(timed({"accelerated": lambda: ours(images, **options), "stock model": lambda: stock(images, **options)},
-                 repeats))
+    report(
+        timed(
+            {"accelerated": lambda: ours(images, **options), "stock model": lambda: stock(images, **options)}, repeats
+        )
+    )
 
     weights, vqa_processor = blip_vqa_base()
     weights = weights.to(dtype)
@@ -116,19 +121,23 @@ def full_size(device, dtype, repeats: int) -> None:
         pipeline.model.text_decoder.generation_config.min_new_tokens = 3
     pairs = [(image, q) for image in images[:8] for q in ("what is in the picture?", "what color is it?")]
     pairs += pairs_distinct(8)
-    print(f"\nBLIP-VQA base, {len(pairs)} pairs (8 images x 2 questions + 8 distinct), 5 beams: "
-          f"{ours.accelerations[0]}")
+    print(
+        f"\nBLIP-VQA base, {len(pairs)} pairs (8 images x 2 questions + 8 distinct), 5 beams: {ours.accelerations[0]}"
+    )
     options = dict(num_beams=5, top_k=5, max_new_tokens=3)
-    report(timed({"accelerated": lambda: ours(pairs, **options), "stock model": lambda: stock(pairs, **options)},
-                 repeats))
+    report(
+        timed({"accelerated": lambda: ours(pairs, **options), "stock model": lambda: stock(pairs, **options)}, repeats)
+    )
 
 
 def report(times: dict[str, list[float]]) -> None:
     for name, runs in times.items():
         print(f"  {name:<12} median {statistics.median(runs):.3f} s  (runs: {', '.join(f'{t:.3f}' for t in runs)})")
     ratios = [s / a for a, s in zip(times["accelerated"], times["stock model"])]
-    print(f"  acceleration: {statistics.median(times['stock model']) / statistics.median(times['accelerated']):.2f}x "
-          f"(per-round {min(ratios):.2f}-{max(ratios):.2f}; goal >= 1.2x)")
+    print(
+        f"  acceleration: {statistics.median(times['stock model']) / statistics.median(times['accelerated']):.2f}x "
+        f"(per-round {min(ratios):.2f}-{max(ratios):.2f}; goal >= 1.2x)"
+    )
 
 
 def main(argv=None) -> None:

@@ -37,10 +37,20 @@ def free_port() -> int:
 
 
 def start_app(port: int) -> subprocess.Popen:
-    env = {**app_environment(), "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "2"}
-    process = subprocess.Popen([sys.executable, "app.py", "--profile", "toy", "--device", "cpu"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **app_environment(),
+        "MM_PORT": str(port),
+        "MM_HOST": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--profile", "toy", "--device", "cpu"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -110,8 +120,10 @@ def concurrent_vs_sequential(url: str, n: int = 8) -> tuple[float, float]:
 
     images = sorted((EXAMPLES / "toy").glob("*.png"))[:n]
     clients = [Client(url, verbose=False) for _ in range(n)]
+
     def call(i):
         return clients[i].predict(handle_file(str(images[i])), api_name="/caption")
+
     start = time.perf_counter()
     for i in range(n):
         call(i)
@@ -157,8 +169,10 @@ def main(argv=None) -> list[Row]:
 
     errors = [error for rows in results.values() for _, error in rows if error]
     total = sum(len(rows) for rows in results.values())
-    print(f"\n{args.clients} clients x {args.requests} requests = {total} in {wall:.0f} s, toy profile, CPU, "
-          f"{os.cpu_count()} cores\n")
+    print(
+        f"\n{args.clients} clients x {args.requests} requests = {total} in {wall:.0f} s, toy profile, CPU, "
+        f"{os.cpu_count()} cores\n"
+    )
     print(f"| {'API':<12} | {'requests':>8} | {'errors':>6} | {'p50 s':>6} | {'p95 s':>6} |")
     print(f"|{'-' * 14}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|")
     latency = {}
@@ -172,16 +186,37 @@ def main(argv=None) -> list[Row]:
     ratio = concurrent / sequential
     print(f"\nerrors: {len(errors)} of {total} (goal 0)" + (f"; first: {errors[0]}" if errors else ""))
     print(f"server memory after warm-up {before:.0f} MiB, after the run {after:.0f} MiB: {growth:+.1%} (goal <= +5%)")
-    print(f"8 concurrent /caption calls {concurrent:.2f} s vs 8 sequential {sequential:.2f} s: {ratio:.2f}x "
-          f"(goal <= 0.6x)")
-    rows = [Row(f"load: errors in {total} mixed requests from {args.clients} clients", len(errors), None, "", 0,
-                higher_is_better=False),
-            Row("load: server memory growth after warm-up", growth * 100, None, "%", 5, higher_is_better=False,
-                note=f"{before:.0f} -> {after:.0f} MiB"),
-            ratio_row("load: 8 concurrent /caption / 8 sequential", concurrent, sequential, "s", 0.6,
-                      higher_is_better=False)]
-    rows += [Row(f"load: {name} latency p50 / p95", p50, None, "s", None, note=f"p95 {p95:.2f} s")
-             for name, (p50, p95) in sorted(latency.items()) if p50 is not None]
+    print(
+        f"8 concurrent /caption calls {concurrent:.2f} s vs 8 sequential {sequential:.2f} s: {ratio:.2f}x "
+        f"(goal <= 0.6x)"
+    )
+    rows = [
+        Row(
+            f"load: errors in {total} mixed requests from {args.clients} clients",
+            len(errors),
+            None,
+            "",
+            0,
+            higher_is_better=False,
+        ),
+        Row(
+            "load: server memory growth after warm-up",
+            growth * 100,
+            None,
+            "%",
+            5,
+            higher_is_better=False,
+            note=f"{before:.0f} -> {after:.0f} MiB",
+        ),
+        ratio_row(
+            "load: 8 concurrent /caption / 8 sequential", concurrent, sequential, "s", 0.6, higher_is_better=False
+        ),
+    ]
+    rows += [
+        Row(f"load: {name} latency p50 / p95", p50, None, "s", None, note=f"p95 {p95:.2f} s")
+        for name, (p50, p95) in sorted(latency.items())
+        if p50 is not None
+    ]
     return rows
 
 

@@ -33,8 +33,16 @@ class Row:
         return {**asdict(self), "met": self.met}
 
 
-def ratio_row(metric: str, ours: float, reference: float, unit: str, goal: float | None, *,
-              higher_is_better: bool = True, note: str = "") -> Row:
+def ratio_row(
+    metric: str,
+    ours: float,
+    reference: float,
+    unit: str,
+    goal: float | None,
+    *,
+    higher_is_better: bool = True,
+    note: str = "",
+) -> Row:
     return Row(metric, ours, reference, unit, goal, higher_is_better, ours / reference, note)
 
 
@@ -71,19 +79,25 @@ def svg(rows: list[Row], title: str) -> str:
     scored = [(row.metric, min(MAX_SCORE, _score(row))) for row in rows if row.goal is not None]
     bar_h, left, width, top = 22, 360, 420, 40
     scale = width / MAX_SCORE
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
-             f'height="{top + bar_h * len(scored) + 30}" font-family="sans-serif" font-size="12">',
-             f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
+        f'height="{top + bar_h * len(scored) + 30}" font-family="sans-serif" font-size="12">',
+        f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+    ]
     for i, (metric, score) in enumerate(scored):
         y = top + i * bar_h
         colour = "#2e7d32" if score >= 1 else "#c62828"
-        parts += [f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{html.escape(metric[:60])}</text>',
-                  f'<rect x="{left}" y="{y + 3}" width="{max(1.0, score * scale):.1f}" height="{bar_h - 6}" '
-                  f'fill="{colour}"/>',
-                  f'<text x="{left + score * scale + 4:.1f}" y="{y + 15}">{score:.2f}</text>']
+        parts += [
+            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{html.escape(metric[:60])}</text>',
+            f'<rect x="{left}" y="{y + 3}" width="{max(1.0, score * scale):.1f}" height="{bar_h - 6}" '
+            f'fill="{colour}"/>',
+            f'<text x="{left + score * scale + 4:.1f}" y="{y + 15}">{score:.2f}</text>',
+        ]
     goal_x = left + scale
-    parts += [f'<line x1="{goal_x:.1f}" y1="{top - 4}" x2="{goal_x:.1f}" y2="{top + bar_h * len(scored)}" '
-              'stroke="black" stroke-dasharray="4 3"/>',
-              f'<text x="{goal_x:.1f}" y="{top + bar_h * len(scored) + 18}" text-anchor="middle">goal</text>',
-              "</svg>"]
+    parts += [
+        f'<line x1="{goal_x:.1f}" y1="{top - 4}" x2="{goal_x:.1f}" y2="{top + bar_h * len(scored)}" '
+        'stroke="black" stroke-dasharray="4 3"/>',
+        f'<text x="{goal_x:.1f}" y="{top + bar_h * len(scored) + 18}" text-anchor="middle">goal</text>',
+        "</svg>",
+    ]
     return "\n".join(parts)

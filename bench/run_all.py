@@ -39,8 +39,10 @@ BENCHMARKS = {
 def machine() -> str:
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the start")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the start"
+    )
 
 
 def run_isolated(name: str) -> list[Row] | None:
@@ -62,8 +64,12 @@ def child(name: str, rows_file: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run just these")
-    parser.add_argument("--out", type=Path, help="where REPORT.md and report.svg go (default: bench/, or "
-                        "bench/partial/ with --only, so a partial run never replaces the full report)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where REPORT.md and report.svg go (default: bench/, or "
+        "bench/partial/ with --only, so a partial run never replaces the full report)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("NAME", "ROWS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

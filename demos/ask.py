@@ -61,8 +61,12 @@ def ask_voice(image: str | None, audio: str | None = None, model: str | None = N
     require(audio, "Record or upload a spoken question, e.g. 'what color is the shape?'")
     [transcript] = pipelines.load("transcribe")([audio])
     if not transcript.has_speech:
-        raise gr.Error(f"No speech was found in this {transcript.duration:.1f} s recording. Ask again a little louder "
-                       "or longer, or type the question instead.", title="No speech", print_exception=False)
+        raise gr.Error(
+            f"No speech was found in this {transcript.duration:.1f} s recording. Ask again a little louder "
+            "or longer, or type the question instead.",
+            title="No speech",
+            print_exception=False,
+        )
     question = transcript.text.strip()
     return (*_answer(image, [question], model, top_k), question)
 
@@ -100,8 +104,10 @@ def forget_heatmap():
 def _questions(text: str) -> list[str]:
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if len(questions) > MAX_QUESTIONS:
-        raise gr.Error(f"{len(questions)} questions were given; ask at most {MAX_QUESTIONS} at once (one per line).",
-                       title="Too many questions")
+        raise gr.Error(
+            f"{len(questions)} questions were given; ask at most {MAX_QUESTIONS} at once (one per line).",
+            title="Too many questions",
+        )
     return questions
 
 
@@ -111,8 +117,10 @@ def _answer(image, questions: list[str], model: str | None, top_k):
     answers = batcher.run(answerer, [(image, q) for q in questions], top_k=int(top_k))
     cut = [a for a in answers if a.truncated]
     if cut:
-        gr.Warning(f"{'A question was' if len(cut) == 1 else f'{len(cut)} questions were'} too long for the model and "
-                   f"cut to {answerer.max_question_tokens} tokens: “{cut[0].question[:SHOWN_CHARS]}…”")
+        gr.Warning(
+            f"{'A question was' if len(cut) == 1 else f'{len(cut)} questions were'} too long for the model and "
+            f"cut to {answerer.max_question_tokens} tokens: “{cut[0].question[:SHOWN_CHARS]}…”"
+        )
     table = _table(questions, answers, answerer.max_question_tokens)
     return "\n".join(a.text for a in answers), _label(answers[0]), table
 
@@ -122,8 +130,10 @@ def _label(answer: Answer) -> dict[str, float]:
 
 
 def _table(questions: list[str], answers: list[Answer], max_tokens: int) -> dict:
-    rows = [[_shown(q, a, max_tokens), a.text, round(a.score, 4), ", ".join(f"{t} ({p:.0%})" for t, p in a.ranked[1:])]
-            for q, a in zip(questions, answers)]
+    rows = [
+        [_shown(q, a, max_tokens), a.text, round(a.score, 4), ", ".join(f"{t} ({p:.0%})" for t, p in a.ranked[1:])]
+        for q, a in zip(questions, answers)
+    ]
     return {"headers": TABLE_HEADERS, "data": rows}
 
 
@@ -133,10 +143,14 @@ def _shown(question: str, answer: Answer, max_tokens: int) -> str:
 
 def _heat_note(heat: heatmaps.Heatmap) -> str:
     spread = heat.high - heat.low
-    warning = " The spread is small: the words fit everywhere about equally, so the colours mean little." \
-        if spread < 0.05 else ""
-    return (f"Heat for *{heat.text}*: {heat.crops} crops, CLIP similarity from {heat.low:.2f} to {heat.high:.2f}."
-            f"{warning}")
+    warning = (
+        " The spread is small: the words fit everywhere about equally, so the colours mean little."
+        if spread < 0.05
+        else ""
+    )
+    return (
+        f"Heat for *{heat.text}*: {heat.crops} crops, CLIP similarity from {heat.low:.2f} to {heat.high:.2f}.{warning}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -146,9 +160,14 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = image_input(label="Image", elem_id="ask-image")
-            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTIONS[0], lines=2, elem_id="ask-question",
-                                  info=f"One question per line: several lines are answered together (up to "
-                                       f"{MAX_QUESTIONS}), in the table below")
+            question = gr.Textbox(
+                label="Question",
+                value=EXAMPLE_QUESTIONS[0],
+                lines=2,
+                elem_id="ask-question",
+                info=f"One question per line: several lines are answered together (up to "
+                f"{MAX_QUESTIONS}), in the table below",
+            )
             button = gr.Button("Ask", variant="primary")
             with gr.Accordion("Ask by voice", open=False):
                 audio = audio_input(label="Spoken question", elem_id="ask-audio")
@@ -163,31 +182,59 @@ def build() -> None:
             table = gr.Dataframe(headers=TABLE_HEADERS, label="All questions", interactive=False, elem_id="ask-table")
     with gr.Row():
         with gr.Column():
-            heat_image = gr.Image(label="Where the model looks", type="pil", interactive=False,
-                                  elem_id="ask-heatmap")
+            heat_image = gr.Image(label="Where the model looks", type="pil", interactive=False, elem_id="ask-heatmap")
         with gr.Column():
             gr.Markdown(HEATMAP_ABOUT)
-            heat_for = gr.Textbox("", label="Heatmap for", elem_id="ask-heat-for",
-                                  info="Words to find in the image; filled with the answer after each question")
+            heat_for = gr.Textbox(
+                "",
+                label="Heatmap for",
+                elem_id="ask-heat-for",
+                info="Words to find in the image; filled with the answer after each question",
+            )
             opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Heatmap opacity")
             heat_button = gr.Button("Show heatmap")
             heat_note = gr.Markdown()
     heat_state = gr.State(None)
 
-    gr.Examples([[path, EXAMPLE_QUESTIONS[0]] for path in examples.images()[:6]] +
-                [[path, EXAMPLE_QUESTIONS[1]] for path in examples.toy_scenes()[:3]] +
-                [[examples.toy_scenes()[0], "\n".join(EXAMPLE_QUESTIONS)]],
-                inputs=[image, question], label="Examples")
+    gr.Examples(
+        [[path, EXAMPLE_QUESTIONS[0]] for path in examples.images()[:6]]
+        + [[path, EXAMPLE_QUESTIONS[1]] for path in examples.toy_scenes()[:3]]
+        + [[examples.toy_scenes()[0], "\n".join(EXAMPLE_QUESTIONS)]],
+        inputs=[image, question],
+        label="Examples",
+    )
 
     model_event = {"concurrency_id": GPU, "concurrency_limit": GPU_CONCURRENCY}
-    show_heat = {"fn": heatmap_for_answer, "inputs": [image, answer, opacity],
-                 "outputs": [heat_for, heat_image, heat_state, heat_note], "api_visibility": "private", **model_event}
-    gr.on([button.click, question.submit], ask, inputs=[image, question, model, top_k],
-          outputs=[answer, ranked, table], api_name="ask", concurrency_id=BATCHED,
-          concurrency_limit=BATCHED_CONCURRENCY).success(**show_heat)
-    voice_button.click(ask_voice, inputs=[image, audio, model, top_k], outputs=[answer, ranked, table, question],
-                       api_name="ask_voice", **model_event).success(**show_heat)
-    gr.on([heat_button.click, heat_for.submit], heatmap, inputs=[image, heat_for, opacity],
-          outputs=[heat_image, heat_state, heat_note], api_name="heatmap", **model_event)
+    show_heat = {
+        "fn": heatmap_for_answer,
+        "inputs": [image, answer, opacity],
+        "outputs": [heat_for, heat_image, heat_state, heat_note],
+        "api_visibility": "private",
+        **model_event,
+    }
+    gr.on(
+        [button.click, question.submit],
+        ask,
+        inputs=[image, question, model, top_k],
+        outputs=[answer, ranked, table],
+        api_name="ask",
+        concurrency_id=BATCHED,
+        concurrency_limit=BATCHED_CONCURRENCY,
+    ).success(**show_heat)
+    voice_button.click(
+        ask_voice,
+        inputs=[image, audio, model, top_k],
+        outputs=[answer, ranked, table, question],
+        api_name="ask_voice",
+        **model_event,
+    ).success(**show_heat)
+    gr.on(
+        [heat_button.click, heat_for.submit],
+        heatmap,
+        inputs=[image, heat_for, opacity],
+        outputs=[heat_image, heat_state, heat_note],
+        api_name="heatmap",
+        **model_event,
+    )
     opacity.release(blend, inputs=[image, heat_state, opacity], outputs=heat_image, api_visibility="private")
     image.change(forget_heatmap, outputs=[heat_image, heat_state, heat_note], api_visibility="private", queue=False)

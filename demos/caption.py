@@ -83,12 +83,17 @@ class Controls:
         """The pipeline options asked for; beam controls count for beam search, sampling ones for sampling."""
         if self.decoding not in (BEAM_SEARCH, SAMPLING):
             raise pipelines.InputError(f"Decoding must be '{BEAM_SEARCH}' or '{SAMPLING}'; got {self.decoding!r}")
-        options = dict(num_candidates=_whole(self.candidates), min_new_tokens=_whole(self.min_new_tokens),
-                       max_new_tokens=_whole(self.max_new_tokens), repetition_penalty=_number(self.repetition_penalty),
-                       prefix=self.prefix or "")
+        options = dict(
+            num_candidates=_whole(self.candidates),
+            min_new_tokens=_whole(self.min_new_tokens),
+            max_new_tokens=_whole(self.max_new_tokens),
+            repetition_penalty=_number(self.repetition_penalty),
+            prefix=self.prefix or "",
+        )
         if self.decoding == SAMPLING:
-            return options | dict(sample=True, top_p=_number(self.top_p), temperature=_number(self.temperature),
-                                  seed=_whole(self.seed))
+            return options | dict(
+                sample=True, top_p=_number(self.top_p), temperature=_number(self.temperature), seed=_whole(self.seed)
+            )
         return options | dict(num_beams=_whole(self.beams), length_penalty=_number(self.length_penalty))
 
 
@@ -113,8 +118,9 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
     A file that is not a usable image gets its reason in the problem column; the others are still captioned.
     """
     if not files:
-        raise gr.Error("Upload one or more images (PNG, JPEG, WebP, GIF, BMP or TIFF) to caption",
-                       title="Missing input")
+        raise gr.Error(
+            "Upload one or more images (PNG, JPEG, WebP, GIF, BMP or TIFF) to caption", title="Missing input"
+        )
     options = controls.options()
     progress(0, desc="Loading the models")
     captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()
@@ -124,9 +130,14 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
     if not usable:
         listed = "\n".join(f"- {Path(files[i]).name}: {problem}" for i, problem in problems.items())
         raise gr.Error(f"None of the files could be captioned:\n{listed}", title="Cannot use these files")
-    ranked = caption_and_rerank(captioner, [files[i] for i in usable], space, _number(controls.clip_weight),
-                                progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
-                                **options)
+    ranked = caption_and_rerank(
+        captioner,
+        [files[i] for i in usable],
+        space,
+        _number(controls.clip_weight),
+        progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
+        **options,
+    )
     best = dict(zip(usable, (r[0] for r in ranked)))
     rows = []
     for i, path in enumerate(files):
@@ -140,8 +151,12 @@ def spread(handler, initial: Controls):
     each defaulting to the tab's initial value, so an omitted one means what the slider first shows."""
     signature = inspect.signature(handler)
     first, _, *rest = signature.parameters.values()
-    controls = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=getattr(initial, f.name),
-                                  annotation=f.type) for f in fields(Controls)]
+    controls = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=getattr(initial, f.name), annotation=f.type
+        )
+        for f in fields(Controls)
+    ]
     flat = signature.replace(parameters=[first, *controls, *rest])
 
     @functools.wraps(handler)
@@ -153,8 +168,9 @@ def spread(handler, initial: Controls):
         return handler(values[first.name], Controls(**{f.name: values[f.name] for f in fields(Controls)}), **others)
 
     spread_out.__signature__ = flat
-    spread_out.__annotations__ = {p.name: p.annotation for p in flat.parameters.values()
-                                  if p.annotation is not inspect.Parameter.empty}
+    spread_out.__annotations__ = {
+        p.name: p.annotation for p in flat.parameters.values() if p.annotation is not inspect.Parameter.empty
+    }
     return spread_out
 
 
@@ -218,47 +234,91 @@ def build() -> None:
                     button = gr.Button("Caption", variant="primary")
                 with gr.Column():
                     text = gr.Textbox(label="Caption", interactive=False, buttons=["copy"], elem_id="caption-text")
-                    table = gr.Dataframe(headers=CANDIDATE_HEADERS, label="Candidates, best first", wrap=True,
-                                         interactive=False, elem_id="caption-candidates")
+                    table = gr.Dataframe(
+                        headers=CANDIDATE_HEADERS,
+                        label="Candidates, best first",
+                        wrap=True,
+                        interactive=False,
+                        elem_id="caption-candidates",
+                    )
             gr.Examples(examples.images(), inputs=image, label="Examples: toy scenes and photos")
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
                 with gr.Column():
-                    uploads = gr.File(file_count="multiple", label="Images",  # any file: each gets our verdict
-                                      elem_id="caption-files")
+                    uploads = gr.File(
+                        file_count="multiple",
+                        label="Images",  # any file: each gets our verdict
+                        elem_id="caption-files",
+                    )
                     batch_button = gr.Button("Caption all", variant="primary")
                 with gr.Column():
-                    batch_table = gr.Dataframe(headers=BATCH_HEADERS, label="Captions", wrap=True,
-                                               interactive=False, max_height=400, elem_id="caption-batch")
-                    downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False,
-                                        elem_id="caption-downloads")
+                    batch_table = gr.Dataframe(
+                        headers=BATCH_HEADERS,
+                        label="Captions",
+                        wrap=True,
+                        interactive=False,
+                        max_height=400,
+                        elem_id="caption-batch",
+                    )
+                    downloads = gr.File(
+                        label="Download (CSV, JSON)",
+                        file_count="multiple",
+                        interactive=False,
+                        elem_id="caption-downloads",
+                    )
     controls, beam_row, sampling_row = option_controls(initial)
-    controls["decoding"].change(lambda d: (gr.update(visible=d == BEAM_SEARCH), gr.update(visible=d == SAMPLING)),
-                                inputs=controls["decoding"], outputs=[beam_row, sampling_row],
-                                api_visibility="private", queue=False)
-    controls["model"].change(lambda name: tuple(model_defaults(name)[key] for key in ("num_beams", "max_new_tokens")),
-                             inputs=controls["model"], outputs=[controls["beams"], controls["max_new_tokens"]],
-                             api_visibility="private", queue=False)
+    controls["decoding"].change(
+        lambda d: (gr.update(visible=d == BEAM_SEARCH), gr.update(visible=d == SAMPLING)),
+        inputs=controls["decoding"],
+        outputs=[beam_row, sampling_row],
+        api_visibility="private",
+        queue=False,
+    )
+    controls["model"].change(
+        lambda name: tuple(model_defaults(name)[key] for key in ("num_beams", "max_new_tokens")),
+        inputs=controls["model"],
+        outputs=[controls["beams"], controls["max_new_tokens"]],
+        api_visibility="private",
+        queue=False,
+    )
     inputs = list(controls.values())
-    gr.on([button.click], spread(caption, initial), inputs=[image, *inputs], outputs=[text, table],
-          api_name="caption", concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)
-    gr.on([batch_button.click], spread(caption_batch, initial), inputs=[uploads, *inputs],
-          outputs=[batch_table, downloads], api_name="caption_batch", concurrency_id=GPU,
-          concurrency_limit=GPU_CONCURRENCY)
+    gr.on(
+        [button.click],
+        spread(caption, initial),
+        inputs=[image, *inputs],
+        outputs=[text, table],
+        api_name="caption",
+        concurrency_id=BATCHED,
+        concurrency_limit=BATCHED_CONCURRENCY,
+    )
+    gr.on(
+        [batch_button.click],
+        spread(caption_batch, initial),
+        inputs=[uploads, *inputs],
+        outputs=[batch_table, downloads],
+        api_name="caption_batch",
+        concurrency_id=GPU,
+        concurrency_limit=GPU_CONCURRENCY,
+    )
 
 
 def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:
     """{Controls field: its component}, in the API's order; the two decoding-specific rows. Each slider's span,
     step and help are the option's declaration (CaptionOptions, RerankOptions)."""
+
     def setting(name: str, label: str, value, options_class: type = CaptionOptions) -> Setting:
         return option_slider(options_class, name, label=label, value=value, component=Setting)
 
     with gr.Accordion("Options", open=False, elem_id="caption-options"):
         model = model_choice("caption")
         with gr.Row():
-            decoding = gr.Radio([BEAM_SEARCH, SAMPLING], value=initial.decoding, label="Decoding",
-                                elem_id="caption-decoding",
-                                info="beam search: the likeliest captions; sampling: varied ones")
+            decoding = gr.Radio(
+                [BEAM_SEARCH, SAMPLING],
+                value=initial.decoding,
+                label="Decoding",
+                elem_id="caption-decoding",
+                info="beam search: the likeliest captions; sampling: varied ones",
+            )
             candidates = setting("num_candidates", "Candidates", initial.candidates)
         with gr.Row(visible=True) as beam_row:
             beams = setting("num_beams", "Beams", initial.beams)
@@ -266,15 +326,32 @@ def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:
         with gr.Row(visible=False) as sampling_row:
             top_p = setting("top_p", "Top-p", initial.top_p)
             temperature = setting("temperature", "Temperature", initial.temperature)
-            seed = gr.Number(initial.seed, precision=0, label="Seed", elem_id="caption-seed",
-                             info=declarations(CaptionOptions)["seed"].help)
+            seed = gr.Number(
+                initial.seed,
+                precision=0,
+                label="Seed",
+                elem_id="caption-seed",
+                info=declarations(CaptionOptions)["seed"].help,
+            )
         with gr.Row():
             repetition_penalty = setting("repetition_penalty", "Repetition penalty", initial.repetition_penalty)
             min_new_tokens = setting("min_new_tokens", "Min new tokens", initial.min_new_tokens)
             max_new_tokens = setting("max_new_tokens", "Max new tokens", initial.max_new_tokens)
         prefix = gr.Textbox(initial.prefix, label="Start the caption with", placeholder="a photography of (BLIP only)")
         clip_weight = setting("clip_weight", "Re-ranking: CLIP weight", initial.clip_weight, RerankOptions)
-    controls = dict(model=model, decoding=decoding, candidates=candidates, beams=beams, length_penalty=length_penalty,
-                    repetition_penalty=repetition_penalty, min_new_tokens=min_new_tokens, max_new_tokens=max_new_tokens,
-                    top_p=top_p, temperature=temperature, seed=seed, prefix=prefix, clip_weight=clip_weight)
+    controls = dict(
+        model=model,
+        decoding=decoding,
+        candidates=candidates,
+        beams=beams,
+        length_penalty=length_penalty,
+        repetition_penalty=repetition_penalty,
+        min_new_tokens=min_new_tokens,
+        max_new_tokens=max_new_tokens,
+        top_p=top_p,
+        temperature=temperature,
+        seed=seed,
+        prefix=prefix,
+        clip_weight=clip_weight,
+    )
     return controls, beam_row, sampling_row

@@ -32,6 +32,7 @@ BATCHED_CONCURRENCY = pipelines.core.batching.batcher.max_batch
 try:  # Hugging Face ZeroGPU Spaces attach a GPU only while a function decorated with spaces.GPU runs
     from spaces import GPU as on_gpu
 except ImportError:  # anywhere else: nothing to attach
+
     def on_gpu(handler):
         return handler
 
@@ -56,8 +57,9 @@ def image_input(**kwargs) -> ImageInput:
     return ImageInput(type="filepath", sources=["upload", "clipboard", "webcam"], **kwargs)
 
 
-def option_slider(options_class: type, name: str, *, label: str, value=None, component: type = gr.Slider,
-                  **kwargs) -> gr.Slider:
+def option_slider(
+    options_class: type, name: str, *, label: str, value=None, component: type = gr.Slider, **kwargs
+) -> gr.Slider:
     """A slider for one option: its span, step and help come from the option's declaration in the pipelines
     (``pipelines.core.options``); ``value`` None starts it at the option's default."""
     declared = declarations(options_class)[name]
@@ -90,6 +92,7 @@ def user_errors(handler, *, gpu: bool = True):
     handler, because ZeroGPU passes only gr.Error messages back from its worker process.
     """
     if inspect.isgeneratorfunction(handler):
+
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
             with _translated(handler.__name__):
@@ -97,6 +100,7 @@ def user_errors(handler, *, gpu: bool = True):
 
         translated = streamed
     else:
+
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
             with _translated(handler.__name__):
@@ -117,9 +121,11 @@ def _translated(name: str):
         raise gr.Error(str(error), title=_title(error), print_exception=not quiet) from error
     except Exception as error:  # a bug or a library failure: log it, tell the user something useful
         log.exception("unexpected failure in %s", name)
-        raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). "
-                       "The app is still running: try another input, or report this with the input you used.",
-                       title="Unexpected error") from error
+        raise gr.Error(
+            f"Something went wrong ({type(error).__name__}: {error}). "
+            "The app is still running: try another input, or report this with the input you used.",
+            title="Unexpected error",
+        ) from error
 
 
 def _title(error: Exception) -> str:

@@ -37,8 +37,10 @@ EMPTY_GALLERY = "Your gallery is empty. Upload images or a zip of images, then c
 def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
     if choice == MINE:
         if not mine:
-            raise pipelines.InputError("Your gallery is empty: there is nothing to search. Upload images (or a "
-                                       "zip) under 'My images' first, or search the bundled examples")
+            raise pipelines.InputError(
+                "Your gallery is empty: there is nothing to search. Upload images (or a "
+                "zip) under 'My images' first, or search the bundled examples"
+            )
         return mine
     if choice not in (EXAMPLES, None, ""):
         raise pipelines.InputError(f"Unknown gallery {choice!r}; expected '{EXAMPLES}' or '{MINE}'")
@@ -57,23 +59,41 @@ def _details(result: SearchResult) -> str:
 
 
 @user_errors
-def search(query: str, top_k: float = TOP_K, gallery: str = EXAMPLES, negative: str = "", model: str | None = None,
-           mine: Gallery | None = None):
+def search(
+    query: str,
+    top_k: float = TOP_K,
+    gallery: str = EXAMPLES,
+    negative: str = "",
+    model: str | None = None,
+    mine: Gallery | None = None,
+):
     require(query, "Type what to look for, e.g. 'a red circle'")
     return _run(Query(text=query, negative=negative or None), top_k, gallery, model, mine)
 
 
 @user_errors
-def search_image(image: str | None, top_k: float = TOP_K, gallery: str = EXAMPLES, model: str | None = None,
-                 mine: Gallery | None = None):
+def search_image(
+    image: str | None,
+    top_k: float = TOP_K,
+    gallery: str = EXAMPLES,
+    model: str | None = None,
+    mine: Gallery | None = None,
+):
     require(image, "Give an image (upload, paste or pick an example) to find similar ones")
     return _run(Query(image=image), top_k, gallery, model, mine)
 
 
 @user_errors
-def search_composed(image: str | None, text: str = "", image_weight: float = Query().image_weight, negative: str = "",
-                    top_k: float = TOP_K, gallery: str = EXAMPLES, model: str | None = None,
-                    mine: Gallery | None = None):
+def search_composed(
+    image: str | None,
+    text: str = "",
+    image_weight: float = Query().image_weight,
+    negative: str = "",
+    top_k: float = TOP_K,
+    gallery: str = EXAMPLES,
+    model: str | None = None,
+    mine: Gallery | None = None,
+):
     require(image, "Give an image to start from; the text says how the results should differ")
     require(text, "Type how the results should differ from the image, e.g. 'blue' or 'at night'")
     query = Query(text=text, image=image, image_weight=float(image_weight), negative=negative or None)
@@ -81,8 +101,7 @@ def search_composed(image: str | None, text: str = "", image_weight: float = Que
 
 
 @user_errors
-def add_images(files: list[str] | None, model: str | None = None, mine: Gallery | None = None,
-               progress=gr.Progress()):
+def add_images(files: list[str] | None, model: str | None = None, mine: Gallery | None = None, progress=gr.Progress()):
     require(files or None, "Choose images (or a zip of images) to add to your gallery")
     mine = mine if mine is not None else Gallery("my images")
     report = mine.add_uploads(files)
@@ -99,8 +118,9 @@ def clear_images():
 
 
 @user_errors
-def classify(image: str | None, labels: str = LABELS["toy"], template: str = DEFAULT_TEMPLATE,
-             model: str | None = None) -> dict[str, float]:
+def classify(
+    image: str | None, labels: str = LABELS["toy"], template: str = DEFAULT_TEMPLATE, model: str | None = None
+) -> dict[str, float]:
     require(image, "Give an image to classify")
     [result] = batcher.run(classifier(model or None), [image], labels=labels, template=template)
     return result.scores
@@ -122,8 +142,12 @@ def build() -> gr.Textbox:
                 image_button = gr.Button("Find similar")
                 composed_button = gr.Button("Image + text")
     with gr.Row():
-        source = gr.Radio([("Bundled examples", EXAMPLES), ("My images", MINE)], value=EXAMPLES, label="Gallery",
-                          elem_id="search-gallery")
+        source = gr.Radio(
+            [("Bundled examples", EXAMPLES), ("My images", MINE)],
+            value=EXAMPLES,
+            label="Gallery",
+            elem_id="search-gallery",
+        )
         top_k = option_slider(SearchOptions, "top_k", value=TOP_K, label="Results")
         model = model_choice("search")
     details = gr.Markdown(elem_id="search-details")
@@ -132,8 +156,12 @@ def build() -> gr.Textbox:
         gr.Examples([[q] for q in EXAMPLE_QUERIES], inputs=query, label="Example queries")
         gr.Examples(examples.images(), inputs=image, label="Example images")
     with gr.Accordion("My images: search your own pictures (visible only to you)", open=False):
-        files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or a zip of images",
-                        elem_id="search-upload")
+        files = gr.File(
+            file_count="multiple",
+            file_types=["image", ".zip"],
+            label="Images or a zip of images",
+            elem_id="search-upload",
+        )
         with gr.Row():
             add_button = gr.Button("Add to my gallery", variant="primary")
             clear_button = gr.Button("Clear my gallery")
@@ -142,8 +170,11 @@ def build() -> gr.Textbox:
         with gr.Row():
             classify_image = image_input(label="Image", elem_id="classify-image", height=220)
             with gr.Column():
-                labels = gr.Textbox(LABELS.get(pipelines.runtime.settings().profile, LABELS["default"]),
-                                    label="Labels, comma-separated", elem_id="classify-labels")
+                labels = gr.Textbox(
+                    LABELS.get(pipelines.runtime.settings().profile, LABELS["default"]),
+                    label="Labels, comma-separated",
+                    elem_id="classify-labels",
+                )
                 template = gr.Textbox(DEFAULT_TEMPLATE, label="Prompt template", info="{} is replaced by each label")
                 classify_button = gr.Button("Classify", variant="primary")
             scores = gr.Label(num_top_classes=5, label="Probabilities", elem_id="classify-result")
@@ -152,15 +183,29 @@ def build() -> gr.Textbox:
     model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
     batched = dict(concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)  # joined by pipelines.core.batching
     outputs = [gallery, details]
-    gr.on([search_button.click, query.submit, negative.submit], search,
-          inputs=[query, top_k, source, negative, model, mine], outputs=outputs, api_name="search", **batched)
-    image_button.click(search_image, inputs=[image, top_k, source, model, mine], outputs=outputs,
-                       api_name="search_image", **batched)
-    composed_button.click(search_composed, inputs=[image, query, weight, negative, top_k, source, model, mine],
-                          outputs=outputs, api_name="search_composed", **batched)
-    add_button.click(add_images, inputs=[files, model, mine], outputs=[mine, status, source],
-                     api_name="add_images", **model_event)
+    gr.on(
+        [search_button.click, query.submit, negative.submit],
+        search,
+        inputs=[query, top_k, source, negative, model, mine],
+        outputs=outputs,
+        api_name="search",
+        **batched,
+    )
+    image_button.click(
+        search_image, inputs=[image, top_k, source, model, mine], outputs=outputs, api_name="search_image", **batched
+    )
+    composed_button.click(
+        search_composed,
+        inputs=[image, query, weight, negative, top_k, source, model, mine],
+        outputs=outputs,
+        api_name="search_composed",
+        **batched,
+    )
+    add_button.click(
+        add_images, inputs=[files, model, mine], outputs=[mine, status, source], api_name="add_images", **model_event
+    )
     clear_button.click(clear_images, outputs=[mine, status, source], api_name="clear_images")
-    classify_button.click(classify, inputs=[classify_image, labels, template, model], outputs=scores,
-                          api_name="classify", **batched)
+    classify_button.click(
+        classify, inputs=[classify_image, labels, template, model], outputs=scores, api_name="classify", **batched
+    )
     return query

@@ -13,22 +13,38 @@ from pipelines.studio import Unavailable, Vectors
 from . import examples
 from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, option_slider, user_errors
 
-EARLY_ABOUT = ("**Early fusion** adds the image's and the words' embeddings into one query vector (weighted by the "
-               "slider), then searches once.")
-LATE_ABOUT = ("**Late fusion** searches with the image and with the words separately, rescales each list's scores to "
-              "0–1, then adds them (weighted by the slider).")
+EARLY_ABOUT = (
+    "**Early fusion** adds the image's and the words' embeddings into one query vector (weighted by the "
+    "slider), then searches once."
+)
+LATE_ABOUT = (
+    "**Late fusion** searches with the image and with the words separately, rescales each list's scores to "
+    "0–1, then adds them (weighted by the slider)."
+)
 WAITING = "…"
 # What each part is called in the notes, and the outputs it fills.
-NAMES = {"words": "Words (transcribed or typed)", "search_text": "Search by the words",
-         "search_image": "Search by the image",
-         "fusion": "Fusion", "labels": "Zero-shot labels", "caption": "Caption", "answer": "Answer"}
+NAMES = {
+    "words": "Words (transcribed or typed)",
+    "search_text": "Search by the words",
+    "search_image": "Search by the image",
+    "fusion": "Fusion",
+    "labels": "Zero-shot labels",
+    "caption": "Caption",
+    "answer": "Answer",
+}
 DEFAULTS = studio.StudioOptions()
 OUTPUTS = ("transcript", "caption", "answer", "heatmap", "by_words", "by_image", "labels", "early", "late", "notes")
 
 
 @user_errors
-def run(image: str | None = None, audio: str | None = None, text: str = "", text_weight: float = DEFAULTS.text_weight,
-        top_k: float = DEFAULTS.top_k, labels: str = DEFAULTS.labels):
+def run(
+    image: str | None = None,
+    audio: str | None = None,
+    text: str = "",
+    text_weight: float = DEFAULTS.text_weight,
+    top_k: float = DEFAULTS.top_k,
+    labels: str = DEFAULTS.labels,
+):
     """Streams (transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes, vectors)."""
     shown = dict.fromkeys(OUTPUTS)
     notes: dict[str, str] = {name: WAITING for name in NAMES}
@@ -58,8 +74,7 @@ def _shown(part: str, result, image) -> dict:
         return {"labels": result.scores}
     if part == "caption":
         return {"caption": result[0].text}
-    return {"answer": dict(result.answer.ranked),
-            "heatmap": heatmaps.overlay(image, result.heatmap, 0.5)}
+    return {"answer": dict(result.answer.ranked), "heatmap": heatmaps.overlay(image, result.heatmap, 0.5)}
 
 
 def _gallery(hits) -> list[tuple[str, str]]:
@@ -80,19 +95,24 @@ def reweight(vectors: Vectors | None, text_weight: float, top_k: float):
 
 
 def build() -> None:
-    gr.Markdown("One image and one question, spoken or typed: every model answers at once, each part as soon as "
-                "it is ready. Every model runs once; the image and the words are embedded once and shared.")
+    gr.Markdown(
+        "One image and one question, spoken or typed: every model answers at once, each part as soon as "
+        "it is ready. Every model runs once; the image and the words are embedded once and shared."
+    )
     with gr.Row():
         image = image_input(label="Image", elem_id="studio-image")
         with gr.Column():
             audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio")
             text = gr.Textbox("", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text")
     with gr.Row():
-        text_weight = option_slider(studio.StudioOptions, "text_weight",
-                                    label="Fusion: weight of the words (0 = image only)")
+        text_weight = option_slider(
+            studio.StudioOptions, "text_weight", label="Fusion: weight of the words (0 = image only)"
+        )
         top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
-    labels = gr.Textbox(studio.DEFAULT_LABELS, label="Zero-shot labels when the words name no alternatives "
-                        "(say 'is it a cat or a dog?' to use yours)")
+    labels = gr.Textbox(
+        studio.DEFAULT_LABELS,
+        label="Zero-shot labels when the words name no alternatives (say 'is it a cat or a dog?' to use yours)",
+    )
     button = gr.Button("Run everything", variant="primary")
     notes = gr.Markdown(elem_id="studio-notes")
     with gr.Row():
@@ -114,11 +134,18 @@ def build() -> None:
             gr.Markdown(LATE_ABOUT)
     vectors = gr.State()
     question = str(examples.EXAMPLES / "speech/what_color_is_the_shape.wav")
-    gr.Examples([[path, question] for path in examples.toy_scenes()[:4]]
-                + [[path, None] for path in examples.photos()[:2]],
-                inputs=[image, audio], label="Examples: a toy scene with a spoken question, or a photo")
-    gr.on([button.click], run, inputs=[image, audio, text, text_weight, top_k, labels],
-          outputs=[transcript, caption, answer, heat, by_words, by_image, zero_shot, early, late, notes, vectors],
-          api_name="studio", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
-    text_weight.release(reweight, inputs=[vectors, text_weight, top_k], outputs=[early, late],
-                        api_visibility="private")
+    gr.Examples(
+        [[path, question] for path in examples.toy_scenes()[:4]] + [[path, None] for path in examples.photos()[:2]],
+        inputs=[image, audio],
+        label="Examples: a toy scene with a spoken question, or a photo",
+    )
+    gr.on(
+        [button.click],
+        run,
+        inputs=[image, audio, text, text_weight, top_k, labels],
+        outputs=[transcript, caption, answer, heat, by_words, by_image, zero_shot, early, late, notes, vectors],
+        api_name="studio",
+        concurrency_id=GPU,
+        concurrency_limit=GPU_CONCURRENCY,
+    )
+    text_weight.release(reweight, inputs=[vectors, text_weight, top_k], outputs=[early, late], api_visibility="private")

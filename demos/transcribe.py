@@ -14,22 +14,32 @@ from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, option_slid
 
 DEFAULTS = TranscribeOptions()
 AUTO = "auto"  # the language choice that means "detect it"
-LANGUAGE_CHOICES = [("Detect automatically", AUTO)] + [(f"{name.title()} ({code})", code)
-                                                        for code, name in sorted(LANGUAGES.items(), key=lambda i: i[1])]
+LANGUAGE_CHOICES = [("Detect automatically", AUTO)] + [
+    (f"{name.title()} ({code})", code) for code, name in sorted(LANGUAGES.items(), key=lambda i: i[1])
+]
 SEGMENT_HEADERS = ["start (s)", "end (s)", "text"]
 WORDS_HEADER = "words (start s)"
 FORMATS_LABEL = "WAV, FLAC, OGG, MP3, M4A or WebM"
 
 
 @user_errors
-def transcribe(audio: str | None, model: str | None = None, task: str = DEFAULTS.task, language: str = AUTO,
-               beam_size: float = DEFAULTS.beam_size, vad: bool = DEFAULTS.vad,
-               word_timestamps: bool = DEFAULTS.word_timestamps, initial_prompt: str = "", hotwords: str = "",
-               progress=gr.Progress()):
+def transcribe(
+    audio: str | None,
+    model: str | None = None,
+    task: str = DEFAULTS.task,
+    language: str = AUTO,
+    beam_size: float = DEFAULTS.beam_size,
+    vad: bool = DEFAULTS.vad,
+    word_timestamps: bool = DEFAULTS.word_timestamps,
+    initial_prompt: str = "",
+    hotwords: str = "",
+    progress=gr.Progress(),
+):
     """One recording -> transcript, details, segment table, [.srt, .vtt, .txt]."""
     require(audio, "Record or upload some speech to transcribe")
-    transcriber, options = _prepare(model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords,
-                                    progress)
+    transcriber, options = _prepare(
+        model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
+    )
     [result] = transcriber([audio], **options, progress=lambda done: progress(done, desc="Transcribing"))
     if not result.has_speech:
         raise gr.Error(_no_speech(result), title="No speech")
@@ -38,18 +48,27 @@ def transcribe(audio: str | None, model: str | None = None, task: str = DEFAULTS
 
 
 @user_errors
-def transcribe_files(files: list[str] | None, model: str | None = None, task: str = DEFAULTS.task,
-                     language: str = AUTO, beam_size: float = DEFAULTS.beam_size, vad: bool = DEFAULTS.vad,
-                     word_timestamps: bool = DEFAULTS.word_timestamps, initial_prompt: str = "", hotwords: str = "",
-                     progress=gr.Progress()):
+def transcribe_files(
+    files: list[str] | None,
+    model: str | None = None,
+    task: str = DEFAULTS.task,
+    language: str = AUTO,
+    beam_size: float = DEFAULTS.beam_size,
+    vad: bool = DEFAULTS.vad,
+    word_timestamps: bool = DEFAULTS.word_timestamps,
+    initial_prompt: str = "",
+    hotwords: str = "",
+    progress=gr.Progress(),
+):
     """Many recordings -> one result each: transcripts, a table of files, segment table with a file column, files.
 
     A file that cannot be used gets its message in the table; the others are still transcribed.
     """
     if not files:
         raise gr.Error(f"Upload one or more recordings ({FORMATS_LABEL}) to transcribe", title="Missing input")
-    transcriber, options = _prepare(model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords,
-                                    progress)
+    transcriber, options = _prepare(
+        model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
+    )
     outcomes: list[tuple[str, Transcript | str]] = []  # (file name, transcript or what went wrong)
     for index, path in enumerate(files):
         name = Path(path).name
@@ -70,9 +89,15 @@ def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_pro
     """The loaded pipeline and the options the tab's controls ask for (checked against that model)."""
     progress(0, desc="Loading the model")
     transcriber = pipelines.load("transcribe", model or None)
-    options = {"task": task or DEFAULTS.task, "language": None if language in (None, "", AUTO) else language,
-               "beam_size": int(beam_size), "vad": bool(vad), "word_timestamps": bool(word_timestamps),
-               "initial_prompt": initial_prompt or "", "hotwords": hotwords or ""}
+    options = {
+        "task": task or DEFAULTS.task,
+        "language": None if language in (None, "", AUTO) else language,
+        "beam_size": int(beam_size),
+        "vad": bool(vad),
+        "word_timestamps": bool(word_timestamps),
+        "initial_prompt": initial_prompt or "",
+        "hotwords": hotwords or "",
+    }
     transcriber.options(**options)  # refuse a bad choice before any audio is decoded
     return transcriber, options
 
@@ -92,16 +117,20 @@ def _many_outputs(outcomes: list[tuple[str, Transcript | str]]):
 def _details(result: Transcript) -> str:
     language = f"{LANGUAGES.get(result.language, result.language).title()} ({result.language})"
     task = " · translated to English" if result.task == "translate" else ""
-    return (f"{result.duration:.1f} s of audio · {_count(result.segments, 'segment')} · language {language}, "
-            f"probability {result.language_probability:.0%}{task} · model {result.model}")
+    return (
+        f"{result.duration:.1f} s of audio · {_count(result.segments, 'segment')} · language {language}, "
+        f"probability {result.language_probability:.0%}{task} · model {result.model}"
+    )
 
 
 def _files_details(outcomes: list[tuple[str, Transcript | str]]) -> str:
     rows = ["| file | length | language | result |", "|---|---|---|---|"]
     for name, result in outcomes:
         if isinstance(result, Transcript):
-            rows.append(f"| {name} | {result.duration:.1f} s | {result.language} ({result.language_probability:.0%}) "
-                        f"| {_count(result.segments, 'segment')} · model {result.model} |")
+            rows.append(
+                f"| {name} | {result.duration:.1f} s | {result.language} ({result.language_probability:.0%}) "
+                f"| {_count(result.segments, 'segment')} · model {result.model} |"
+            )
         else:
             rows.append(f"| {name} | | | {result.replace('|', '/')} |")
     return "\n".join(rows)
@@ -112,8 +141,11 @@ def _table(results: list[tuple[str, Transcript]]) -> dict:
     many = len(results) > 1 or any(name for name, _ in results)
     words = any(segment.words for _, result in results for segment in result.segments)
     headers = ["file"] * many + SEGMENT_HEADERS + [WORDS_HEADER] * words
-    rows = [[name] * many + [s.start, s.end, s.text] + [_timed_words(s)] * words
-            for name, result in results for s in result.segments]
+    rows = [
+        [name] * many + [s.start, s.end, s.text] + [_timed_words(s)] * words
+        for name, result in results
+        for s in result.segments
+    ]
     return {"headers": headers, "data": rows}
 
 
@@ -126,8 +158,10 @@ def _timed_words(segment) -> str:
 
 
 def _no_speech(result: Transcript) -> str:
-    return (f"No speech was found in this {result.duration:.1f} s recording. "
-            "Check the microphone or the file, and speak a little louder or longer.")
+    return (
+        f"No speech was found in this {result.duration:.1f} s recording. "
+        "Check the microphone or the file, and speak a little louder or longer."
+    )
 
 
 def _stem(path: str, taken: set[str] | None = None) -> str:
@@ -151,24 +185,49 @@ def build() -> tuple[gr.Textbox, gr.Button]:
                     audio = audio_input(label="Speech: record or upload", elem_id="transcribe-audio")
                     button = gr.Button("Transcribe", variant="primary")
                 with gr.Tab("Several files", id="transcribe-many"):
-                    uploads = gr.File(file_count="multiple", label=f"Recordings ({FORMATS_LABEL})",
-                                      elem_id="transcribe-files")
+                    uploads = gr.File(
+                        file_count="multiple", label=f"Recordings ({FORMATS_LABEL})", elem_id="transcribe-files"
+                    )
                     files_button = gr.Button("Transcribe all", variant="primary")
             options = _option_controls()
         with gr.Column():
             text = gr.Textbox(label="Transcript", interactive=False, lines=4, buttons=["copy"], elem_id="transcript")
             details = gr.Markdown(label="Details", elem_id="transcript-details")
             to_search = gr.Button("Search images by what was said")
-            table = gr.Dataframe(headers=SEGMENT_HEADERS, label="Segments", interactive=False, wrap=True,
-                                 max_height=320, elem_id="transcript-segments")
-            downloads = gr.File(label="Subtitles and text (.srt, .vtt, .txt)", file_count="multiple",
-                                interactive=False, elem_id="transcript-files")
+            table = gr.Dataframe(
+                headers=SEGMENT_HEADERS,
+                label="Segments",
+                interactive=False,
+                wrap=True,
+                max_height=320,
+                elem_id="transcript-segments",
+            )
+            downloads = gr.File(
+                label="Subtitles and text (.srt, .vtt, .txt)",
+                file_count="multiple",
+                interactive=False,
+                elem_id="transcript-files",
+            )
     gr.Examples(examples.speech(), inputs=audio, label="Examples (spoken by espeak-ng)")
     outputs = [text, details, table, downloads]
-    gr.on([button.click], transcribe, inputs=[audio, *options], outputs=outputs,
-          api_name="transcribe", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
-    gr.on([files_button.click], transcribe_files, inputs=[uploads, *options], outputs=outputs,
-          api_name="transcribe_files", concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
+    gr.on(
+        [button.click],
+        transcribe,
+        inputs=[audio, *options],
+        outputs=outputs,
+        api_name="transcribe",
+        concurrency_id=GPU,
+        concurrency_limit=GPU_CONCURRENCY,
+    )
+    gr.on(
+        [files_button.click],
+        transcribe_files,
+        inputs=[uploads, *options],
+        outputs=outputs,
+        api_name="transcribe_files",
+        concurrency_id=GPU,
+        concurrency_limit=GPU_CONCURRENCY,
+    )
     return text, to_search
 
 
@@ -177,10 +236,15 @@ def _option_controls() -> list[gr.components.Component]:
     with gr.Accordion("Options", open=False):
         model = model_choice("transcribe")
         with gr.Row():
-            task = gr.Radio(["transcribe", "translate"], value=DEFAULTS.task, label="Task",
-                            info="translate: speech in any language to English text (multilingual models)")
-            language = gr.Dropdown(LANGUAGE_CHOICES, value=AUTO, label="Language",
-                                   info="English-only models (.en) take auto or English")
+            task = gr.Radio(
+                ["transcribe", "translate"],
+                value=DEFAULTS.task,
+                label="Task",
+                info="translate: speech in any language to English text (multilingual models)",
+            )
+            language = gr.Dropdown(
+                LANGUAGE_CHOICES, value=AUTO, label="Language", info="English-only models (.en) take auto or English"
+            )
         beam_size = option_slider(TranscribeOptions, "beam_size", label="Beam size")
         with gr.Row():
             vad = gr.Checkbox(value=DEFAULTS.vad, label="Skip silence (voice activity detection)")

@@ -23,8 +23,18 @@ from .core import registry, runtime
 from .core.errors import InputError, ModelLoadError, PipelineError, UnknownModelError
 from .core.registry import ModelSpec, available_models
 
-__all__ = ["load", "available_models", "default_model", "loaded_models", "preload", "system_info", "InputError",
-           "ModelLoadError", "PipelineError", "UnknownModelError"]
+__all__ = [
+    "load",
+    "available_models",
+    "default_model",
+    "loaded_models",
+    "preload",
+    "system_info",
+    "InputError",
+    "ModelLoadError",
+    "PipelineError",
+    "UnknownModelError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +86,11 @@ def _detect_backend(spec: ModelSpec) -> str:
     family = registry.family_of_model_type(spec.task, model_type)
     if family is None:
         supported = [kind for entry in families.values() for kind in entry["model_types"]]
-        raise ModelLoadError(spec.name, f"it is a '{model_type}' model, which the {spec.task} tab cannot run",
-                             f"Choose a model of type {', '.join(supported)}, e.g. {available_models(spec.task)[0]}")
+        raise ModelLoadError(
+            spec.name,
+            f"it is a '{model_type}' model, which the {spec.task} tab cannot run",
+            f"Choose a model of type {', '.join(supported)}, e.g. {available_models(spec.task)[0]}",
+        )
     return family
 
 
@@ -139,10 +152,21 @@ def system_info() -> dict[str, str]:
 # Modules that moved when pipelines/ was grouped by concern (old name -> new, under pipelines): the old names still
 # import, as the same module objects, so scripts written against them keep working. New code uses the new names.
 MOVED = {
-    "base": "core.base", "batching": "core.batching", "checkpoints": "core.checkpoints", "errors": "core.errors",
-    "hf": "core.hf", "hub": "core.hub", "io": "core.io", "registry": "core.registry", "runtime": "core.runtime",
-    "caption_options": "caption.options", "rerank": "caption.rerank", "retrieval": "search.retrieval",
-    "gallery": "search.gallery", "classify": "search.classify", "heatmap": "search.heatmap",
+    "base": "core.base",
+    "batching": "core.batching",
+    "checkpoints": "core.checkpoints",
+    "errors": "core.errors",
+    "hf": "core.hf",
+    "hub": "core.hub",
+    "io": "core.io",
+    "registry": "core.registry",
+    "runtime": "core.runtime",
+    "caption_options": "caption.options",
+    "rerank": "caption.rerank",
+    "retrieval": "search.retrieval",
+    "gallery": "search.gallery",
+    "classify": "search.classify",
+    "heatmap": "search.heatmap",
     "subtitles": "speech.subtitles",
 }
 

@@ -37,8 +37,9 @@ def preload_line(spec: ModelSpec) -> str:
     """``spec``'s entry in a Space's ``preload_from_hub``: 'repo file1,file2[ revision]' (the Hub is listed)."""
     files = hub_files(spec, pipeline_class(spec).hub_files)
     if files is None:
-        raise ModelLoadError(spec.name, "the Hugging Face Hub cannot be reached to list its files",
-                             "Run this on a machine with network")
+        raise ModelLoadError(
+            spec.name, "the Hugging Face Hub cannot be reached to list its files", "Run this on a machine with network"
+        )
     return " ".join([spec.source, ",".join(files)] + ([spec.revision] if spec.revision else []))
 
 
@@ -53,8 +54,11 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", choices=registry.PROFILES, default="default")
     parser.add_argument("--models-dir", type=Path, default=None, help="cache directory (default: Hugging Face's)")
     parser.add_argument("--tasks", nargs="*", default=list(registry.tasks()), choices=registry.tasks())
-    parser.add_argument("--preload-lines", action="store_true",
-                        help="print the `preload_from_hub` lines for README's front matter instead of downloading")
+    parser.add_argument(
+        "--preload-lines",
+        action="store_true",
+        help="print the `preload_from_hub` lines for README's front matter instead of downloading",
+    )
     args = parser.parse_args(argv)
     runtime.configure(profile=args.profile, models_dir=args.models_dir)
     if args.preload_lines:

@@ -22,13 +22,16 @@ def _print_progress(done: int, total: int, what: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.index",
-                                     description="Embed every image under a folder into the app's on-disk cache "
-                                                 "(and save a FAISS index for large folders), so the app and later "
-                                                 "runs search them without encoding again.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.index",
+        description="Embed every image under a folder into the app's on-disk cache "
+        "(and save a FAISS index for large folders), so the app and later "
+        "runs search them without encoding again.",
+    )
     parser.add_argument("folder", type=Path, help="folder of images (searched recursively)")
-    parser.add_argument("--model", default=None, help="search model: registry name, hub id or local directory "
-                                                      "(default: the profile's)")
+    parser.add_argument(
+        "--model", default=None, help="search model: registry name, hub id or local directory (default: the profile's)"
+    )
     parser.add_argument("--profile", choices=("default", "toy"), default=None, help="model profile (env MM_PROFILE)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="the app's cache directory (env MM_CACHE_DIR)")
     parser.add_argument("--query", default=None, help="search the folder for this text afterwards")
@@ -39,8 +42,10 @@ def main(argv=None) -> int:
         searcher = load("search", args.model)
         gallery = Gallery.from_folder(args.folder, progress=_print_progress)
         report = gallery.prepare(searcher.space, progress=_print_progress)
-        print(f"{len(gallery)} images indexed with {searcher.spec.name} ({report.index_kind} index, "
-              f"{report.encoded} encoded, {report.cached} from the cache) in {runtime.settings().cache_dir}")
+        print(
+            f"{len(gallery)} images indexed with {searcher.spec.name} ({report.index_kind} index, "
+            f"{report.encoded} encoded, {report.cached} from the cache) in {runtime.settings().cache_dir}"
+        )
         for problem in report.problems:
             print(f"skipped: {problem}")
         if args.query:

@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 # The parts of a run, in the order they are produced (quick ones first).
 PARTS = ("words", "vectors", "search_text", "search_image", "fusion", "labels", "caption", "answer")
 # What the bundled examples show: zero-shot labels for when the words name no alternatives.
-DEFAULT_LABELS = ("a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape, a cat, "
-                  "an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy")
+DEFAULT_LABELS = (
+    "a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape, a cat, "
+    "an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy"
+)
 FILLER = {"a", "an", "the", "is", "it", "this", "that", "be", "or", "and", "what", "which", "of", "in", "on", "to"}
 
 
@@ -81,23 +83,30 @@ class Answered:
 
 @dataclass(frozen=True)
 class StudioOptions:
-    text_weight: float = option(0.5, low=0, high=1, step=0.05, help="fusion: 0 = only the image counts, 1 = only "
-                                                                     "the words")
+    text_weight: float = option(
+        0.5, low=0, high=1, step=0.05, help="fusion: 0 = only the image counts, 1 = only the words"
+    )
     top_k: int = option(4, low=1, high=24, whole=True, slider=(1, 12), help="images per search")
     num_candidates: int = option(3, low=1, high=MAX_CANDIDATES, whole=True, help="captions to re-rank")
-    clip_weight: float = option(0.5, low=0, high=1, step=0.05,
-                                help="caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only")
-    labels: str = option(DEFAULT_LABELS, help="comma-separated; used when the words name no alternatives "
-                                              "(\"a cat or a dog?\")")
-    template: str | None = option(DEFAULT_TEMPLATE, optional=True,
-                                  help="how each label becomes a sentence, e.g. 'a photo of a {}'; none = the model's")
+    clip_weight: float = option(
+        0.5, low=0, high=1, step=0.05, help="caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only"
+    )
+    labels: str = option(
+        DEFAULT_LABELS, help='comma-separated; used when the words name no alternatives ("a cat or a dog?")'
+    )
+    template: str | None = option(
+        DEFAULT_TEMPLATE,
+        optional=True,
+        help="how each label becomes a sentence, e.g. 'a photo of a {}'; none = the model's",
+    )
 
     def verify(self) -> None:
         verify(self)
 
 
-def run(image: Any = None, audio: Any = None, text: str | None = None,
-        options: StudioOptions = StudioOptions()) -> Iterator[tuple[str, Any]]:
+def run(
+    image: Any = None, audio: Any = None, text: str | None = None, options: StudioOptions = StudioOptions()
+) -> Iterator[tuple[str, Any]]:
     """Yield (part, result) for every name in PARTS, in that order; a result is an Unavailable if it cannot run.
 
     ``audio`` (a recording of a question or a description) wins over ``text`` (typed words) when both are given.
@@ -116,8 +125,12 @@ def run(image: Any = None, audio: Any = None, text: str | None = None,
     yield "vectors", Vectors(*(v if _ok(v) else None for v in (image_vector, text_vector)))
     yield "search_text", _needs(text_vector, lambda: _search(space, gallery, text_vector, options.top_k))
     yield "search_image", _needs(image_vector, lambda: _search(space, gallery, image_vector, options.top_k))
-    yield "fusion", _needs([image_vector, text_vector],
-                           lambda: fuse(image_vector, text_vector, options.text_weight, options.top_k))
+    yield (
+        "fusion",
+        _needs(
+            [image_vector, text_vector], lambda: fuse(image_vector, text_vector, options.text_weight, options.top_k)
+        ),
+    )
     yield "labels", _needs(image_vector, lambda: _labels(image_vector, said, options))
     yield "caption", _needs(image_vector, lambda: _caption(picture, image_vector, space, options))
     yield "answer", _needs([picture, words], lambda: _answer(picture, said, space))
@@ -148,8 +161,10 @@ def _words(audio, text) -> Words:
     if audio is not None:
         [transcript] = load("transcribe")([audio])
         if not transcript.has_speech:
-            raise InputError(f"No speech was found in this {transcript.duration:.1f} s recording. Record again, "
-                             "closer to the microphone, or type the words instead")
+            raise InputError(
+                f"No speech was found in this {transcript.duration:.1f} s recording. Record again, "
+                "closer to the microphone, or type the words instead"
+            )
         return Words(transcript.text, spoken=True, transcript=transcript)
     if text is not None and text.strip():
         return Words(" ".join(text.split()), spoken=False)
@@ -182,18 +197,22 @@ def fuse(image_vector: np.ndarray, text_vector: np.ndarray, text_weight: float, 
     by_image, by_text = gallery.search(space, np.stack([image_vector, text_vector]), everything)
     text_scores = {item.path: score for item, score in by_text}
     items = [item for item, _ in by_image]
-    fused = late_fusion([np.array([score for _, score in by_image]), np.array([text_scores[i.path] for i in items])],
-                        weights)
+    fused = late_fusion(
+        [np.array([score for _, score in by_image]), np.array([text_scores[i.path] for i in items])], weights
+    )
     order = np.argsort(-fused, kind="stable")[:k]
-    return Rankings(text_weight, _hits(early), tuple(Hit(items[i].path, items[i].label, float(fused[i]))
-                                                             for i in order))
+    return Rankings(
+        text_weight, _hits(early), tuple(Hit(items[i].path, items[i].label, float(fused[i])) for i in order)
+    )
 
 
 def _labels(image_vector, said: str | None, options: StudioOptions) -> Classification:
     labels = alternatives(said or "") or options.labels.strip()
     if not labels:
-        raise InputError("No labels to tell apart: say or type the alternatives (e.g. 'is it a cat or a dog?'), "
-                         "or list labels in the options")
+        raise InputError(
+            "No labels to tell apart: say or type the alternatives (e.g. 'is it a cat or a dog?'), "
+            "or list labels in the options"
+        )
     [result] = classifier().classify_vectors(image_vector, labels, options.template)
     return result
 

@@ -56,25 +56,64 @@ class Photo:
 
 
 PHOTOS = (
-    Photo("astronaut.jpg", "astronaut", "astronaut.png", "Eileen Collins, NASA astronaut",
-          "No known copyright restrictions, released into the public domain (NASA Great Images database)."),
-    Photo("cat.jpg", "chelsea", "chelsea.png", "Chelsea the cat",
-          "No copyright restrictions. CC0 by the photographer (Stefan van der Walt)."),
-    Photo("coffee.jpg", "coffee", "coffee.png", "a cup of coffee (courtesy of Pikolo Espresso Bar)",
-          "No copyright restrictions. CC0 by the photographer (Rachel Michetti)."),
-    Photo("rocket.jpg", "rocket", "rocket.jpg", "launch of DSCOVR on a SpaceX Falcon 9",
-          "Captured by SpaceX and released into the public domain."),
-    Photo("motorcycle.jpg", "stereo_motorcycle", "motorcycle_left.png",
-          "a motorcycle, left image of the Middlebury 2014 stereo pair (Scharstein et al., GCPR 2014)",
-          "The docstring states no licence for this image. It is redistributed inside the scikit-image "
-          "package (BSD-3-Clause); the Middlebury stereo datasets ask users to cite D. Scharstein et al., "
-          "'High-resolution stereo datasets with subpixel-accurate ground truth', GCPR 2014."),
-    Photo("hubble.jpg", "hubble_deep_field", "hubble_deep_field.jpg", "the Hubble eXtreme Deep Field",
-          "Captured by NASA and may be freely used in the public domain."),
-    Photo("coins.jpg", "coins", "coins.png", "Greek coins from Pompeii (Brooklyn Museum collection)",
-          "No known copyright restrictions."),
-    Photo("horse.jpg", "horse", "horse.png", "a black and white silhouette of a horse (openclipart)",
-          "No copyright restrictions. CC0 given by owner (Andreas Preuss (marauder))."),
+    Photo(
+        "astronaut.jpg",
+        "astronaut",
+        "astronaut.png",
+        "Eileen Collins, NASA astronaut",
+        "No known copyright restrictions, released into the public domain (NASA Great Images database).",
+    ),
+    Photo(
+        "cat.jpg",
+        "chelsea",
+        "chelsea.png",
+        "Chelsea the cat",
+        "No copyright restrictions. CC0 by the photographer (Stefan van der Walt).",
+    ),
+    Photo(
+        "coffee.jpg",
+        "coffee",
+        "coffee.png",
+        "a cup of coffee (courtesy of Pikolo Espresso Bar)",
+        "No copyright restrictions. CC0 by the photographer (Rachel Michetti).",
+    ),
+    Photo(
+        "rocket.jpg",
+        "rocket",
+        "rocket.jpg",
+        "launch of DSCOVR on a SpaceX Falcon 9",
+        "Captured by SpaceX and released into the public domain.",
+    ),
+    Photo(
+        "motorcycle.jpg",
+        "stereo_motorcycle",
+        "motorcycle_left.png",
+        "a motorcycle, left image of the Middlebury 2014 stereo pair (Scharstein et al., GCPR 2014)",
+        "The docstring states no licence for this image. It is redistributed inside the scikit-image "
+        "package (BSD-3-Clause); the Middlebury stereo datasets ask users to cite D. Scharstein et al., "
+        "'High-resolution stereo datasets with subpixel-accurate ground truth', GCPR 2014.",
+    ),
+    Photo(
+        "hubble.jpg",
+        "hubble_deep_field",
+        "hubble_deep_field.jpg",
+        "the Hubble eXtreme Deep Field",
+        "Captured by NASA and may be freely used in the public domain.",
+    ),
+    Photo(
+        "coins.jpg",
+        "coins",
+        "coins.png",
+        "Greek coins from Pompeii (Brooklyn Museum collection)",
+        "No known copyright restrictions.",
+    ),
+    Photo(
+        "horse.jpg",
+        "horse",
+        "horse.png",
+        "a black and white silhouette of a horse (openclipart)",
+        "No copyright restrictions. CC0 given by owner (Andreas Preuss (marauder)).",
+    ),
 )
 
 

@@ -1,6 +1,6 @@
 """Screenshots of every tab for README.md: the toy app in headless Debian chromium, each tab used once.
 
-    python scripts/screenshots.py          # writes docs/{studio,caption,search,ask,transcribe}.png
+python scripts/screenshots.py          # writes docs/{studio,caption,search,ask,transcribe}.png
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian/Ubuntu machine needs to run the test suite, then the suite itself:
 # the Debian packages the tests drive (espeak-ng makes speech, sox checks audio, chromium runs the browser tests),
-# a venv with the locked versions (requirements-dev.txt), the linter (ruff, pyproject.toml), and pytest. Extra
-# arguments go to pytest.
+# a venv with the locked versions (requirements-dev.txt), the linter and the formatter's check (ruff, configured in
+# pyproject.toml), and pytest. Extra arguments go to pytest.
 #     bash scripts/test.sh            # everything
 #     bash scripts/test.sh -m "not slow and not browser"     # the fast core, about a minute
 set -euo pipefail
@@ -25,4 +25,5 @@ python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements-dev.txt
 
 ruff check .
+ruff format --check .
 python -m pytest -q "$@"

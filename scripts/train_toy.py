@@ -48,18 +48,52 @@ MODELS = ("clip", "blip-caption", "blip-vqa", "vit-gpt2", "vilt")
 # Words a user's prompt or question may use beyond the captions and questions themselves, so they
 # get a real token rather than [UNK] (the models are only trained on some of them).
 EXTRA_WORDS = (
-    "an", "of", "photo", "photography", "picture", "image", "drawing", "thing", "something",
-    "colored", "colour", "with", "on", "background", "one", "single", "there", "are", "small",
-    "big", "?", ".", ",",
+    "an",
+    "of",
+    "photo",
+    "photography",
+    "picture",
+    "image",
+    "drawing",
+    "thing",
+    "something",
+    "colored",
+    "colour",
+    "with",
+    "on",
+    "background",
+    "one",
+    "single",
+    "there",
+    "are",
+    "small",
+    "big",
+    "?",
+    ".",
+    ",",
 )
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, as BERT orders them
 
 # Prompts for CLIP training. A text says the colour, the shape or both; it matches every image in the
 # batch that has what it says (see clip_loss). {caption} is toyworld's caption ("an orange circle").
-CLIP_BOTH = ("{caption}", "a photo of {caption}", "{c} {s}", "a picture of {caption}", "an image of {caption}",
-             "a drawing of {caption}", "a photo of the {c} {s}", "a {c} {s}")
-CLIP_COLOR = ("{c}", "something {c}", "{a} {c} shape", "{a} {c} object", "a photo of something {c}",
-              "a picture of something {c}")
+CLIP_BOTH = (
+    "{caption}",
+    "a photo of {caption}",
+    "{c} {s}",
+    "a picture of {caption}",
+    "an image of {caption}",
+    "a drawing of {caption}",
+    "a photo of the {c} {s}",
+    "a {c} {s}",
+)
+CLIP_COLOR = (
+    "{c}",
+    "something {c}",
+    "{a} {c} shape",
+    "{a} {c} object",
+    "a photo of something {c}",
+    "a picture of something {c}",
+)
 CLIP_SHAPE = ("{s}", "a {s}", "a photo of a {s}", "a {s} shape", "a picture of a {s}", "an image of a {s}")
 
 # Caption prompts for BLIP conditional captioning (``processor(images, text=prompt)``), as the
@@ -101,8 +135,15 @@ def hflip(pixels: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
 
 
-def train(name: str, model: torch.nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
-          count: int, steps: int, batch: int, lr: float) -> None:
+def train(
+    name: str,
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    count: int,
+    steps: int,
+    batch: int,
+    lr: float,
+) -> None:
     """AdamW with linear warm-up and cosine decay; ``loss_fn`` maps a batch of scene indices to a loss."""
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -130,7 +171,7 @@ def accuracy(predicted: list[str], expected: list[str]) -> float:
 
 def in_chunks(items: list, size: int = 64) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # --- CLIP (open_clip) --------------------------------------------------------------------------
@@ -150,17 +191,25 @@ def clip_files(out: Path) -> dict:
         # Any non-empty name makes get_tokenizer use HFTokenizer; for "local-dir:" it loads from the
         # directory itself, where the tokenizer files are.
         "hf_tokenizer_name": "toy-word-level-bert",
-        "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 2.0,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+        "mlp_ratio": 2.0,
         # BERT ids are [CLS] words [SEP] [PAD]...: with the causal mask only [SEP] has seen every word,
         # so pool there ('eos'); 'argmax' would need [SEP] to be the largest id, 'last' would hit [PAD].
-        "pool_type": "eos", "eos_id": tokenizer.sep_token_id, "pad_id": tokenizer.pad_token_id,
+        "pool_type": "eos",
+        "eos_id": tokenizer.sep_token_id,
+        "pad_id": tokenizer.pad_token_id,
     }
     vision_cfg = {"image_size": SIZE, "patch_size": 8, "width": 64, "head_width": 32, "layers": 2, "mlp_ratio": 2.0}
     config = {
         "model_cfg": {"embed_dim": 64, "vision_cfg": vision_cfg, "text_cfg": text_cfg},
         "preprocess_cfg": {
-            "size": SIZE, "mean": list(OPENAI_DATASET_MEAN), "std": list(OPENAI_DATASET_STD),
-            "interpolation": "bicubic", "resize_mode": "shortest",
+            "size": SIZE,
+            "mean": list(OPENAI_DATASET_MEAN),
+            "std": list(OPENAI_DATASET_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
         },
     }
     (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -183,8 +232,10 @@ def clip_loss(model, image_features, text_features, text_claims, image_labels) -
     """Contrastive loss where a text is a positive for every image that fits it ("red" fits all red
     images in the batch), so colour-only and shape-only texts do not push matching images apart."""
     logits = model.logit_scale.exp() * F.normalize(text_features, dim=-1) @ F.normalize(image_features, dim=-1).T
-    fits = torch.tensor([[(c is None or c == ic) and (s is None or s == is_) for ic, is_ in image_labels]
-                         for c, s in text_claims], dtype=torch.float32)
+    fits = torch.tensor(
+        [[(c is None or c == ic) and (s is None or s == is_) for ic, is_ in image_labels] for c, s in text_claims],
+        dtype=torch.float32,
+    )
     text_to_image = -(fits / fits.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
     image_to_text = -(fits.T / fits.T.sum(1, keepdim=True) * logits.T.log_softmax(1)).sum(1).mean()
     return (text_to_image + image_to_text) / 2
@@ -207,8 +258,9 @@ def train_clip(scenes: list, out: Path) -> None:
         texts = [clip_text(*labels[i], rng) for i in indices.tolist()]
         image_features = model.encode_image(hflip(pixels[indices]))
         text_features = model.encode_text(tokenizer([t for t, _, _ in texts]))
-        return clip_loss(model, image_features, text_features, [(c, s) for _, c, s in texts],
-                         [labels[i] for i in indices.tolist()])
+        return clip_loss(
+            model, image_features, text_features, [(c, s) for _, c, s in texts], [labels[i] for i in indices.tolist()]
+        )
 
     train("clip", model, loss_fn, len(scenes), steps=600, batch=64, lr=2e-3)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "open_clip_model.safetensors")
@@ -234,8 +286,9 @@ def eval_clip(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
         return sum(names[p] == t for p, t in zip(predicted.tolist(), truth)) / len(truth)
 
     scores = {
-        "zero_shot_color_shape": zero_shot("a photo of {}", [(toyworld.caption_for(*c),) for c in CLASSES],
-                                           [(s.caption,) for s in scenes]),
+        "zero_shot_color_shape": zero_shot(
+            "a photo of {}", [(toyworld.caption_for(*c),) for c in CLASSES], [(s.caption,) for s in scenes]
+        ),
         "zero_shot_color_word": zero_shot("{}", [(c,) for c in toyworld.COLORS], [(s.color,) for s in scenes]),
         "zero_shot_shape_word": zero_shot("{}", [(s,) for s in toyworld.SHAPES], [(s.shape,) for s in scenes]),
     }
@@ -268,17 +321,32 @@ def blip_config(tokenizer):
     from transformers import BlipConfig
 
     text = {
-        "vocab_size": len(tokenizer), "hidden_size": 64, "encoder_hidden_size": 64, "intermediate_size": 128,
-        "projection_dim": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "encoder_hidden_size": 64,
+        "intermediate_size": 128,
+        "projection_dim": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
         # As long as the hub BLIP's: a caption prompt plus new tokens must fit, and the app cuts questions here.
         "max_position_embeddings": 512,
         # generate() starts the decoder at bos ([DEC]) and stops at sep ([SEP]); eos is set to [SEP] as well
         # so the decoder's own generation config agrees.
-        "bos_token_id": tokenizer.bos_token_id, "sep_token_id": tokenizer.sep_token_id,
-        "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
     }
-    vision = {"hidden_size": 64, "intermediate_size": 128, "projection_dim": 64, "num_hidden_layers": 2,
-              "num_attention_heads": 2, "image_size": SIZE, "patch_size": 8, "initializer_range": 0.02}
+    vision = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "projection_dim": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": SIZE,
+        "patch_size": 8,
+        "initializer_range": 0.02,
+    }
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=64, image_text_hidden_size=64)
 
 
@@ -352,8 +420,9 @@ def eval_blip_caption(out: Path, scenes: list, fp16: bool = False) -> dict[str, 
         prompted += processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)
     return {
         "caption_exact": accuracy(captions, [s.caption for s in scenes]),
-        "prompted_caption_exact[a photography of]": accuracy(prompted,
-                                                             [f"a photography of {s.caption}" for s in scenes[:60]]),
+        "prompted_caption_exact[a photography of]": accuracy(
+            prompted, [f"a photography of {s.caption}" for s in scenes[:60]]
+        ),
     }
 
 
@@ -361,10 +430,12 @@ def vqa_loss(model, probe, pixels, classes, question_ids, question_mask, answer_
     """BlipForQuestionAnswering's loss, computed the way its generate() runs: unlike forward(), generate()
     lets the answer decoder attend to every question position, padding included, so training does too."""
     image = model.vision_model(pixel_values=pixels).last_hidden_state
-    question = model.text_encoder(input_ids=question_ids, attention_mask=question_mask,
-                                  encoder_hidden_states=image).last_hidden_state
-    answer = model.text_decoder(input_ids=answer_ids, attention_mask=answer_mask, encoder_hidden_states=question,
-                                labels=labels)
+    question = model.text_encoder(
+        input_ids=question_ids, attention_mask=question_mask, encoder_hidden_states=image
+    ).last_hidden_state
+    answer = model.text_decoder(
+        input_ids=answer_ids, attention_mask=answer_mask, encoder_hidden_states=question, labels=labels
+    )
     return answer.loss + probe(image, classes)
 
 
@@ -374,8 +445,10 @@ def warm_start_from_captioner(model, caption_dir: Path) -> None:
     from transformers import BlipForConditionalGeneration
 
     if not (caption_dir / "config.json").exists():
-        raise SystemExit(f"blip-vqa starts from the blip-caption checkpoint, which is not in {caption_dir}; "
-                         "train it first: --only blip-caption,blip-vqa")
+        raise SystemExit(
+            f"blip-vqa starts from the blip-caption checkpoint, which is not in {caption_dir}; "
+            "train it first: --only blip-caption,blip-vqa"
+        )
     captioner = BlipForConditionalGeneration.from_pretrained(caption_dir)
     model.vision_model.load_state_dict(captioner.vision_model.state_dict())
     model.text_encoder.load_state_dict(captioner.text_decoder.bert.state_dict())
@@ -397,11 +470,19 @@ def train_blip_vqa(scenes: list, out: Path) -> None:
         pairs = [rng.choice(scenes[i].qa) for i in indices.tolist()]
         # Extra padding now and then, as a batch of mixed questions gets in the app.
         width = max(len(processor.tokenizer(q).input_ids) for q, _ in pairs) + rng.choice((0, 0, 2, 6))
-        questions = processor.tokenizer([q for q, _ in pairs], padding="max_length", max_length=width,
-                                        return_tensors="pt")
+        questions = processor.tokenizer(
+            [q for q, _ in pairs], padding="max_length", max_length=width, return_tensors="pt"
+        )
         answers = decoder_targets(processor.tokenizer, [a for _, a in pairs])
-        return vqa_loss(model, probe, hflip(pixels[indices]), classes[indices], questions.input_ids,
-                        questions.attention_mask, *answers)
+        return vqa_loss(
+            model,
+            probe,
+            hflip(pixels[indices]),
+            classes[indices],
+            questions.input_ids,
+            questions.attention_mask,
+            *answers,
+        )
 
     train("blip-vqa", torch.nn.ModuleList([model, probe]), loss_fn, len(scenes), steps=500, batch=64, lr=5e-4)
     model.save_pretrained(out)
@@ -416,8 +497,11 @@ def eval_blip_vqa(out: Path, scenes: list, fp16: bool = False) -> dict[str, floa
     model = BlipForQuestionAnswering.from_pretrained(out).eval()
     dtype = torch.float16 if fp16 else torch.float32
     model = model.to(dtype)
-    return vqa_accuracy(processor, scenes, lambda inputs: processor.batch_decode(
-        model.generate(**inputs.to(dtype)), skip_special_tokens=True))
+    return vqa_accuracy(
+        processor,
+        scenes,
+        lambda inputs: processor.batch_decode(model.generate(**inputs.to(dtype)), skip_special_tokens=True),
+    )
 
 
 def vqa_accuracy(processor, scenes: list, answer: Callable) -> dict[str, float]:
@@ -426,8 +510,9 @@ def vqa_accuracy(processor, scenes: list, answer: Callable) -> dict[str, float]:
     asked = [(s.image, question, expected) for s in scenes for question, expected in s.qa]
     answers = []
     for chunk in in_chunks(asked):
-        answers += answer(processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True,
-                                    return_tensors="pt"))
+        answers += answer(
+            processor(images=[i for i, _, _ in chunk], text=[q for _, q, _ in chunk], padding=True, return_tensors="pt")
+        )
     return {"vqa_exact": accuracy(answers, [a for _, _, a in asked])}
 
 
@@ -443,8 +528,9 @@ def gpt2_tokenizer():
     corpus = [toyworld.caption_for(c, s) for c, s in CLASSES] + [" ".join(words), *words]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=1000, min_frequency=1, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000, min_frequency=1, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     bpe.train_from_iterator(corpus, trainer)
     merges = json.loads(bpe.to_str())["model"]["merges"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
@@ -463,12 +549,31 @@ def vit_gpt2_model(tokenizer):
     )
 
     eot = tokenizer.eos_token_id
-    encoder = ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                        image_size=SIZE, patch_size=8, encoder_stride=8)
+    encoder = ViTConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        image_size=SIZE,
+        patch_size=8,
+        encoder_stride=8,
+    )
     # n_positions covers the longest caption the app can ask for (100 new tokens).
-    decoder = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=64, n_layer=2, n_head=2, n_inner=128,
-                         add_cross_attention=True, is_decoder=True, bos_token_id=eot, eos_token_id=eot,
-                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    decoder = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        n_inner=128,
+        add_cross_attention=True,
+        is_decoder=True,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
     # As nlpconnect/vit-gpt2-image-captioning: <|endoftext|> starts, ends and pads every caption.
     config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eot
@@ -539,10 +644,19 @@ def vilt_processor():
 def vilt_config(tokenizer):
     from transformers import ViltConfig
 
-    return ViltConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
-                      intermediate_size=128, image_size=SIZE, patch_size=16, max_position_embeddings=VILT_MAX_TOKENS,
-                      pad_token_id=tokenizer.pad_token_id, id2label=dict(enumerate(VILT_ANSWERS)),
-                      label2id={a: i for i, a in enumerate(VILT_ANSWERS)})
+    return ViltConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=128,
+        image_size=SIZE,
+        patch_size=16,
+        max_position_embeddings=VILT_MAX_TOKENS,
+        pad_token_id=tokenizer.pad_token_id,
+        id2label=dict(enumerate(VILT_ANSWERS)),
+        label2id={a: i for i, a in enumerate(VILT_ANSWERS)},
+    )
 
 
 def train_vilt(scenes: list, out: Path) -> None:
@@ -562,10 +676,15 @@ def train_vilt(scenes: list, out: Path) -> None:
         answers = torch.tensor([VILT_ANSWERS.index(a) for _, a in pairs])
         # One-hot targets under ViLT's own loss (per-answer binary cross-entropy), as VQAv2 soft scores are used,
         # so sigmoid(logit) stays each answer's probability; plus softmax cross-entropy, which ranks them sooner.
-        outputs = model(**questions, pixel_values=hflip(pixels[indices]), pixel_mask=pixel_mask[indices],
-                        labels=F.one_hot(answers, len(VILT_ANSWERS)).float(), output_hidden_states=True)
+        outputs = model(
+            **questions,
+            pixel_values=hflip(pixels[indices]),
+            pixel_mask=pixel_mask[indices],
+            labels=F.one_hot(answers, len(VILT_ANSWERS)).float(),
+            output_hidden_states=True,
+        )
         # The image [CLS] token follows the question tokens; the training-only probe names the scene's class there.
-        image_cls = outputs.hidden_states[-1][:, questions.input_ids.shape[1]:]
+        image_cls = outputs.hidden_states[-1][:, questions.input_ids.shape[1] :]
         return outputs.loss + F.cross_entropy(outputs.logits, answers) + probe(image_cls, classes[indices])
 
     train("vilt", torch.nn.ModuleList([model, probe]), loss_fn, len(scenes), steps=VILT_STEPS, batch=32, lr=2e-3)
@@ -589,10 +708,20 @@ def eval_vilt(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
     return vqa_accuracy(processor, scenes, answer)
 
 
-TRAINERS = {"clip": train_clip, "blip-caption": train_blip_caption, "blip-vqa": train_blip_vqa,
-            "vit-gpt2": train_vit_gpt2, "vilt": train_vilt}
-EVALUATORS = {"clip": eval_clip, "blip-caption": eval_blip_caption, "blip-vqa": eval_blip_vqa,
-              "vit-gpt2": eval_vit_gpt2, "vilt": eval_vilt}
+TRAINERS = {
+    "clip": train_clip,
+    "blip-caption": train_blip_caption,
+    "blip-vqa": train_blip_vqa,
+    "vit-gpt2": train_vit_gpt2,
+    "vilt": train_vilt,
+}
+EVALUATORS = {
+    "clip": eval_clip,
+    "blip-caption": eval_blip_caption,
+    "blip-vqa": eval_blip_vqa,
+    "vit-gpt2": eval_vit_gpt2,
+    "vilt": eval_vilt,
+}
 
 
 def dir_size(path: Path) -> int:
@@ -620,9 +749,13 @@ def write_readme(out: Path, metrics: dict) -> None:
         "| model | stands in for | size | train time | held-out scores (fp32 / fp16) |",
         "|---|---|---|---|---|",
     ]
-    stands_in = {"clip": "open_clip ViT (`local-dir:`)", "blip-caption": "Salesforce/blip-image-captioning-*",
-                 "blip-vqa": "Salesforce/blip-vqa-*", "vit-gpt2": "nlpconnect/vit-gpt2-image-captioning",
-                 "vilt": "dandelin/vilt-b32-finetuned-vqa"}
+    stands_in = {
+        "clip": "open_clip ViT (`local-dir:`)",
+        "blip-caption": "Salesforce/blip-image-captioning-*",
+        "blip-vqa": "Salesforce/blip-vqa-*",
+        "vit-gpt2": "nlpconnect/vit-gpt2-image-captioning",
+        "vilt": "dandelin/vilt-b32-finetuned-vqa",
+    }
     for name in MODELS:
         if name not in metrics:
             continue
@@ -633,10 +766,10 @@ def write_readme(out: Path, metrics: dict) -> None:
     lines += [
         "",
         "How they were trained (all from scratch, AdamW, warm-up then cosine decay, random left-right flips):",
-        "- `clip/`: contrastive, with texts that name the colour and shape (\"an orange circle\", \"a photo of ...\"),",
-        "  the colour only (\"orange\") or the shape only (\"circle\"); a text counts as a match for every image in",
+        '- `clip/`: contrastive, with texts that name the colour and shape ("an orange circle", "a photo of ..."),',
+        '  the colour only ("orange") or the shape only ("circle"); a text counts as a match for every image in',
         "  the batch that fits it.",
-        "- `blip-caption/`: caption loss (10% of captions behind a prompt, \"a photography of\" or \"a picture of\"),",
+        '- `blip-caption/`: caption loss (10% of captions behind a prompt, "a photography of" or "a picture of"),',
         "  plus a training-only colour+shape classifier on the vision [CLS] output (not saved).",
         "- `blip-vqa/`: starts from `blip-caption/` (vision tower; its text decoder for the question encoder and",
         "  the answer decoder), then trains on the scenes' question/answer pairs the way `generate()` runs.",
@@ -647,14 +780,14 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  the image [CLS] token.",
         "",
         "Notes for loaders:",
-        "- `clip/`: `open_clip.create_model_from_pretrained(\"local-dir:<dir>\")` and",
-        "  `open_clip.get_tokenizer(\"local-dir:<dir>\")` (a word-level BertTokenizerFast, lower-cased, unknown words",
+        '- `clip/`: `open_clip.create_model_from_pretrained("local-dir:<dir>")` and',
+        '  `open_clip.get_tokenizer("local-dir:<dir>")` (a word-level BertTokenizerFast, lower-cased, unknown words',
         "  become [UNK]; context length 24). The text tower pools at [SEP] (`pool_type: eos`) under a causal mask.",
         "  Images are 64x64, OpenAI CLIP mean/std.",
         "- `blip-caption/`, `blip-vqa/`: `BlipProcessor` + `BlipForConditionalGeneration` / "
         "`BlipForQuestionAnswering`;",
         "  plain `model.generate(**inputs)`, greedy or beams. The decoder starts at [DEC] (bos) and stops at [SEP];",
-        "  decode with `skip_special_tokens=True`. A caption prompt (text=\"a photography of\") must be the same for",
+        '  decode with `skip_special_tokens=True`. A caption prompt (text="a photography of") must be the same for',
         "  every image in a call: `generate()` drops the prompt's last token, which it assumes is [SEP].",
         "- `vit-gpt2/`: `VisionEncoderDecoderModel` + `ViTImageProcessor` + GPT-2 tokenizer; generation_config has",
         "  num_beams 4, max_length 16; `<|endoftext|>` is decoder start, eos and pad.",

@@ -41,8 +41,9 @@ def patched_layers(model) -> list[str]:
 def stock_captions(captioner, images, options) -> list[list[str]]:
     inputs = captioner.preprocess(images, options)
     with torch.inference_mode():
-        outputs = captioner.model.generate(**inputs, **generate_kwargs(options), output_logits=True,
-                                           return_dict_in_generate=True)
+        outputs = captioner.model.generate(
+            **inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True
+        )
     return outputs.sequences
 
 
@@ -52,10 +53,24 @@ def renamed_cache_argument(monkeypatch):
 
     stock = modeling_blip_text.BlipTextSelfAttention.forward
 
-    def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
-                kv_cache=None, **kwargs):
-        return stock(self, hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask,
-                     cache=kv_cache if kv_cache is not None else kwargs.pop("cache", None), **kwargs)
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        kv_cache=None,
+        **kwargs,
+    ):
+        return stock(
+            self,
+            hidden_states,
+            attention_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            cache=kv_cache if kv_cache is not None else kwargs.pop("cache", None),
+            **kwargs,
+        )
 
     monkeypatch.setattr(modeling_blip_text.BlipTextSelfAttention, "forward", forward)
     return "kv_cache"
@@ -152,6 +167,7 @@ def test_the_system_panel_lists_which_path_each_model_runs():
     runtime.configure(profile="toy")
     pipelines.load("caption"), pipelines.load("ask", "toy-vilt")
     lines = pipelines.loaded_models()
-    assert any(line.startswith("toy-blip (") and line.endswith("BLIP fused attention, each image once: on")
-               for line in lines), lines
+    assert any(
+        line.startswith("toy-blip (") and line.endswith("BLIP fused attention, each image once: on") for line in lines
+    ), lines
     assert any(line.startswith("toy-vilt (") and line.endswith("float32") for line in lines), lines  # stock ViLT

@@ -49,13 +49,17 @@ def test_system_panel_names_device_and_loaded_models(client):
     assert "cpu" in report and "toy-blip" in report
 
 
-@pytest.mark.parametrize("api,make_input,expected", [
-    ("/caption", lambda d: d / "notes.png", "not an image"),
-    ("/ask", lambda d: d / "empty.jpg", "empty"),
-    ("/transcribe", lambda d: d / "notes.wav", "could not be decoded as audio"),
-])
-def test_bad_upload_gets_our_message_and_the_server_keeps_serving(client, tmp_path, scene_file, api, make_input,
-                                                                   expected):
+@pytest.mark.parametrize(
+    "api,make_input,expected",
+    [
+        ("/caption", lambda d: d / "notes.png", "not an image"),
+        ("/ask", lambda d: d / "empty.jpg", "empty"),
+        ("/transcribe", lambda d: d / "notes.wav", "could not be decoded as audio"),
+    ],
+)
+def test_bad_upload_gets_our_message_and_the_server_keeps_serving(
+    client, tmp_path, scene_file, api, make_input, expected
+):
     bad = make_input(tmp_path)
     bad.write_bytes(b"" if "empty" in bad.name else b"these are my meeting notes, not media\n" * 20)
     with pytest.raises(AppError) as info:
@@ -83,8 +87,9 @@ def test_default_profile_offline_explains_itself_and_transcribe_still_works(monk
             remote.predict(handle_file(str(path)), api_name="/caption")
         assert "Salesforce/blip-image-captioning-base" in str(info.value)
         assert "--profile toy" in str(info.value)
-        text, details, *_ = remote.predict(handle_file(str(speak("ask not what your country can do for you"))),
-                                           api_name="/transcribe")
+        text, details, *_ = remote.predict(
+            handle_file(str(speak("ask not what your country can do for you"))), api_name="/transcribe"
+        )
         assert "country" in text.lower() and "whisper-tiny.en-embedded" in details
     finally:
         demo.close()
@@ -127,12 +132,15 @@ def _silence(directory):
     return path
 
 
-@pytest.mark.parametrize("api,make_input,expected", [
-    ("/caption", _truncated_jpeg, "truncated or damaged"),
-    ("/ask", _huge_png, "too large"),
-    ("/transcribe", _short_clip, "at least 0.1 s"),
-    ("/transcribe", _silence, "No speech was found"),
-])
+@pytest.mark.parametrize(
+    "api,make_input,expected",
+    [
+        ("/caption", _truncated_jpeg, "truncated or damaged"),
+        ("/ask", _huge_png, "too large"),
+        ("/transcribe", _short_clip, "at least 0.1 s"),
+        ("/transcribe", _silence, "No speech was found"),
+    ],
+)
 def test_bad_input_battery(client, tmp_path, scene_file, api, make_input, expected):
     with pytest.raises(AppError) as info:
         client.predict(handle_file(str(make_input(tmp_path))), api_name=api)

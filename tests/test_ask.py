@@ -44,8 +44,9 @@ def test_colour_and_shape_questions_on_fresh_scenes(model, fresh_scenes):
 
 
 def test_blip_ranks_its_beam_answers_with_probabilities_that_sum_to_one(fresh_scenes):
-    answers = pipelines.load("ask", "toy-blip-vqa")([(s.image, "what color is the shape?") for s in fresh_scenes[:8]],
-                                                     top_k=4)
+    answers = pipelines.load("ask", "toy-blip-vqa")(
+        [(s.image, "what color is the shape?") for s in fresh_scenes[:8]], top_k=4
+    )
     for answer, scene in zip(answers, fresh_scenes):
         probabilities = [p for _, p in answer.ranked]
         assert 1 < len(answer.ranked) <= 4 and len({t for t, _ in answer.ranked}) == len(answer.ranked)
@@ -159,13 +160,16 @@ def test_a_5000_character_question_is_cut_to_the_model_limit_and_answered(model,
     assert not short.truncated
 
 
-@pytest.mark.parametrize("question,message", [
-    ("", "The question is empty"),
-    ("  \n\t ", "The question is empty"),
-    ("какого цвета эта фигура?", "Cyrillic script"),
-    ("这个形状是什么颜色", "CJK"),
-    ("ما لون الشكل؟", "Arabic script"),
-])
+@pytest.mark.parametrize(
+    "question,message",
+    [
+        ("", "The question is empty"),
+        ("  \n\t ", "The question is empty"),
+        ("какого цвета эта фигура?", "Cyrillic script"),
+        ("这个形状是什么颜色", "CJK"),
+        ("ما لون الشكل؟", "Arabic script"),
+    ],
+)
 def test_unusable_questions_are_refused_with_a_reason(question, message, fresh_scenes):
     with pytest.raises(pipelines.InputError, match=message) as info:
         pipelines.load("ask")([(fresh_scenes[0].image, question)])
@@ -177,10 +181,13 @@ def test_a_question_with_a_few_foreign_letters_is_still_answered(fresh_scenes):
     assert answer.text == fresh_scenes[3].color
 
 
-@pytest.mark.parametrize("image,message", [
-    (None, "No image was given"),
-    (Image.new("RGB", (1, 1), "red"), "1x1 pixels: too small"),
-])
+@pytest.mark.parametrize(
+    "image,message",
+    [
+        (None, "No image was given"),
+        (Image.new("RGB", (1, 1), "red"), "1x1 pixels: too small"),
+    ],
+)
 def test_missing_or_tiny_images_are_refused(image, message):
     with pytest.raises(pipelines.InputError, match=message):
         pipelines.load("ask")([(image, "what color is the shape?")])
@@ -235,8 +242,9 @@ def test_the_overlay_blends_by_opacity():
     assert np.array_equal(np.asarray(plain), np.asarray(scene.image))
     full = np.asarray(heatmap.overlay(scene.image, heat, 1.0)).astype(int)
     red_box = next(s.box for s in scene.shapes if s.color == "red")
-    hottest = np.unravel_index(np.asarray(Image.fromarray(heat.heat, "F").resize(scene.image.size)).argmax(),
-                               full.shape[:2])
+    hottest = np.unravel_index(
+        np.asarray(Image.fromarray(heat.heat, "F").resize(scene.image.size)).argmax(), full.shape[:2]
+    )
     assert red_box[1] <= hottest[0] <= red_box[3] and red_box[0] <= hottest[1] <= red_box[2]
     assert full[hottest][0] > 200 and full[hottest][2] < 60  # the colour scale's hot end is red
     with pytest.raises(pipelines.InputError, match="Opacity must be between 0 and 1"):
@@ -263,7 +271,7 @@ def test_requests_from_many_threads_at_once_each_get_their_questions_padded_and_
     def request(offset: int) -> None:
         try:
             for i in range(40):
-                questions = ["what color is it?", "what shape is it?", long][(offset + i) % 3:]
+                questions = ["what color is it?", "what shape is it?", long][(offset + i) % 3 :]
                 batch = answerer.preprocess([(image, q) for q in questions], options)
                 assert batch.text["input_ids"].shape[1] <= limit
                 assert batch.truncated == [q == long for q in questions]

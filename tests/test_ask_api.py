@@ -36,8 +36,9 @@ def test_ask_with_the_image_alone_gives_the_best_answer_first(client, scenes):
 @pytest.mark.parametrize("model", ["toy-blip-vqa", "toy-vilt"])
 def test_several_questions_at_once_fill_the_table(client, scenes, model):
     scene, path = scenes[1]
-    answer, ranked, table = client.predict(handle_file(path), "what shape is it?\n\nwhat color is it?\n", model, 3,
-                                           api_name="/ask")
+    answer, ranked, table = client.predict(
+        handle_file(path), "what shape is it?\n\nwhat color is it?\n", model, 3, api_name="/ask"
+    )
     assert answer.splitlines() == [scene.shape, scene.color]
     expected = [["what shape is it?", scene.shape], ["what color is it?", scene.color]]
     assert [row[:2] for row in table["data"]] == expected
@@ -83,16 +84,20 @@ def _tiny(directory):
     return handle_file(str(directory / "dot.png"))
 
 
-@pytest.mark.parametrize("make_image,question,expected", [
-    (None, "what color is the shape?", "Upload an image"),
-    ("scene", "", "Type a question"),
-    ("scene", "   \n  ", "Type a question"),
-    ("scene", "какого цвета фигура?", "Cyrillic script"),
-    ("scene", "\n".join(["what color is it?"] * 17), "ask at most 16 at once"),
-    (_tiny, "what color is the shape?", "1x1 pixels: too small"),
-])
-def test_bad_input_is_refused_clearly_and_the_server_keeps_serving(client, scenes, tmp_path, make_image, question,
-                                                                   expected):
+@pytest.mark.parametrize(
+    "make_image,question,expected",
+    [
+        (None, "what color is the shape?", "Upload an image"),
+        ("scene", "", "Type a question"),
+        ("scene", "   \n  ", "Type a question"),
+        ("scene", "какого цвета фигура?", "Cyrillic script"),
+        ("scene", "\n".join(["what color is it?"] * 17), "ask at most 16 at once"),
+        (_tiny, "what color is the shape?", "1x1 pixels: too small"),
+    ],
+)
+def test_bad_input_is_refused_clearly_and_the_server_keeps_serving(
+    client, scenes, tmp_path, make_image, question, expected
+):
     scene, path = scenes[3]
     image = handle_file(path) if make_image == "scene" else make_image(tmp_path) if make_image else None
     with pytest.raises(AppError, match=expected):

@@ -16,8 +16,7 @@ def test_two_questions_give_ranked_answers_a_table_and_a_heatmap_of_this_image(p
     page.locator("#ask-image input[type=file]").set_input_files(str(tmp_path / "scene.png"))
     page.locator("#ask-question textarea").fill("what color is the shape?\nwhat shape is it?")
     page.get_by_role("button", name="Ask", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#ask-answer textarea').value.includes('\\n')",
-                           timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#ask-answer textarea').value.includes('\\n')", timeout=60_000)
     assert page.locator("#ask-answer textarea").input_value().splitlines() == [scene.color, scene.shape]
     page.locator("#ask-ranked").get_by_text(scene.color).first.wait_for(timeout=10_000)
     page.locator("#ask-table").get_by_text("what shape is it?").first.wait_for(timeout=10_000)

@@ -86,8 +86,10 @@ BAD_RECORDINGS = {
 }
 AUDIO_APIS = {
     "/transcribe": (lambda files, audio: [audio], lambda out: "color" in out[0].lower()),
-    "/ask_voice": (lambda files, audio: [handle_file(str(files / "scene.png")), audio],
-                   lambda out: out[0] == SCENE.color),
+    "/ask_voice": (
+        lambda files, audio: [handle_file(str(files / "scene.png")), audio],
+        lambda out: out[0] == SCENE.color,
+    ),
 }
 
 
@@ -113,16 +115,21 @@ def test_bad_texts(client, files, api, text):
     assert client.predict(*valid, api_name=api)[0]
 
 
-@pytest.mark.parametrize("image,audio,missing", [
-    ("notes.png", "question", ["not an image"]),
-    ("scene", "silence.wav", ["No speech was found"]),
-    ("scene", "notes.wav", ["could not be decoded as audio"]),
-    (None, None, ["No image was given", "No speech or text was given"]),
-], ids=["bad-image", "silent-speech", "bad-recording", "nothing"])
+@pytest.mark.parametrize(
+    "image,audio,missing",
+    [
+        ("notes.png", "question", ["not an image"]),
+        ("scene", "silence.wav", ["No speech was found"]),
+        ("scene", "notes.wav", ["could not be decoded as audio"]),
+        (None, None, ["No image was given", "No speech or text was given"]),
+    ],
+    ids=["bad-image", "silent-speech", "bad-recording", "nothing"],
+)
 def test_the_studio_runs_what_it_can_and_says_why_not_for_the_rest(client, files, image, audio, missing):
     def given(name):
         special = {"scene": files / "scene.png", "question": QUESTION}
         return handle_file(str(special.get(name) or files / name)) if name else None
+
     *_, notes = client.predict(given(image), given(audio), api_name="/studio")
     assert all(reason in notes for reason in missing), notes
     transcript, caption, answer, *_ = client.predict(given("scene"), given("question"), api_name="/studio")

@@ -23,6 +23,7 @@ def concurrently(batcher, captioner, images, **options):
             return batcher.run(captioner, [image], **options)[0].text
         except InputError as error:
             return error
+
     with ThreadPoolExecutor(len(images)) as pool:
         return list(pool.map(one, images))
 
@@ -78,8 +79,9 @@ def test_concurrent_visitors_captions_are_joined_by_the_app_and_each_is_right(tm
         before = len(batcher.calls)
         clients = [Client(demo.local_url, verbose=False) for _ in paths]
         with ThreadPoolExecutor(len(paths)) as pool:
-            captions = list(pool.map(lambda i: clients[i].predict(handle_file(paths[i]), api_name="/caption")[0],
-                                     range(len(paths))))
+            captions = list(
+                pool.map(lambda i: clients[i].predict(handle_file(paths[i]), api_name="/caption")[0], range(len(paths)))
+            )
         joined = list(batcher.calls)[before:]
         assert len(joined) < len(paths) and max(joined) > 1  # some visitors shared a forward pass
         for scene, caption in zip(scenes, captions):

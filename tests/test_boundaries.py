@@ -37,9 +37,16 @@ def test_demos_import_no_model_library(path, names):
 
 def test_the_ui_builds_without_loading_a_model_library():
     """Cold start: the page is served before torch & co. load (they load with the first model, in a handler)."""
-    script = ("import sys, app; app.demo; "
-              f"print(sorted(name for name in {sorted(MODEL_LIBRARIES)!r} if name in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MM_PROFILE": "toy"})
+    script = (
+        f"import sys, app; app.demo; print(sorted(name for name in {sorted(MODEL_LIBRARIES)!r} if name in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MM_PROFILE": "toy"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"building the app imported {done.stdout.strip()}"

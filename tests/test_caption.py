@@ -31,15 +31,22 @@ def accuracy(hits) -> float:
 @pytest.mark.parametrize("model", MODELS)
 def test_the_tab_path_names_colour_and_shape_on_fresh_scenes(model, fresh_scenes):
     """Three beam candidates each, re-ranked with the tab's default CLIP weight: the best one is right."""
-    ranked = caption_and_rerank(pipelines.load("caption", model), [s.image for s in fresh_scenes],
-                                fusion.shared_space(), 0.3, num_candidates=3, num_beams=4)
+    ranked = caption_and_rerank(
+        pipelines.load("caption", model),
+        [s.image for s in fresh_scenes],
+        fusion.shared_space(),
+        0.3,
+        num_candidates=3,
+        num_beams=4,
+    )
     assert accuracy(names_the_scene(r[0].text, s) for r, s in zip(ranked, fresh_scenes)) >= 0.9
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_sampled_captions_name_colour_and_shape(model, fresh_scenes):
-    captions = pipelines.load("caption", model)([s.image for s in fresh_scenes], sample=True, top_p=0.9,
-                                                temperature=0.7, seed=7)
+    captions = pipelines.load("caption", model)(
+        [s.image for s in fresh_scenes], sample=True, top_p=0.9, temperature=0.7, seed=7
+    )
     assert accuracy(names_the_scene(c.text, s) for c, s in zip(captions, fresh_scenes)) >= 0.9
 
 
@@ -49,8 +56,10 @@ def test_sampling_with_a_seed_is_reproducible_and_the_seed_matters(model, fresh_
     images = [s.image for s in fresh_scenes[:8]]
 
     def draw(seed):
-        return [c.candidates for c in captioner(images, sample=True, num_candidates=5, temperature=2.0, top_p=1.0,
-                                                seed=seed)]
+        return [
+            c.candidates
+            for c in captioner(images, sample=True, num_candidates=5, temperature=2.0, top_p=1.0, seed=seed)
+        ]
 
     first = draw(11)
     torch.rand(3)  # whatever else uses the global generator in between does not matter
@@ -126,8 +135,9 @@ def test_batch_is_one_generate_per_batch_in_input_order_with_progress(fresh_scen
     done = []
     decoder.generate = counting_generate
     try:
-        ranked = caption_and_rerank(captioner, [s.image for s in scenes], space, 0.3, progress=done.append,
-                                    num_candidates=2)
+        ranked = caption_and_rerank(
+            captioner, [s.image for s in scenes], space, 0.3, progress=done.append, num_candidates=2
+        )
     finally:
         del decoder.generate
     assert calls == [16, 4]
@@ -143,19 +153,22 @@ def test_each_family_has_its_own_defaults(model, expected):
     assert pipelines.load("caption", model).options(sample=True).num_beams is None
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(num_candidates=0), "candidate captions must be a whole number from 1 to 10; got 0"),
-    (dict(num_candidates=11), "from 1 to 10; got 11"),
-    (dict(max_new_tokens=0), "maximum caption length (new tokens) must be a whole number from 1 to 100; got 0"),
-    (dict(min_new_tokens=12, max_new_tokens=5), "minimum length (12 new tokens) is more than the maximum (5)"),
-    (dict(num_candidates=4, num_beams=2), "4 candidates need at least 4 beams (got 2)"),
-    (dict(sample=True, num_beams=3), "Sampling draws each candidate on its own and uses no beams"),
-    (dict(sample=True, temperature=0), "temperature must be a number more than 0"),
-    (dict(sample=True, top_p=1.5), "top-p must be a number more than 0 up to 1"),
-    (dict(repetition_penalty=0.5), "repetition penalty must be a number from 1"),
-    (dict(num_beams=2.5), "number of beams must be a whole number"),
-    (dict(beams=3), "Unknown option(s) beams"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(num_candidates=0), "candidate captions must be a whole number from 1 to 10; got 0"),
+        (dict(num_candidates=11), "from 1 to 10; got 11"),
+        (dict(max_new_tokens=0), "maximum caption length (new tokens) must be a whole number from 1 to 100; got 0"),
+        (dict(min_new_tokens=12, max_new_tokens=5), "minimum length (12 new tokens) is more than the maximum (5)"),
+        (dict(num_candidates=4, num_beams=2), "4 candidates need at least 4 beams (got 2)"),
+        (dict(sample=True, num_beams=3), "Sampling draws each candidate on its own and uses no beams"),
+        (dict(sample=True, temperature=0), "temperature must be a number more than 0"),
+        (dict(sample=True, top_p=1.5), "top-p must be a number more than 0 up to 1"),
+        (dict(repetition_penalty=0.5), "repetition penalty must be a number from 1"),
+        (dict(num_beams=2.5), "number of beams must be a whole number"),
+        (dict(beams=3), "Unknown option(s) beams"),
+    ],
+)
 def test_bad_options_are_refused_with_what_to_do(overrides, message, fresh_scenes):
     with pytest.raises(pipelines.InputError) as info:
         pipelines.load("caption", "toy-blip")([fresh_scenes[0].image], **overrides)
@@ -222,14 +235,15 @@ def test_our_blip_decoding_gives_the_tokens_of_the_stock_model(dtype, fresh_scen
         use_sdpa(stock)  # fp16 rounds eager and fused attention differently enough to swap near-tied beams
     linears = [m for m in captioner.model.text_decoder.modules() if type(m) is torch.nn.Linear]
     assert linears and all("forward" in vars(m) for m in linears)  # the decoder's layers are switched
-    images = [s.image for s in fresh_scenes[:CPU_VISION_CHUNK + 2]]  # more than one vision chunk
+    images = [s.image for s in fresh_scenes[: CPU_VISION_CHUNK + 2]]  # more than one vision chunk
     for options in (dict(num_beams=1), dict(num_beams=3, num_candidates=3)):
         options = captioner.options(**options)
         inputs = captioner.preprocess(images, options)
         with torch.inference_mode():
             ours = captioner._forward(inputs, options)
-            expected = stock.generate(**inputs, **generate_kwargs(options), output_logits=True,
-                                      return_dict_in_generate=True)
+            expected = stock.generate(
+                **inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True
+            )
         assert len(images) * options.num_beams <= SKINNY_ROWS  # the decoding steps take the weight-first path
         assert torch.equal(ours.sequences, expected.sequences)
         tolerance = 1e-4 if dtype == "float32" else 2e-2
@@ -250,9 +264,14 @@ def test_fp16_candidates_and_sampling_match_fp32(model, fresh_scenes):
 
 @pytest.mark.equivalence
 @pytest.mark.parametrize(("dtype", "absorb"), [("float32", False), ("float32", True), ("float16", False)])
-@pytest.mark.parametrize("options", [dict(num_beams=4, num_candidates=3, repetition_penalty=1.3),
-                                     dict(sample=True, num_candidates=4, temperature=2.0, seed=3),
-                                     dict(prefix="a picture of", num_beams=3, num_candidates=2)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(num_beams=4, num_candidates=3, repetition_penalty=1.3),
+        dict(sample=True, num_candidates=4, temperature=2.0, seed=3),
+        dict(prefix="a picture of", num_beams=3, num_candidates=2),
+    ],
+)
 def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, fresh_scenes):
     # ours: each image's keys and values projected once and read once per step by all its beams or samples, or
     # (absorb, on CPU in fp32 only) no keys or values projected: the rows attend to the image states themselves
@@ -269,8 +288,10 @@ def test_each_image_handled_once_gives_the_stock_tokens(options, dtype, absorb, 
     outputs = []
     try:
         with torch.inference_mode():
-            for run in (lambda **kw: captioner.model.generate(**inputs, **kw),
-                        lambda **kw: blip_generate.generate(captioner.model, **inputs, absorb=absorb, **kw)):
+            for run in (
+                lambda **kw: captioner.model.generate(**inputs, **kw),
+                lambda **kw: blip_generate.generate(captioner.model, **inputs, absorb=absorb, **kw),
+            ):
                 with _sampling(options, captioner.device):
                     outputs.append(run(**generate_kwargs(options), output_logits=True, return_dict_in_generate=True))
     finally:
@@ -312,8 +333,14 @@ def test_blip_generate_absorbs_when_that_takes_fewer_multiplications(options, fr
 
 @pytest.mark.equivalence
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("options", [dict(num_beams=1), dict(num_beams=4, num_candidates=4, max_new_tokens=12),
-                                     dict(sample=True, num_candidates=3, seed=3, temperature=2.0)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(num_beams=1),
+        dict(num_beams=4, num_candidates=4, max_new_tokens=12),
+        dict(sample=True, num_candidates=3, seed=3, temperature=2.0),
+    ],
+)
 def test_token_log_probs_are_transformers_transition_scores(model, options, fresh_scenes):
     # our per-step log-sum-exp gives the numbers of transformers' normalised transition scores (which it computes
     # over every step's whole vocabulary at once), beams traced back, ended beams at 0
@@ -331,4 +358,4 @@ def test_token_log_probs_are_transformers_transition_scores(model, options, fres
     assert ours.shape == expected.shape
     assert torch.allclose(ours, expected, atol=1e-5)
     if beams is not None:  # the case has beams that ended before the longest one, whose later steps count 0
-        assert (beams < 0).any() and (ours[beams[:, :ours.shape[1]] < 0] == 0).all()
+        assert (beams < 0).any() and (ours[beams[:, : ours.shape[1]] < 0] == 0).all()

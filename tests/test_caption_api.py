@@ -45,8 +45,15 @@ def test_vit_gpt2_with_sampling_and_a_seed_is_reproducible(client, scenes):
     scene, path = scenes[3]
 
     def ask():
-        return client.predict(handle_file(str(path)), model="toy-vit-gpt2", decoding="sampling", candidates=4,
-                              temperature=0.7, seed=42, api_name="/caption")
+        return client.predict(
+            handle_file(str(path)),
+            model="toy-vit-gpt2",
+            decoding="sampling",
+            candidates=4,
+            temperature=0.7,
+            seed=42,
+            api_name="/caption",
+        )
 
     first = ask()
     assert names(first[0], scene)
@@ -61,17 +68,20 @@ def test_prefix_and_clip_only_ranking(client, scenes):
     assert similarity == sorted(similarity, reverse=True)  # weight 1: CLIP alone orders the candidates
 
 
-@pytest.mark.parametrize("options,message", [
-    (dict(candidates=0), "candidate captions must be a whole number from 1 to 10; got 0"),
-    (dict(candidates=11), "from 1 to 10; got 11"),
-    (dict(max_new_tokens=0), "maximum caption length (new tokens) must be a whole number from 1 to 100; got 0"),
-    (dict(candidates=5, beams=2), "5 candidates need at least 5 beams (got 2)"),
-    (dict(min_new_tokens=20, max_new_tokens=10), "lower the minimum or raise the maximum"),
-    (dict(model="toy-vit-gpt2", prefix="a photography of"), "cannot continue a text prefix"),
-    (dict(decoding="sampling", temperature=0), "temperature must be a number more than 0"),
-    (dict(clip_weight=1.5), "CLIP weight must be a number from 0"),
-    (dict(model="nobody/no-such-captioner-anywhere"), "nobody/no-such-captioner-anywhere"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(candidates=0), "candidate captions must be a whole number from 1 to 10; got 0"),
+        (dict(candidates=11), "from 1 to 10; got 11"),
+        (dict(max_new_tokens=0), "maximum caption length (new tokens) must be a whole number from 1 to 100; got 0"),
+        (dict(candidates=5, beams=2), "5 candidates need at least 5 beams (got 2)"),
+        (dict(min_new_tokens=20, max_new_tokens=10), "lower the minimum or raise the maximum"),
+        (dict(model="toy-vit-gpt2", prefix="a photography of"), "cannot continue a text prefix"),
+        (dict(decoding="sampling", temperature=0), "temperature must be a number more than 0"),
+        (dict(clip_weight=1.5), "CLIP weight must be a number from 0"),
+        (dict(model="nobody/no-such-captioner-anywhere"), "nobody/no-such-captioner-anywhere"),
+    ],
+)
 def test_bad_options_get_our_message_and_the_server_keeps_serving(client, scenes, options, message):
     scene, path = scenes[0]
     with pytest.raises(AppError) as info:
@@ -112,8 +122,9 @@ def test_batch_with_no_usable_image_names_each_file(client, tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("hello\n" * 30)
     with pytest.raises(AppError) as info:
-        client.predict([handle_file(str(tmp_path / name)) for name in ("empty.png", "text.jpg")],
-                       api_name="/caption_batch")
+        client.predict(
+            [handle_file(str(tmp_path / name)) for name in ("empty.png", "text.jpg")], api_name="/caption_batch"
+        )
     assert "None of the files could be captioned" in str(info.value)
     assert "empty.png" in str(info.value) and "text.jpg" in str(info.value)
 
@@ -122,8 +133,9 @@ def test_none_for_beams_and_length_means_the_chosen_models_own_defaults(client, 
     # Omitted values are the tab's initial ones (the default model's: 3 beams); None asks for the model's own
     # (ViT-GPT2: 4 beams), so 4 candidates fit
     scene, path = scenes[5]
-    best, table = client.predict(handle_file(str(path)), model="toy-vit-gpt2", candidates=4, beams=None,
-                                 max_new_tokens=None, api_name="/caption")
+    best, table = client.predict(
+        handle_file(str(path)), model="toy-vit-gpt2", candidates=4, beams=None, max_new_tokens=None, api_name="/caption"
+    )
     assert names(best, scene) and 1 <= len(table["data"]) <= 4
     with pytest.raises(AppError, match="beams"):
         client.predict(handle_file(str(path)), model="toy-vit-gpt2", candidates=4, api_name="/caption")

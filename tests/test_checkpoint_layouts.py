@@ -52,7 +52,7 @@ def copy_without_weights(source: Path, target: Path, weights: str) -> dict[str, 
 def save_sharded(state: dict[str, torch.Tensor], target: Path, *, safetensors: bool) -> None:
     """``state`` in two shards plus the index transformers writes for them."""
     keys = sorted(state)
-    halves = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
+    halves = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
     prefix, suffix = ("model", "safetensors") if safetensors else ("pytorch_model", "bin")
     weight_map = {}
     for number, part in enumerate(halves, start=1):
@@ -71,13 +71,17 @@ def save_sharded(state: dict[str, torch.Tensor], target: Path, *, safetensors: b
 def perturbed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Other weights of the same shapes: a model that read these would answer differently."""
     generator = torch.Generator().manual_seed(0)
-    return {k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
-            for k, v in state.items()}
+    return {
+        k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
 
 
 def captions(captioner, images, **options) -> list[tuple]:
-    return [tuple((c.text, c.score) for c in caption.candidates)
-            for caption in captioner(images, num_candidates=2, **options)]
+    return [
+        tuple((c.text, c.score) for c in caption.candidates)
+        for caption in captioner(images, num_candidates=2, **options)
+    ]
 
 
 def close(found, expected) -> bool:
@@ -91,6 +95,7 @@ def close(found, expected) -> bool:
 
 
 # --- transformers checkpoints (model.safetensors, shards + index, pytorch_model.bin) -------------------------------
+
 
 def make_transformers_layout(layout: str, source: Path, target: Path) -> None:
     state = copy_without_weights(source, target, "model.safetensors")
@@ -109,8 +114,13 @@ def make_transformers_layout(layout: str, source: Path, target: Path) -> None:
         raise ValueError(layout)
 
 
-TRANSFORMERS_LAYOUTS = ["model.safetensors", "sharded safetensors", "pytorch_model.bin", "sharded pytorch_model.bin",
-                        "bin beside safetensors"]
+TRANSFORMERS_LAYOUTS = [
+    "model.safetensors",
+    "sharded safetensors",
+    "pytorch_model.bin",
+    "sharded pytorch_model.bin",
+    "bin beside safetensors",
+]
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +158,7 @@ def test_a_directory_without_weights_says_which_files_it_needs(tmp_path):
 
 # --- tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt) ------------------------------------------
 
+
 def wordpiece_as_vocab_txt(directory: Path) -> None:
     """Replace tokenizer.json by the vocab.txt a BERT tokenizer is built from (ids in line order)."""
     vocab = json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"]
@@ -181,6 +192,7 @@ def test_vit_gpt2_reads_vocab_json_and_merges_txt(tmp_path, images):
 
 # --- open_clip checkpoints (three weight file names; a .bin beside a safetensors) ----------------------------------
 
+
 def make_open_clip_layout(layout: str, target: Path) -> None:
     state = copy_without_weights(TOY / "clip", target, "open_clip_model.safetensors")
     if layout in ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors"):
@@ -204,14 +216,23 @@ def embeddings(space, images) -> np.ndarray:
     return np.concatenate([space.embed_images(images), space.embed_texts(["a red circle", "a blue square"])])
 
 
-@pytest.mark.parametrize("layout", ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-                                    "open_clip_pytorch_model.bin", "bin beside safetensors",
-                                    "bin beside a transformers model.safetensors", "vocab.txt tokenizer"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "open_clip_model.safetensors",
+        "open_clip_pytorch_model.safetensors",
+        "open_clip_pytorch_model.bin",
+        "bin beside safetensors",
+        "bin beside a transformers model.safetensors",
+        "vocab.txt tokenizer",
+    ],
+)
 def test_open_clip_embeds_the_same_in_every_layout(layout, tmp_path, images):
     make_open_clip_layout(layout, tmp_path / "clip")
     expected = embeddings(load_uncached("search", TOY / "clip").space, images)
-    np.testing.assert_allclose(embeddings(load_uncached("search", tmp_path / "clip").space, images), expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        embeddings(load_uncached("search", tmp_path / "clip").space, images), expected, atol=1e-6
+    )
 
 
 def test_open_clip_never_starts_untrained(tmp_path):
@@ -223,6 +244,7 @@ def test_open_clip_never_starts_untrained(tmp_path):
 
 
 # --- a .bin that is more than tensors ------------------------------------------------------------------------------
+
 
 class WritesAFile:
     """Unpickled by a full unpickler, this writes ``path``: what a malicious checkpoint would do instead."""
@@ -253,8 +275,10 @@ def test_a_malicious_transformers_bin_is_refused_and_runs_nothing(tmp_path):
 def test_a_malicious_open_clip_bin_is_refused_and_runs_nothing(tmp_path):
     state = copy_without_weights(TOY / "clip", tmp_path / "clip", "open_clip_model.safetensors")
     malicious_bin(tmp_path / "clip/open_clip_pytorch_model.bin", tmp_path / "pwned", state)
-    with pytest.raises(ModelLoadError, match="Could not load model '.*clip': the weights file .*"
-                                             "open_clip_pytorch_model.bin was refused unread"):
+    with pytest.raises(
+        ModelLoadError,
+        match="Could not load model '.*clip': the weights file .*open_clip_pytorch_model.bin was refused unread",
+    ):
         load_uncached("search", tmp_path / "clip")
     assert not (tmp_path / "pwned").exists()
 

@@ -33,8 +33,12 @@ pytestmark = pytest.mark.slow
 
 hub = hub_fixture(scope="module")
 
-HUB_MODELS = [(task, name) for task in registry.tasks() for name in registry.available_models(task)
-              if registry.resolve(task, name, "default").is_hub]
+HUB_MODELS = [
+    (task, name)
+    for task in registry.tasks()
+    for name in registry.available_models(task)
+    if registry.resolve(task, name, "default").is_hub
+]
 EMBEDDED = "whisper-tiny.en-embedded"
 
 
@@ -97,10 +101,12 @@ def test_the_app_answers_with_every_registry_hub_model(default_hub, scene_file, 
     from tests.serving import serve
 
     image, speech = handle_file(str(scene_file)), handle_file(str(speak("what color is the shape")))
-    calls = {"caption": lambda model: client.predict(image, model=model, max_new_tokens=6, api_name="/caption")[0],
-             "search": lambda model: client.predict("a red circle", model=model, api_name="/search")[0],
-             "ask": lambda model: client.predict(image, model=model, api_name="/ask")[0],
-             "transcribe": lambda model: client.predict(speech, model=model, beam_size=1, api_name="/transcribe")[1]}
+    calls = {
+        "caption": lambda model: client.predict(image, model=model, max_new_tokens=6, api_name="/caption")[0],
+        "search": lambda model: client.predict("a red circle", model=model, api_name="/search")[0],
+        "ask": lambda model: client.predict(image, model=model, api_name="/ask")[0],
+        "transcribe": lambda model: client.predict(speech, model=model, beam_size=1, api_name="/transcribe")[1],
+    }
     demo = serve("default")
     try:
         client = Client(demo.local_url, verbose=False)
@@ -120,8 +126,14 @@ def run_download(hub, home: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m pipelines.download` in a fresh process, pointed at the look-alike through HF_ENDPOINT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run([sys.executable, "-m", "pipelines.download", *args], cwd=registry.PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.download", *args],
+        cwd=registry.PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_download_command_fetches_the_default_profile(default_hub, tmp_path):
@@ -147,11 +159,13 @@ def test_readme_preload_from_hub_names_what_the_loaders_read(default_hub, tmp_pa
     assert [line.removeprefix("  - ") for line in done.stdout.splitlines()] == download.preload_lines("default")
     assert readme_preload_lines() == download.preload_lines("default"), (
         "README's preload_from_hub drifted from the loaders; regenerate it with "
-        "`python -m pipelines.download --preload-lines` against the Hub")
+        "`python -m pipelines.download --preload-lines` against the Hub"
+    )
 
 
-def test_with_the_hub_out_of_reach_models_say_what_to_do_and_transcribe_falls_back(default_hub, tmp_path, speak,
-                                                                                   monkeypatch):
+def test_with_the_hub_out_of_reach_models_say_what_to_do_and_transcribe_falls_back(
+    default_hub, tmp_path, speak, monkeypatch
+):
     forget_pipelines()  # what the tests above loaded would answer from memory
     monkeypatch.setattr(runtime, "_settings", runtime.settings())
     runtime.configure(models_dir=tmp_path / "empty-cache")  # nothing downloaded: only the Hub could help

@@ -20,13 +20,22 @@ pytestmark = pytest.mark.slow
 
 REGISTRY = json.loads((Path(__file__).resolve().parent.parent / "pipelines" / "core" / "registry.json").read_text())
 # keys an old .bin may hold that today's classes no longer keep (then-persistent buffers); loaders drop them
-LEGACY_BUFFERS = ("embeddings.position_ids", ".attn.bias", ".attn.masked_bias", ".crossattention.bias",
-                  ".crossattention.masked_bias")
+LEGACY_BUFFERS = (
+    "embeddings.position_ids",
+    ".attn.bias",
+    ".attn.masked_bias",
+    ".crossattention.bias",
+    ".crossattention.masked_bias",
+)
 
 
 def _registry_hub_ids() -> set[str]:
-    return {entry["source"] for models in REGISTRY["models"].values() for entry in models.values()
-            if entry["source"].count("/") == 1 and not entry["source"].startswith(("assets/", "package:"))}
+    return {
+        entry["source"]
+        for models in REGISTRY["models"].values()
+        for entry in models.values()
+        if entry["source"].count("/") == 1 and not entry["source"].startswith(("assets/", "package:"))
+    }
 
 
 def _image() -> Image.Image:
@@ -93,8 +102,11 @@ def test_repos_are_deterministic_and_small():
 # ---------------------------------------------------------------------------------------------------------------
 # transformers families
 
-CAPTIONERS = ["Salesforce/blip-image-captioning-base", "Salesforce/blip-image-captioning-large",
-              "nlpconnect/vit-gpt2-image-captioning"]
+CAPTIONERS = [
+    "Salesforce/blip-image-captioning-base",
+    "Salesforce/blip-image-captioning-large",
+    "nlpconnect/vit-gpt2-image-captioning",
+]
 
 
 @pytest.mark.parametrize("hub_id", CAPTIONERS)
@@ -125,8 +137,9 @@ def test_blip_vqa_repo_loads_every_tensor_and_answers(tmp_path):
     directory = _repo_dir(tmp_path, "Salesforce/blip-vqa-base")
     model, info = BlipForQuestionAnswering.from_pretrained(directory, output_loading_info=True)
     _assert_loaded_exactly(model, info, _stored_tensors(directory))
-    inputs = BlipProcessor.from_pretrained(directory)(images=_image(), text="what colour is the square?",
-                                                      return_tensors="pt")
+    inputs = BlipProcessor.from_pretrained(directory)(
+        images=_image(), text="what colour is the square?", return_tensors="pt"
+    )
     assert inputs.input_ids[0, 0].item() == 101 and inputs.input_ids[0, -1].item() == 102  # [CLS] … [SEP]
     assert model.generate(**inputs, max_new_tokens=3).shape[-1] > 1
 
@@ -163,6 +176,7 @@ def test_whisper_transformers_repo_loads_every_tensor_and_transcribes(tmp_path, 
 # ---------------------------------------------------------------------------------------------------------------
 # open_clip
 
+
 @pytest.mark.parametrize("hub_id", [h for h in R.HUB_IDS if R.family(h) in ("open_clip", "siglip")])
 def test_open_clip_repo_loads_strictly_and_embeds(tmp_path, hub_id):
     import open_clip
@@ -181,6 +195,7 @@ def test_open_clip_repo_loads_strictly_and_embeds(tmp_path, hub_id):
 # ---------------------------------------------------------------------------------------------------------------
 # faster-whisper
 
+
 @pytest.mark.parametrize("hub_id", [h for h in R.HUB_IDS if R.family(h) == "faster-whisper"])
 def test_faster_whisper_repo_loads_and_transcribes(tmp_path, hub_id):
     from faster_whisper import WhisperModel
@@ -189,9 +204,15 @@ def test_faster_whisper_repo_loads_and_transcribes(tmp_path, hub_id):
     assert (directory / "model.bin").read_bytes()[:4] != b"PK\x03\x04", "a CTranslate2 model, not a torch zip"
     model = WhisperModel(str(directory), device="cpu", compute_type="float32", cpu_threads=1)
     assert model.model.is_multilingual == (not hub_id.endswith(".en"))
-    segments, info = model.transcribe(str(_speech(tmp_path)), language=None if model.model.is_multilingual
-                                      else "en", beam_size=1, max_new_tokens=3, without_timestamps=True,
-                                      condition_on_previous_text=False, temperature=0.0)
+    segments, info = model.transcribe(
+        str(_speech(tmp_path)),
+        language=None if model.model.is_multilingual else "en",
+        beam_size=1,
+        max_new_tokens=3,
+        without_timestamps=True,
+        condition_on_previous_text=False,
+        temperature=0.0,
+    )
     list(segments)
     assert info.language in (model.supported_languages if model.model.is_multilingual else ["en"])
 
@@ -200,7 +221,8 @@ def test_faster_whisper_repo_loads_and_transcribes(tmp_path, hub_id):
 # layouts
 
 WEIGHT_LAYOUT_CASES = [("Salesforce/blip-image-captioning-base", layout) for layout in R._TRANSFORMERS_WEIGHTS] + [
-    ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", layout) for layout in R._OPEN_CLIP_WEIGHTS]
+    ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", layout) for layout in R._OPEN_CLIP_WEIGHTS
+]
 
 
 @pytest.mark.parametrize(("hub_id", "layout"), WEIGHT_LAYOUT_CASES)
@@ -233,16 +255,19 @@ def _expected_names(layout: str) -> list[str]:
     return layout.split("+")
 
 
-@pytest.mark.parametrize(("hub_id", "layout"), [
-    ("Salesforce/blip-image-captioning-base", "vocab.txt"),
-    ("Salesforce/blip-image-captioning-base", "tokenizer.json"),
-    ("dandelin/vilt-b32-finetuned-vqa", "vocab.txt"),
-    ("nlpconnect/vit-gpt2-image-captioning", "vocab.json+merges.txt"),
-    ("nlpconnect/vit-gpt2-image-captioning", "tokenizer.json"),
-    ("openai/whisper-tiny", "vocab.json+merges.txt"),
-    ("timm/ViT-B-16-SigLIP", "tokenizer.json"),
-    ("timm/ViT-B-16-SigLIP", "spiece.model"),
-])
+@pytest.mark.parametrize(
+    ("hub_id", "layout"),
+    [
+        ("Salesforce/blip-image-captioning-base", "vocab.txt"),
+        ("Salesforce/blip-image-captioning-base", "tokenizer.json"),
+        ("dandelin/vilt-b32-finetuned-vqa", "vocab.txt"),
+        ("nlpconnect/vit-gpt2-image-captioning", "vocab.json+merges.txt"),
+        ("nlpconnect/vit-gpt2-image-captioning", "tokenizer.json"),
+        ("openai/whisper-tiny", "vocab.json+merges.txt"),
+        ("timm/ViT-B-16-SigLIP", "tokenizer.json"),
+        ("timm/ViT-B-16-SigLIP", "spiece.model"),
+    ],
+)
 def test_tokenizer_layouts_tokenize_like_main(tmp_path, hub_id, layout):
     from transformers import AutoTokenizer
 
@@ -273,4 +298,4 @@ def test_laion_transformers_tokenizer_tokenizes_like_open_clip(tmp_path):
     ours = AutoTokenizer.from_pretrained(directory)(text).input_ids
     theirs = open_clip.get_tokenizer(f"local-dir:{directory}")([text])[0]
     assert ours == theirs[: len(ours)].tolist()
-    assert theirs[len(ours):].eq(0).all()
+    assert theirs[len(ours) :].eq(0).all()

@@ -39,7 +39,7 @@ def import_graph(root: Path = ROOT, package: str = "pipelines") -> dict[str, set
                 base = node.module or ""
                 if node.level:
                     here = name.split(".") if is_package else name.split(".")[:-1]
-                    anchor = here[:len(here) - (node.level - 1)]
+                    anchor = here[: len(here) - (node.level - 1)]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 for alias in node.names:  # `from pkg import mod` imports the module, `from mod import x` the module
                     targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else _known(base, files))
@@ -64,8 +64,13 @@ def _family_classes(package_dir: Path) -> list[str]:
     if not registry.is_file():
         return []
     families = json.loads(registry.read_text())["families"]
-    return [entry["class"] for task, entries in families.items() if not task.startswith("_")
-            for family, entry in entries.items() if not family.startswith("_")]
+    return [
+        entry["class"]
+        for task, entries in families.items()
+        if not task.startswith("_")
+        for family, entry in entries.items()
+        if not family.startswith("_")
+    ]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -139,10 +144,15 @@ def test_the_graph_sees_function_level_and_by_name_imports():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
 
 
-@pytest.mark.parametrize("old,new", [("pipelines.rerank", "pipelines.caption.rerank"),
-                                     ("pipelines.retrieval", "pipelines.search.retrieval"),
-                                     ("pipelines.gallery", "pipelines.search.gallery"),
-                                     ("pipelines.registry", "pipelines.core.registry")])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("pipelines.rerank", "pipelines.caption.rerank"),
+        ("pipelines.retrieval", "pipelines.search.retrieval"),
+        ("pipelines.gallery", "pipelines.search.gallery"),
+        ("pipelines.registry", "pipelines.core.registry"),
+    ],
+)
 def test_old_module_names_still_import_the_moved_modules(old, new):
     """Scripts written before pipelines/ was grouped by concern keep working: same module, its own name."""
     moved = importlib.import_module(old)

@@ -442,8 +442,15 @@ def test_bad_tuples_are_refused(source, words):
 # ------------------------------------------------------------------------------------------ fuzz
 
 # Headers that make the decoders try harder than on plain noise.
-IMAGE_MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"RIFF\x00\x01\x00\x00WEBP",
-               b"II*\x00"]
+IMAGE_MAGIC = [
+    b"",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"BM",
+    b"RIFF\x00\x01\x00\x00WEBP",
+    b"II*\x00",
+]
 AUDIO_MAGIC = [b"", b"RIFF\x00\x01\x00\x00WAVEfmt ", b"fLaC", b"OggS\x00\x02", b"ID3\x03\x00", b"\xff\xfb\x90"]
 AUDIO_MAGIC.append(b"\x1aE\xdf\xa3")  # Matroska/WebM
 

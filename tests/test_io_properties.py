@@ -36,6 +36,7 @@ def bounded_memory():
 def no_hang():
     def hung(*_):
         raise AssertionError(f"decoding took over {HANG} s: a hang")
+
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(HANG)
     try:
@@ -68,8 +69,10 @@ def check_audio(data) -> None:
 
 def png(width: int, height: int, bit_depth: int, color_type: int, body: bytes) -> bytes:
     """A PNG whose IHDR claims ``width`` x ``height``, followed by ``body`` as its only IDAT chunk."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
@@ -78,8 +81,16 @@ def wav(channels: int, rate: int, bits: int, claimed: int, body: bytes, format_t
     """A WAV whose header claims the given layout and ``claimed`` bytes of data, followed by ``body``."""
     block = max(1, channels * bits // 8)
     fmt = struct.pack("<HHIIHH", format_tag, channels, rate, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
-    return (b"RIFF" + struct.pack("<I", (36 + claimed) & 0xFFFFFFFF) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", claimed) + body)
+    return (
+        b"RIFF"
+        + struct.pack("<I", (36 + claimed) & 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", claimed)
+        + body
+    )
 
 
 @FUZZ
@@ -89,15 +100,25 @@ def test_image_from_any_bytes(data):
 
 
 @FUZZ
-@given(width=st.integers(0, 2**31 - 1), height=st.integers(0, 2**31 - 1), bit_depth=st.sampled_from([1, 2, 4, 8, 16]),
-       color_type=st.sampled_from([0, 2, 3, 4, 6]), body=st.binary(max_size=2048), compress=st.booleans())
+@given(
+    width=st.integers(0, 2**31 - 1),
+    height=st.integers(0, 2**31 - 1),
+    bit_depth=st.sampled_from([1, 2, 4, 8, 16]),
+    color_type=st.sampled_from([0, 2, 3, 4, 6]),
+    body=st.binary(max_size=2048),
+    compress=st.booleans(),
+)
 def test_image_from_a_png_header_that_claims_any_size(width, height, bit_depth, color_type, body, compress):
     check_image(png(width, height, bit_depth, color_type, zlib.compress(body) if compress else body))
 
 
 @FUZZ
-@given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int64, np.bool_]),
-                  shape=hnp.array_shapes(min_dims=0, max_dims=4, max_side=24)))
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int64, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=4, max_side=24),
+    )
+)
 def test_image_from_any_array(array):
     check_image(array)
 
@@ -109,21 +130,33 @@ def test_audio_from_any_bytes(data):
 
 
 @FUZZ
-@given(channels=st.integers(0, 65535), rate=st.integers(0, 2**32 - 1), bits=st.sampled_from([0, 8, 16, 24, 32, 64]),
-       claimed=st.integers(0, 2**32 - 1), body=st.binary(max_size=4096), format_tag=st.sampled_from([1, 3, 0xFFFE]))
+@given(
+    channels=st.integers(0, 65535),
+    rate=st.integers(0, 2**32 - 1),
+    bits=st.sampled_from([0, 8, 16, 24, 32, 64]),
+    claimed=st.integers(0, 2**32 - 1),
+    body=st.binary(max_size=4096),
+    format_tag=st.sampled_from([1, 3, 0xFFFE]),
+)
 def test_audio_from_a_wav_header_that_claims_any_layout(channels, rate, bits, claimed, body, format_tag):
     check_audio(wav(channels, rate, bits, claimed, body, format_tag))
 
 
-AUDIO_SHAPES = st.one_of(st.tuples(), st.tuples(st.integers(0, 20_000)),
-                         st.tuples(st.integers(0, 4_000), st.integers(0, 40)),
-                         st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(0, 8)))
+AUDIO_SHAPES = st.one_of(
+    st.tuples(),
+    st.tuples(st.integers(0, 20_000)),
+    st.tuples(st.integers(0, 4_000), st.integers(0, 40)),
+    st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(0, 8)),
+)
 
 
 @FUZZ
-@given(rate=st.integers(-10, 400_000),
-       samples=hnp.arrays(dtype=st.sampled_from([np.int16, np.int32, np.float32, np.float64, np.uint8, np.complex64]),
-                          shape=AUDIO_SHAPES))
+@given(
+    rate=st.integers(-10, 400_000),
+    samples=hnp.arrays(
+        dtype=st.sampled_from([np.int16, np.int32, np.float32, np.float64, np.uint8, np.complex64]), shape=AUDIO_SHAPES
+    ),
+)
 def test_audio_from_any_gradio_tuple(rate, samples):
     check_audio((rate, samples))
 

@@ -40,8 +40,11 @@ def test_wrong_kind_of_model(tmp_path):
 def test_a_bin_that_is_not_tensors_is_refused(tmp_path):
     shutil.copytree(TOY_CAPTIONER, tmp_path / "pickled")
     (tmp_path / "pickled/model.safetensors").rename(tmp_path / "pickled/pytorch_model.bin")
-    with pytest.raises(ModelLoadError, match="pytorch_model.bin was refused unread: PyTorch .bin weights are read only "
-                                             "through torch's restricted unpickler"):
+    with pytest.raises(
+        ModelLoadError,
+        match="pytorch_model.bin was refused unread: PyTorch .bin weights are read only "
+        "through torch's restricted unpickler",
+    ):
         pipelines.load("caption", str(tmp_path / "pickled"))
 
 

@@ -22,8 +22,13 @@ from pipelines.vqa.options import AskOptions
 
 # Each Options class, built with whatever it needs besides the option under test.
 CLASSES = {
-    CaptionOptions: {}, RerankOptions: {}, AskOptions: {}, TranscribeOptions: {}, SearchOptions: {},
-    Query: {"text": "a red circle"}, StudioOptions: {},
+    CaptionOptions: {},
+    RerankOptions: {},
+    AskOptions: {},
+    TranscribeOptions: {},
+    SearchOptions: {},
+    Query: {"text": "a red circle"},
+    StudioOptions: {},
 }
 NUMERIC = [(cls, name) for cls in CLASSES for name, d in declarations(cls).items() if d.kind in (NUMBER, WHOLE)]
 
@@ -65,18 +70,24 @@ def test_every_field_is_declared_with_help_and_its_default_passes(cls):
     cls(**CLASSES[cls]).verify()
 
 
-@pytest.mark.parametrize("options,message", [
-    (AskOptions(top_k=True), "top_k must be a whole number from 1 to 10; got True"),  # accepted before
-    (Query(text="a", image_weight=True), "image_weight must be a number from 0 up to 1; got True"),  # accepted before
-    (CaptionOptions(num_candidates=True), "The number of candidate captions must be a whole number"),
-    (StudioOptions(num_candidates=0), "num_candidates must be a whole number from 1 to 10; got 0"),
-    (CaptionOptions(sample="yes"), "sample must be True or False; got 'yes'"),
-    (CaptionOptions(seed=-1), "The seed must be a whole number from 0 to 4294967295; got -1"),
-    (TranscribeOptions(vad=1), "vad must be True or False; got 1"),
-    (TranscribeOptions(task=True), "task must be one of transcribe, translate; got True"),
-    (StudioOptions(labels=None), "labels must be text; got NoneType"),
-    (AskOptions(max_new_tokens=0), "max_new_tokens must be a whole number from 1 to 50; got 0"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (AskOptions(top_k=True), "top_k must be a whole number from 1 to 10; got True"),  # accepted before
+        (
+            Query(text="a", image_weight=True),
+            "image_weight must be a number from 0 up to 1; got True",
+        ),  # accepted before
+        (CaptionOptions(num_candidates=True), "The number of candidate captions must be a whole number"),
+        (StudioOptions(num_candidates=0), "num_candidates must be a whole number from 1 to 10; got 0"),
+        (CaptionOptions(sample="yes"), "sample must be True or False; got 'yes'"),
+        (CaptionOptions(seed=-1), "The seed must be a whole number from 0 to 4294967295; got -1"),
+        (TranscribeOptions(vad=1), "vad must be True or False; got 1"),
+        (TranscribeOptions(task=True), "task must be one of transcribe, translate; got True"),
+        (StudioOptions(labels=None), "labels must be text; got NoneType"),
+        (AskOptions(max_new_tokens=0), "max_new_tokens must be a whole number from 1 to 50; got 0"),
+    ],
+)
 def test_the_same_shape_of_message_everywhere(options, message):
     with pytest.raises(InputError) as info:
         options.verify()
@@ -117,23 +128,30 @@ def test_option_infers_the_kind_from_what_is_declared():
     assert kinds == {"weight": NUMBER, "count": WHOLE, "note": "text"}
     with pytest.raises(InputError, match="note must be text of at most 3 characters; got str of length 4"):
         from pipelines.core.options import verify
+
         verify(Made(note="four"))
 
 
 # The UI: slider label -> (Options class, option) it is built from, per tab.
 SLIDERS = {
-    "caption": {"Candidates": (CaptionOptions, "num_candidates"), "Beams": (CaptionOptions, "num_beams"),
-                "Length penalty": (CaptionOptions, "length_penalty"), "Top-p": (CaptionOptions, "top_p"),
-                "Temperature": (CaptionOptions, "temperature"),
-                "Repetition penalty": (CaptionOptions, "repetition_penalty"),
-                "Min new tokens": (CaptionOptions, "min_new_tokens"),
-                "Max new tokens": (CaptionOptions, "max_new_tokens"),
-                "Re-ranking: CLIP weight": (RerankOptions, "clip_weight")},
+    "caption": {
+        "Candidates": (CaptionOptions, "num_candidates"),
+        "Beams": (CaptionOptions, "num_beams"),
+        "Length penalty": (CaptionOptions, "length_penalty"),
+        "Top-p": (CaptionOptions, "top_p"),
+        "Temperature": (CaptionOptions, "temperature"),
+        "Repetition penalty": (CaptionOptions, "repetition_penalty"),
+        "Min new tokens": (CaptionOptions, "min_new_tokens"),
+        "Max new tokens": (CaptionOptions, "max_new_tokens"),
+        "Re-ranking: CLIP weight": (RerankOptions, "clip_weight"),
+    },
     "ask": {"Answers to rank": (AskOptions, "top_k")},
     "transcribe": {"Beam size": (TranscribeOptions, "beam_size")},
     "search": {"Image weight (image + text)": (Query, "image_weight"), "Results": (SearchOptions, "top_k")},
-    "studio": {"Fusion: weight of the words (0 = image only)": (StudioOptions, "text_weight"),
-               "Images per search": (StudioOptions, "top_k")},
+    "studio": {
+        "Fusion: weight of the words (0 = image only)": (StudioOptions, "text_weight"),
+        "Images per search": (StudioOptions, "top_k"),
+    },
 }
 
 

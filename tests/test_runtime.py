@@ -128,8 +128,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 
 def faults(mode: str) -> float:
     """Page faults per allocate-and-free cycle in a fresh process: plain, tuned, or after building a pipeline."""
-    run = subprocess.run([sys.executable, "-c", FAULTS_PER_CYCLE, mode], capture_output=True, text=True,
-                         check=True, cwd=PROJECT_ROOT)
+    run = subprocess.run(
+        [sys.executable, "-c", FAULTS_PER_CYCLE, mode], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    )
     return float(run.stdout)
 
 

@@ -123,12 +123,15 @@ def test_zero_shot_from_embeddings_matches_and_encodes_no_image(fresh_scenes):
     assert [r.best for r in from_vectors] == [r.best for r in from_images]
 
 
-@pytest.mark.parametrize("labels,template,message", [
-    ("cat", "a photo of a {}", "at least two labels"),
-    (" , ,", "a photo of a {}", "at least two labels"),
-    ("cat, dog", "a photo of a cat", "exactly once"),
-    ("cat, dog", "{} and {}", "exactly once"),
-])
+@pytest.mark.parametrize(
+    "labels,template,message",
+    [
+        ("cat", "a photo of a {}", "at least two labels"),
+        (" , ,", "a photo of a {}", "at least two labels"),
+        ("cat, dog", "a photo of a cat", "exactly once"),
+        ("cat, dog", "{} and {}", "exactly once"),
+    ],
+)
 def test_bad_labels_or_template_are_refused(labels, template, message, fresh_scenes):
     with pytest.raises(InputError, match=message):
         classifier()([fresh_scenes[0].image], labels, template)
@@ -170,9 +173,15 @@ def test_a_long_query_is_cut_to_the_context_and_says_so():
     assert short.notices == ()
 
 
-@pytest.mark.parametrize("query,message", [
-    ("", "empty"), ("    \t ", "empty"), ("🔴🟦✨", "no letters or digits"), ("?!", "no letters or digits"),
-])
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ("", "empty"),
+        ("    \t ", "empty"),
+        ("🔴🟦✨", "no letters or digits"),
+        ("?!", "no letters or digits"),
+    ],
+)
 def test_empty_or_wordless_queries_are_refused(query, message):
     with pytest.raises(InputError, match=message):
         pipelines.load("search")([query])
@@ -229,11 +238,14 @@ def test_an_image_dropped_for_one_model_is_dropped_for_every_model(cache_dir, tm
         assert [hit.path for hit in result.hits] == [gallery.items[0].path]
 
 
-@pytest.mark.parametrize("name,hub_id", [
-    ("ViT-B-32:laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
-    ("hf-hub:timm/ViT-B-16-SigLIP", "timm/ViT-B-16-SigLIP"),
-    ("clip-vit-b-16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
-])
+@pytest.mark.parametrize(
+    "name,hub_id",
+    [
+        ("ViT-B-32:laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
+        ("hf-hub:timm/ViT-B-16-SigLIP", "timm/ViT-B-16-SigLIP"),
+        ("clip-vit-b-16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+    ],
+)
 def test_search_models_by_open_clip_name_tag_or_hub_id(name, hub_id):
     spec = pipelines.registry.resolve("search", name, "toy")
     assert (spec.source, spec.backend) == (hub_id, "open_clip")

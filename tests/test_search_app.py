@@ -52,8 +52,10 @@ def test_image_and_composed_search(client, tmp_path):
     alone, _ = client.predict(red_circle, 24, api_name="/search_image")
     assert captions(alone)[0].startswith("red circle")
     composed, details = client.predict(red_circle, "blue", 0.5, "", 24, api_name="/search_composed")
-    rank = {name: [c.split(" · ")[0] for c in captions(results)].index("blue circle")
-            for name, results in (("alone", alone), ("composed", composed))}
+    rank = {
+        name: [c.split(" · ")[0] for c in captions(results)].index("blue circle")
+        for name, results in (("alone", alone), ("composed", composed))
+    }
     assert rank["composed"] < rank["alone"] and rank["composed"] <= 2  # the bundled photos mean nothing to toy CLIP
     assert "+ blue" in details
 
@@ -67,8 +69,12 @@ def test_classify_returns_label_probabilities(client, tmp_path):
     scores = client.predict(handle_file(str(scene_file(tmp_path, "purple", "square", 6))), api_name="/classify")
     assert scores["label"] == "purple square"
     assert abs(sum(c["confidence"] for c in scores["confidences"]) - 1) < 0.02 or len(scores["confidences"]) == 5
-    scores = client.predict(handle_file(str(scene_file(tmp_path, "green", "triangle", 7))),
-                            "green triangle, green circle, red triangle", "a {}", api_name="/classify")
+    scores = client.predict(
+        handle_file(str(scene_file(tmp_path, "green", "triangle", 7))),
+        "green triangle, green circle, red triangle",
+        "a {}",
+        api_name="/classify",
+    )
     assert scores["label"] == "green triangle"
 
 
@@ -90,10 +96,13 @@ def test_a_gallery_belongs_to_its_session_only(app, tmp_path):
     assert "3 images in your gallery" in status and "3 duplicates skipped" in status
 
 
-@pytest.mark.parametrize("query,expected", [
-    ("   ", "Type what to look for"),
-    ("🔍✨🌈", "no letters or digits"),
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("   ", "Type what to look for"),
+        ("🔍✨🌈", "no letters or digits"),
+    ],
+)
 def test_bad_queries_are_refused_and_the_server_keeps_serving(client, query, expected):
     with pytest.raises(AppError, match=expected):
         client.predict(query, api_name="/search")

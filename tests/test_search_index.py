@@ -64,8 +64,9 @@ def test_a_gallery_past_the_threshold_is_searched_through_faiss(cache_dir, scene
     assert large.prepare(space).index_kind == "hnsw"
     assert list((cache_dir / "indexes").glob("*.faiss"))  # saved: a restart reads it back
     queries = space.embed_texts(["a red circle", "a blue square", "a green triangle"])
-    assert [[i.path for i, _ in row] for row in large.search(space, queries, 3)] == \
-        [[i.path for i, _ in row] for row in exact.search(space, queries, 3)]
+    assert [[i.path for i, _ in row] for row in large.search(space, queries, 3)] == [
+        [i.path for i, _ in row] for row in exact.search(space, queries, 3)
+    ]
     again = Gallery.from_folder(scenes_dir)
     assert again.prepare(space).index_kind == "hnsw"
 

@@ -33,24 +33,32 @@ def files_under(folder) -> set[str]:
 def test_a_messy_zip_adds_its_images_and_says_what_it_skipped(cache_dir, tmp_path):
     upload = tmp_path / "upload"
     upload.mkdir()
-    archive = make_zip(upload / "holiday.zip", {
-        "red_circle.png": png(1),
-        "trip/day1/blue_square.png": png(2),  # nested folders
-        "trip/day2/copy_of_red_circle.png": png(1),  # the same picture again
-        "notes.txt": b"not an image",
-        "../../evil.png": png(3),  # would escape the folder if extracted by name
-        "/etc/absolute.png": png(4),
-        "inner.zip": b"PK\x03\x04",
-        "__MACOSX/._red_circle.png": b"\x00\x05\x16\x07",
-    })
+    archive = make_zip(
+        upload / "holiday.zip",
+        {
+            "red_circle.png": png(1),
+            "trip/day1/blue_square.png": png(2),  # nested folders
+            "trip/day2/copy_of_red_circle.png": png(1),  # the same picture again
+            "notes.txt": b"not an image",
+            "../../evil.png": png(3),  # would escape the folder if extracted by name
+            "/etc/absolute.png": png(4),
+            "inner.zip": b"PK\x03\x04",
+            "__MACOSX/._red_circle.png": b"\x00\x05\x16\x07",
+        },
+    )
     before = files_under(tmp_path)
     gallery = Gallery("my images")
     report = gallery.add_uploads([archive])
     assert (report.added, report.duplicates) == (2, 1)
     assert sorted(item.label for item in gallery.items) == ["blue square", "red circle"]
     summary = report.summary()
-    for expected in ("notes.txt (not an image)", "../../evil.png (unsafe path", "/etc/absolute.png (unsafe path",
-                     "inner.zip (an archive inside the zip", "1 duplicate skipped"):
+    for expected in (
+        "notes.txt (not an image)",
+        "../../evil.png (unsafe path",
+        "/etc/absolute.png (unsafe path",
+        "inner.zip (an archive inside the zip",
+        "1 duplicate skipped",
+    ):
         assert expected in summary
     written = files_under(tmp_path) - before
     assert written and all(name.startswith("cache/images/") for name in written)
@@ -77,17 +85,21 @@ def test_uploaded_image_files_and_duplicates(cache_dir, tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "notes.png").write_text("meeting notes")
     gallery = Gallery("my images")
-    report = gallery.add_uploads([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "empty.png",
-                                  tmp_path / "notes.png"])
+    report = gallery.add_uploads(
+        [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "empty.png", tmp_path / "notes.png"]
+    )
     assert (report.added, report.duplicates, len(gallery)) == (1, 1, 1)
     assert "empty.png (empty file)" in report.summary() and "notes.png (not an image)" in report.summary()
     assert gallery.add_uploads([tmp_path / "a.png"]).duplicates == 1  # adding it again later
 
 
-@pytest.mark.parametrize("files,message", [
-    ([], "No files were given"),
-    (["not_a_zip.zip"], "not a readable zip file"),
-])
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        ([], "No files were given"),
+        (["not_a_zip.zip"], "not a readable zip file"),
+    ],
+)
 def test_uploads_that_cannot_be_used(cache_dir, tmp_path, files, message):
     for name in files:
         (tmp_path / name).write_text("hello")

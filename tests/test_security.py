@@ -39,14 +39,18 @@ def test_the_example_assets_are_served(url):
     assert status(file_url(url, str(EXAMPLE))) == 200
 
 
-@pytest.mark.parametrize("path", [
-    "../../../../../../etc/passwd",
-    "/etc/passwd",
-    str(ROOT / "app.py"),
-    str(ROOT / "assets/models/toy/clip/open_clip_config.json"),
-    str(EXAMPLE.parent / "../../../app.py"),
-    str(ROOT / ".git/config"),
-], ids=["relative-dotdot", "absolute", "source", "model-files", "dotdot-from-assets", "git"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../../../../etc/passwd",
+        "/etc/passwd",
+        str(ROOT / "app.py"),
+        str(ROOT / "assets/models/toy/clip/open_clip_config.json"),
+        str(EXAMPLE.parent / "../../../app.py"),
+        str(ROOT / ".git/config"),
+    ],
+    ids=["relative-dotdot", "absolute", "source", "model-files", "dotdot-from-assets", "git"],
+)
 def test_no_other_file_can_be_fetched(url, path):
     assert status(file_url(url, path)) in (403, 404)
 

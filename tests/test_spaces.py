@@ -56,6 +56,7 @@ def test_our_message_survives_a_zerogpu_worker(monkeypatch):
                 raise
             except Exception as error:
                 raise gr.Error(type(error).__name__) from error
+
         return run
 
     monkeypatch.setattr(common, "on_gpu", zerogpu_worker)

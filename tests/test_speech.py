@@ -22,8 +22,12 @@ def test_spoken_sentences_come_back_as_their_words(transcriber, speak):
         "ask not what your country can do for you": {"ask", "country", "you"},
         "the quick brown fox jumps over the lazy dog": {"quick", "brown", "fox", "dog"},
         "what color is the shape": {"color", "shape"},
-        "the museum opens at nine in the morning and closes when the last visitor has gone home":
-            {"museum", "morning", "visitor", "home"},
+        "the museum opens at nine in the morning and closes when the last visitor has gone home": {
+            "museum",
+            "morning",
+            "visitor",
+            "home",
+        },
     }
     results = transcriber([speak(s) for s in sentences])  # one batched call, one result per file, in order
     assert len(results) == len(sentences)
@@ -39,8 +43,14 @@ def test_spoken_sentences_come_back_as_their_words(transcriber, speak):
 
 
 def test_subtitle_files_parse_and_say_what_the_transcript_says(transcriber, speak, tmp_path):
-    [result] = transcriber([speak("The museum opens at nine. It closes when the last visitor has gone home. "
-                                  "Tickets cost twelve dollars, and children go in for free.")])
+    [result] = transcriber(
+        [
+            speak(
+                "The museum opens at nine. It closes when the last visitor has gone home. "
+                "Tickets cost twelve dollars, and children go in for free."
+            )
+        ]
+    )
     srt, vtt, txt = subtitles.write(result, tmp_path, "museum")
     assert [srt.name, vtt.name, txt.name] == ["museum.srt", "museum.vtt", "museum.txt"]
     for cues in (parse_srt(srt.read_text()), parse_vtt(vtt.read_text())):
@@ -68,8 +78,10 @@ def test_progress_moves_as_segments_finish(transcriber, speak):
 
 
 def test_an_initial_prompt_and_hotwords_steer_the_spelling(transcriber, speak):
-    stack, person = speak("we deployed it with Kubernetes and Gradio on Tuesday"), speak(
-        "please send the report to Anneliese Kowalczyk")
+    stack, person = (
+        speak("we deployed it with Kubernetes and Gradio on Tuesday"),
+        speak("please send the report to Anneliese Kowalczyk"),
+    )
     assert "Kubernetes" in transcriber([stack], initial_prompt="Our stack: Kubernetes, Gradio.")[0].text
     assert "Kowalczyk" in transcriber([person], hotwords="Anneliese Kowalczyk")[0].text
     assert "Kowalczyk" not in transcriber([person])[0].text  # what the prompt changed
@@ -98,13 +110,16 @@ def test_an_english_only_model_says_it_cannot_translate_or_hear_french(transcrib
     assert not missing({"color", "shape"}, result.text)
 
 
-@pytest.mark.parametrize("option,shown", [
-    ({"beam_size": 0}, "beam_size must be a whole number from 1 to 10; got 0"),
-    ({"task": "summarise"}, "task must be one of transcribe, translate; got 'summarise'"),
-    ({"language": "klingon"}, "Unknown language 'klingon'"),
-    ({"hotwords": "x" * 1000}, "hotwords must be text of at most 600 characters"),
-    ({"colour": "red"}, "Unknown option(s) colour"),
-])
+@pytest.mark.parametrize(
+    "option,shown",
+    [
+        ({"beam_size": 0}, "beam_size must be a whole number from 1 to 10; got 0"),
+        ({"task": "summarise"}, "task must be one of transcribe, translate; got 'summarise'"),
+        ({"language": "klingon"}, "Unknown language 'klingon'"),
+        ({"hotwords": "x" * 1000}, "hotwords must be text of at most 600 characters"),
+        ({"colour": "red"}, "Unknown option(s) colour"),
+    ],
+)
 def test_a_bad_option_is_refused_naming_the_value(transcriber, option, shown):
     with pytest.raises(pipelines.InputError) as info:
         transcriber([(SAMPLE_RATE, np.zeros(SAMPLE_RATE, dtype=np.float32))], **option)

@@ -62,15 +62,21 @@ def test_every_model_runs_once_and_the_image_and_words_are_embedded_once(scenes,
     space = fusion.shared_space()
     encoded = {"image": [], "text": []}
     embed_images, embed_texts = space.embed_images, space.embed_texts
-    monkeypatch.setattr(space, "embed_images", lambda images: encoded["image"].append(len(images)) or
-                        embed_images(images))
+    monkeypatch.setattr(
+        space, "embed_images", lambda images: encoded["image"].append(len(images)) or embed_images(images)
+    )
     monkeypatch.setattr(space, "embed_texts", lambda texts: encoded["text"].append(list(texts)) or embed_texts(texts))
     forwards = {}
     for task in ("transcribe", "caption", "ask"):
         model = pipelines.load(task)
         forward = model._forward
-        monkeypatch.setattr(model, "_forward", lambda batch, options, task=task, forward=forward:
-                            forwards.__setitem__(task, forwards.get(task, 0) + 1) or forward(batch, options))
+        monkeypatch.setattr(
+            model,
+            "_forward",
+            lambda batch, options, task=task, forward=forward: (
+                forwards.__setitem__(task, forwards.get(task, 0) + 1) or forward(batch, options)
+            ),
+        )
 
     parts = run(scene.image, question)
 
@@ -89,8 +95,10 @@ def test_the_weight_slider_moves_both_rankings_from_kept_embeddings(scenes):
     vectors = parts["vectors"]
     space = fusion.shared_space()
     before = sum(space.calls.values())
-    image_only, words_only = studio.fuse(vectors.image, vectors.text, 0.0, 4), studio.fuse(vectors.image,
-                                                                                             vectors.text, 1.0, 4)
+    image_only, words_only = (
+        studio.fuse(vectors.image, vectors.text, 0.0, 4),
+        studio.fuse(vectors.image, vectors.text, 1.0, 4),
+    )
     assert sum(space.calls.values()) == before  # re-weighting encodes nothing
     assert image_only.early[0].label == image_only.late[0].label == parts["search_image"][0].label
     assert words_only.early[0].label.startswith("blue") and words_only.late[0].label.startswith("blue")
@@ -101,8 +109,12 @@ def test_early_and_late_fusion_differ_where_they_should():
     Early fusion sums raw cosines, so the image decides; late fusion rescales each modality first, so the item
     that best fits the words can win."""
     image, words = np.eye(3, dtype=np.float32)[0], np.eye(3, dtype=np.float32)[1]
-    cosines = {"like the image": (0.9, 0.25), "fits the words": (0.5, 0.40), "between": (0.6, 0.3),
-               "neither": (0.3, 0.2)}
+    cosines = {
+        "like the image": (0.9, 0.25),
+        "fits the words": (0.5, 0.40),
+        "between": (0.6, 0.3),
+        "neither": (0.3, 0.2),
+    }
     names = list(cosines)
     gallery = np.array([[a, b, np.sqrt(1 - a * a - b * b)] for a, b in cosines.values()], dtype=np.float32)
 
@@ -113,11 +125,15 @@ def test_early_and_late_fusion_differ_where_they_should():
     assert names[int(np.argmax(late))] == "fits the words"
 
 
-@pytest.mark.parametrize("inputs,runs,reason", [
-    (dict(audio=None, text=None), {"labels", "caption", "search_image"}, "No speech or text was given"),
-    (dict(image=None), {"words", "search_text"}, "No image was given"),
-    (dict(image=None, audio=None, text=None), set(), "No"),
-], ids=["image-only", "speech-only", "nothing"])
+@pytest.mark.parametrize(
+    "inputs,runs,reason",
+    [
+        (dict(audio=None, text=None), {"labels", "caption", "search_image"}, "No speech or text was given"),
+        (dict(image=None), {"words", "search_text"}, "No image was given"),
+        (dict(image=None, audio=None, text=None), set(), "No"),
+    ],
+    ids=["image-only", "speech-only", "nothing"],
+)
 def test_parts_that_can_run_do_and_the_others_say_why_not(scenes, question, inputs, runs, reason):
     given = {"image": scenes[0].image, "audio": question, "text": None, **inputs}
     parts = run(given["image"], given["audio"], given["text"])

@@ -25,7 +25,8 @@ def scene_file(tmp_path_factory):
 def test_studio_api_answers_a_spoken_question_about_an_image(client, scene_file):
     scene, path = scene_file
     transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes = client.predict(
-        handle_file(str(path)), handle_file(str(QUESTION)), api_name="/studio")
+        handle_file(str(path)), handle_file(str(QUESTION)), api_name="/studio"
+    )
     assert "color" in transcript.lower() and "shape" in transcript.lower()
     assert scene.shape in caption and answer["label"] == scene.color
     assert heatmap and by_words and by_image and early and late and labels["label"]
@@ -43,8 +44,7 @@ def test_studio_in_the_browser_streams_every_part(page, scene_file):
     page.locator("#studio-image input[type=file]").set_input_files(str(path))
     page.locator("#studio-text textarea").fill("what color is the shape?")
     page.get_by_role("button", name="Run everything", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#studio-caption textarea').value.length > 0",
-                           timeout=90_000)
+    page.wait_for_function("() => document.querySelector('#studio-caption textarea').value.length > 0", timeout=90_000)
     assert scene.shape in page.locator("#studio-caption textarea").input_value()
     page.locator("#studio-answer").get_by_text(scene.color).first.wait_for(timeout=60_000)
     page.locator("#studio-heatmap img").first.wait_for(timeout=30_000)

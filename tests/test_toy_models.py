@@ -47,8 +47,10 @@ def test_text_search_finds_the_matching_scene_first(fresh_scenes):
 
 def test_zero_shot_labels_in_clip_space(fresh_scenes):
     space = fusion.shared_space()
-    scores = fusion.similarity(space.embed_images([s.image for s in fresh_scenes]),
-                               space.embed_texts([f"a photo of {label}" for label in COLOR_SHAPE_LABELS]))
+    scores = fusion.similarity(
+        space.embed_images([s.image for s in fresh_scenes]),
+        space.embed_texts([f"a photo of {label}" for label in COLOR_SHAPE_LABELS]),
+    )
     predicted = [COLOR_SHAPE_LABELS[i] for i in scores.argmax(axis=1)]
     assert accuracy(p == s.caption for p, s in zip(predicted, fresh_scenes)) >= 0.9
 

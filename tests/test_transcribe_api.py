@@ -26,8 +26,9 @@ def transcribe(client, path, **options) -> tuple:
 
 
 def test_transcribe_returns_text_details_segments_and_subtitle_files(client, speak):
-    text, details, segments, files = transcribe(client, speak("The quick brown fox jumps over the lazy dog. "
-                                                              "Show me a photo of a cat."))
+    text, details, segments, files = transcribe(
+        client, speak("The quick brown fox jumps over the lazy dog. Show me a photo of a cat.")
+    )
     assert not missing({"quick", "brown", "fox", "dog", "photo", "cat"}, text)
     assert "English (en), probability 100%" in details and "whisper-tiny.en-embedded" in details
     assert segments["headers"] == ["start (s)", "end (s)", "text"]
@@ -39,8 +40,14 @@ def test_transcribe_returns_text_details_segments_and_subtitle_files(client, spe
 
 
 def test_word_timestamps_and_hotwords_from_the_api(client, speak):
-    text, _, segments, _ = transcribe(client, speak("please send the report to Anneliese Kowalczyk"),
-                                      word_timestamps=True, hotwords="Anneliese Kowalczyk", beam_size=2, vad=False)
+    text, _, segments, _ = transcribe(
+        client,
+        speak("please send the report to Anneliese Kowalczyk"),
+        word_timestamps=True,
+        hotwords="Anneliese Kowalczyk",
+        beam_size=2,
+        vad=False,
+    )
     assert "Kowalczyk" in text
     assert segments["headers"][-1] == "words (start s)"
     assert "Kowalczyk" in segments["data"][-1][-1]
@@ -55,22 +62,25 @@ def test_several_files_give_one_result_each_and_a_bad_one_its_own_message(client
     first, second = speak("the quick brown fox jumps over the lazy dog"), speak("show me a photo of a cat")
     notes = tmp_path / "notes.wav"
     notes.write_text("meeting notes, not a recording\n" * 20)
-    text, details, segments, files = client.predict([handle_file(str(p)) for p in (first, notes, second)],
-                                                     api_name="/transcribe_files")
+    text, details, segments, files = client.predict(
+        [handle_file(str(p)) for p in (first, notes, second)], api_name="/transcribe_files"
+    )
     assert not missing({"quick", "fox", "dog", "photo", "cat"}, text)
     assert "| notes.wav |" in details and "could not be decoded as audio" in details
     assert segments["headers"][0] == "file"
     assert {row[0] for row in segments["data"]} == {first.name, second.name}
-    assert sorted(Path(f).name for f in files) == sorted(f"{p.stem}.{kind}" for p in (first, second)
-                                                         for kind in ("srt", "vtt", "txt"))
+    assert sorted(Path(f).name for f in files) == sorted(
+        f"{p.stem}.{kind}" for p in (first, second) for kind in ("srt", "vtt", "txt")
+    )
 
 
 def test_several_files_none_usable_is_refused_naming_each(client, tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     (tmp_path / "b.mp3").write_text("not audio\n" * 50)
     with pytest.raises(AppError) as info:
-        client.predict([handle_file(str(tmp_path / "a.wav")), handle_file(str(tmp_path / "b.mp3"))],
-                       api_name="/transcribe_files")
+        client.predict(
+            [handle_file(str(tmp_path / "a.wav")), handle_file(str(tmp_path / "b.mp3"))], api_name="/transcribe_files"
+        )
     assert "None of the files could be transcribed" in str(info.value)
     assert "a.wav" in str(info.value) and "b.mp3" in str(info.value)
 
@@ -83,11 +93,13 @@ def _sox(*args: str):
         target = directory / f"converted.{args[-1]}"
         subprocess.run(["sox", str(source), *args[:-1], str(target)], check=True)
         return target
+
     return convert
 
 
 def _encoded(codec: str, container: str, suffix: str):
     """Encode with FFmpeg (PyAV): the compressed formats browsers and phones upload."""
+
     def convert(source: Path, directory: Path) -> Path:
         samples, rate = soundfile.read(source, dtype="float32")
         target = directory / f"converted.{suffix}"
@@ -100,6 +112,7 @@ def _encoded(codec: str, container: str, suffix: str):
             for packet in [p for f in resample.resample(frame) for p in stream.encode(f)] + stream.encode(None):
                 out.mux(packet)
         return target
+
     return convert
 
 
@@ -111,17 +124,21 @@ def _header_broken(source: Path, directory: Path) -> Path:
     return mp3
 
 
-@pytest.mark.parametrize("convert", [
-    _sox("-r", "8000", "wav"),  # telephone quality
-    _sox("-r", "48000", "-c", "2", "-e", "floating-point", "-b", "32", "wav"),  # 48 kHz stereo float
-    _sox("-b", "24", "wav"),  # 24-bit PCM
-    _sox("flac"),
-    _sox("ogg"),
-    _encoded("libmp3lame", "mp3", "mp3"),
-    _encoded("aac", "mp4", "m4a"),
-    _encoded("libopus", "webm", "webm"),
-    _header_broken,
-], ids=["8khz-mono", "48khz-stereo-float", "24bit", "flac", "ogg", "mp3", "m4a", "webm", "mp3-broken-header"])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        _sox("-r", "8000", "wav"),  # telephone quality
+        _sox("-r", "48000", "-c", "2", "-e", "floating-point", "-b", "32", "wav"),  # 48 kHz stereo float
+        _sox("-b", "24", "wav"),  # 24-bit PCM
+        _sox("flac"),
+        _sox("ogg"),
+        _encoded("libmp3lame", "mp3", "mp3"),
+        _encoded("aac", "mp4", "m4a"),
+        _encoded("libopus", "webm", "webm"),
+        _header_broken,
+    ],
+    ids=["8khz-mono", "48khz-stereo-float", "24bit", "flac", "ogg", "mp3", "m4a", "webm", "mp3-broken-header"],
+)
 def test_every_upload_format_is_transcribed(client, speak, tmp_path, convert):
     text, *_ = transcribe(client, convert(speak(SENTENCE), tmp_path))
     assert not missing(KEY_WORDS, text), text
@@ -134,6 +151,7 @@ def _write(name: str, data: bytes):
     def make(directory: Path) -> Path:
         (directory / name).write_bytes(data)
         return directory / name
+
     return make
 
 
@@ -141,6 +159,7 @@ def _samples(name: str, samples: np.ndarray, rate: int = 16000):
     def make(directory: Path) -> Path:
         soundfile.write(directory / name, samples, rate)
         return directory / name
+
     return make
 
 
@@ -152,14 +171,18 @@ def _cut_mp3(directory: Path) -> Path:
     return mp3
 
 
-@pytest.mark.parametrize("make,expected", [
-    (_write("empty.wav", b""), "is empty (0 bytes)"),
-    (_samples("nothing.wav", np.zeros(0, np.float32)), "contains no audio samples"),
-    (_samples("silence.wav", np.zeros(32000, np.float32)), "No speech was found in this 2.0 s recording"),
-    (_samples("blip.wav", np.zeros(800, np.float32)), "0.05 s long; it must be at least 0.1 s"),
-    (_write("notes.mp3", b"these are my meeting notes, not a recording\n" * 20), "could not be decoded as audio"),
-    (_cut_mp3, "could not be decoded as audio"),
-], ids=["zero-bytes", "no-samples", "silence", "0.05s", "not-audio", "mp3-cut-after-header"])
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (_write("empty.wav", b""), "is empty (0 bytes)"),
+        (_samples("nothing.wav", np.zeros(0, np.float32)), "contains no audio samples"),
+        (_samples("silence.wav", np.zeros(32000, np.float32)), "No speech was found in this 2.0 s recording"),
+        (_samples("blip.wav", np.zeros(800, np.float32)), "0.05 s long; it must be at least 0.1 s"),
+        (_write("notes.mp3", b"these are my meeting notes, not a recording\n" * 20), "could not be decoded as audio"),
+        (_cut_mp3, "could not be decoded as audio"),
+    ],
+    ids=["zero-bytes", "no-samples", "silence", "0.05s", "not-audio", "mp3-cut-after-header"],
+)
 def test_bad_input_gets_our_message_and_transcription_keeps_working(client, speak, tmp_path, make, expected):
     with pytest.raises(AppError) as info:
         transcribe(client, make(tmp_path))
@@ -180,7 +203,7 @@ def test_a_ten_minute_cd_quality_stereo_wav_upload_is_accepted(client, speak, tm
     spoken, rate = soundfile.read(speak(SENTENCE), dtype="float32")
     spoken = soxr.resample(spoken, rate, 44100)
     audio = np.zeros((600 * 44100, 2), np.float32)
-    audio[44100:44100 + len(spoken)] = spoken[:, None] * 0.8
+    audio[44100 : 44100 + len(spoken)] = spoken[:, None] * 0.8
     path = tmp_path / "ten_minutes_stereo.wav"
     soundfile.write(path, audio, 44100, subtype="PCM_16")
     assert path.stat().st_size > 100_000_000

@@ -77,10 +77,12 @@ def test_a_three_minute_talk_comes_back_sentence_by_sentence(transcriber, speak,
 
 def test_a_ten_minute_recording_finds_each_sentence_at_its_time(transcriber, speak, tmp_path):
     recording = tmp_path / "ten_minutes.wav"
-    said = {"The library will be closed on Monday.": {"library", "monday"},
-            "A yellow taxi stopped at the hotel.": {"taxi", "hotel"},
-            "The children built a sandcastle.": {"children", "sandcastle"},
-            "Penguins live near the south pole.": {"penguins", "south"}}
+    said = {
+        "The library will be closed on Monday.": {"library", "monday"},
+        "A yellow taxi stopped at the hotel.": {"taxi", "hotel"},
+        "The children built a sandcastle.": {"children", "sandcastle"},
+        "Penguins live near the south pole.": {"penguins", "south"},
+    }
     starts = concatenate([speak(s) for s in said], recording, gaps=[5, 190, 190, 190], total=MAX_SECONDS)
     [result] = transcriber([recording])  # exactly the longest recording allowed
 
@@ -104,8 +106,10 @@ def test_speech_is_cut_at_pauses_into_as_few_and_as_even_windows_as_fit(speak, t
     assert any(-0.2 < start - cut < 1.0 for start in starts), (cut, starts)
 
 
-@pytest.mark.parametrize("windows, workers, sizes", [
-    (1, 2, [1]), (3, 2, [2, 1]), (16, 2, [8, 8]), (22, 2, [6, 6, 6, 4]), (5, 1, [5]), (9, 1, [5, 4])])
+@pytest.mark.parametrize(
+    "windows, workers, sizes",
+    [(1, 2, [1]), (3, 2, [2, 1]), (16, 2, [8, 8]), (22, 2, [6, 6, 6, 4]), (5, 1, [5]), (9, 1, [5, 4])],
+)
 def test_windows_are_shared_evenly_between_the_decoding_workers(windows, workers, sizes):
     from pipelines.speech.chunks import Chunk
     from pipelines.speech.faster import WINDOW_BATCH, _groups
@@ -121,8 +125,11 @@ def test_two_decoding_workers_give_the_segments_of_one(speak, tmp_path):
 
     loaded = pipelines.load("transcribe", "whisper-tiny.en-embedded")
     one, two = (FasterWhisper(loaded.spec, loaded.device, loaded.dtype, loaded.model, workers) for workers in (1, 2))
-    sentences = ["the museum opens at nine in the morning", "our train to the mountains was delayed by heavy snow",
-                 "please bring a blanket and a flashlight to the camping trip"] * 4
+    sentences = [
+        "the museum opens at nine in the morning",
+        "our train to the mountains was delayed by heavy snow",
+        "please bring a blanket and a flashlight to the camping trip",
+    ] * 4
     talk = tmp_path / "talk.wav"
     concatenate([speak(s) for s in sentences], talk, gaps=[0.6] * len(sentences))
     assert len(speech_windows(load_audio(talk))) >= 2  # two groups, decoded at once

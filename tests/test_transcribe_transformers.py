@@ -66,8 +66,13 @@ def test_a_long_recording_without_vad_is_decoded_window_by_window(transcriber):
 
 
 def test_word_timestamps_and_prompts_reach_the_decoder(transcriber, speak):
-    [result] = transcriber([speak("show me a photo of a cat")], word_timestamps=True, beam_size=2,
-                           initial_prompt="A photo.", hotwords="cat")
+    [result] = transcriber(
+        [speak("show me a photo of a cat")],
+        word_timestamps=True,
+        beam_size=2,
+        initial_prompt="A photo.",
+        hotwords="cat",
+    )
     assert_well_formed(result)
     assert all(segment.words for segment in result.segments)
 
@@ -76,11 +81,21 @@ def test_what_the_decoder_says_becomes_timed_segments_without_the_prompt(transcr
     """A decoder that always says '<|0.00|> Hello there.<|1.50|><|1.50|> General Kenobi!<|3.00|>' after a prompt."""
     tokenizer = transcriber.processor.tokenizer
     token, words = tokenizer.convert_tokens_to_ids, lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
-    said = [token("<|startofprev|>"), *words(" the prompt"), token("<|startoftranscript|>"),
-            token("<|0.00|>"), *words(" Hello there."), token("<|1.50|>"),
-            token("<|1.50|>"), *words(" General Kenobi!"), token("<|3.00|>"), token("<|endoftext|>")]
-    monkeypatch.setattr(transcriber.model, "generate",
-                        lambda input_features, **_: torch.tensor([said] * len(input_features)))
+    said = [
+        token("<|startofprev|>"),
+        *words(" the prompt"),
+        token("<|startoftranscript|>"),
+        token("<|0.00|>"),
+        *words(" Hello there."),
+        token("<|1.50|>"),
+        token("<|1.50|>"),
+        *words(" General Kenobi!"),
+        token("<|3.00|>"),
+        token("<|endoftext|>"),
+    ]
+    monkeypatch.setattr(
+        transcriber.model, "generate", lambda input_features, **_: torch.tensor([said] * len(input_features))
+    )
     starts = concatenate([speak("hello there"), speak("general kenobi")], tmp_path / "two.wav", gaps=[2, 40])
     [result] = transcriber([tmp_path / "two.wav"], initial_prompt="the prompt")  # two VAD windows, 40 s apart
     assert result.text == "Hello there. General Kenobi! Hello there. General Kenobi!"
@@ -105,8 +120,11 @@ def test_a_multilingual_model_detects_the_language_and_translates_when_asked(tmp
     assert translated.language == "fr" and translated.language_probability == 1.0
     tokenizer = transcriber.processor.tokenizer
     sequences = decoded[0]["sequences"] if isinstance(decoded[0], dict) else decoded[0]
-    assert tokenizer.convert_ids_to_tokens(sequences[0, :3].tolist()) == ["<|startoftranscript|>", "<|fr|>",
-                                                                          "<|translate|>"]
+    assert tokenizer.convert_ids_to_tokens(sequences[0, :3].tolist()) == [
+        "<|startoftranscript|>",
+        "<|fr|>",
+        "<|translate|>",
+    ]
     assert_well_formed(translated)
 
 
@@ -135,8 +153,11 @@ def test_overlapping_windows_cover_the_recording_and_own_each_moment_once(second
 
 
 def test_speech_windows_hold_every_sentence_and_skip_long_silence(speak, tmp_path):
-    sentences = [speak("the library is closed on monday"), speak("a yellow taxi stopped at the hotel"),
-                 speak("penguins live near the south pole")]
+    sentences = [
+        speak("the library is closed on monday"),
+        speak("a yellow taxi stopped at the hotel"),
+        speak("penguins live near the south pole"),
+    ]
     starts = concatenate(sentences, tmp_path / "talk.wav", gaps=[1.0, 45.0, 2.5], total=80)
     windows = speech_windows(load_audio(tmp_path / "talk.wav"))
     assert all(w.end - w.start <= WINDOW * SAMPLE_RATE for w in windows)

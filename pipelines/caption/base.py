@@ -34,8 +34,10 @@ class Captioner(TransformersPipeline):
         """The caller's options, checked, with this model's registry defaults for what they left at None."""
         options = super().options(**overrides)
         if options.prefix.strip() and not self.accepts_prefix:
-            raise InputError(f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
-                             "or choose a BLIP captioner")
+            raise InputError(
+                f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
+                "or choose a BLIP captioner"
+            )
         filled = {name: value for name, value in registry.defaults(self.spec).items() if getattr(options, name) is None}
         if options.sample:
             filled.pop("num_beams", None)
@@ -53,18 +55,20 @@ class Captioner(TransformersPipeline):
 
     def _forward(self, inputs: dict[str, torch.Tensor], options: CaptionOptions):
         with _sampling(options, self.device):
-            return self.model.generate(**inputs, **generate_kwargs(options), output_logits=True,
-                                       return_dict_in_generate=True)
+            return self.model.generate(
+                **inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True
+            )
 
     def postprocess(self, outputs, inputs, options: CaptionOptions) -> list[Caption]:
-        generated = outputs.sequences[:, self.prompt_length(inputs):]
+        generated = outputs.sequences[:, self.prompt_length(inputs) :]
         log_probs = token_log_probs(outputs.sequences, outputs.logits, getattr(outputs, "beam_indices", None))
         steps = min(generated.shape[1], log_probs.shape[1])  # beam search may stop before its last step's length
         scores = mean_log_probs(log_probs[:, :steps], generated[:, :steps], self.end_token_ids())
         texts = [" ".join(text.split()) for text in self.decode(outputs.sequences)]
         per_image = len(texts) // len(inputs["pixel_values"])
-        return [_best_distinct(texts[i:i + per_image], scores[i:i + per_image])
-                for i in range(0, len(texts), per_image)]
+        return [
+            _best_distinct(texts[i : i + per_image], scores[i : i + per_image]) for i in range(0, len(texts), per_image)
+        ]
 
     def end_token_ids(self) -> set[int]:
         raise NotImplementedError
@@ -103,11 +107,14 @@ class Captioner(TransformersPipeline):
 
 def generate_kwargs(options: CaptionOptions) -> dict[str, Any]:
     """transformers ``generate`` arguments for ``options`` (defaults already filled in)."""
-    kwargs = dict(max_new_tokens=options.max_new_tokens, min_new_tokens=options.min_new_tokens,
-                  repetition_penalty=options.repetition_penalty, num_return_sequences=options.num_candidates)
+    kwargs = dict(
+        max_new_tokens=options.max_new_tokens,
+        min_new_tokens=options.min_new_tokens,
+        repetition_penalty=options.repetition_penalty,
+        num_return_sequences=options.num_candidates,
+    )
     if options.sample:
-        return kwargs | dict(do_sample=True, num_beams=1, top_p=options.top_p, temperature=options.temperature,
-                             top_k=0)
+        return kwargs | dict(do_sample=True, num_beams=1, top_p=options.top_p, temperature=options.temperature, top_k=0)
     return kwargs | dict(do_sample=False, num_beams=options.num_beams, length_penalty=options.length_penalty)
 
 
@@ -128,8 +135,9 @@ def _sampling(options: CaptionOptions, device: torch.device) -> Iterator[None]:
         yield
 
 
-def token_log_probs(sequences: torch.Tensor, logits: Sequence[torch.Tensor],
-                    beam_indices: torch.Tensor | None = None) -> torch.Tensor:
+def token_log_probs(
+    sequences: torch.Tensor, logits: Sequence[torch.Tensor], beam_indices: torch.Tensor | None = None
+) -> torch.Tensor:
     """(sequences, steps) raw log-probability of each generated token, read from ``generate``'s per-step
     ``logits`` (beams traced back through ``beam_indices``); 0 after a beam ended.
 
@@ -140,7 +148,7 @@ def token_log_probs(sequences: torch.Tensor, logits: Sequence[torch.Tensor],
         beam_indices = torch.arange(len(sequences), device=sequences.device)[:, None].expand(-1, len(logits))
     ended = beam_indices < 0
     steps = int((~ended).sum(dim=1).max())
-    tokens = sequences[:, sequences.shape[1] - steps:]
+    tokens = sequences[:, sequences.shape[1] - steps :]
     columns = []
     for step in range(steps):
         rows = beam_indices[:, step].clamp(min=0)

@@ -47,16 +47,23 @@ class BlipCaptioner(Captioner):
         ids[:, 0] = text.bos_token_id  # [CLS] -> [DEC], as generate() does
         image = self.model.vision_model(pixel_values=inputs["pixel_values"])[0]
         image = image.expand(len(captions), -1, -1)
-        logits = self.model.text_decoder(input_ids=ids, attention_mask=tokens["attention_mask"],
-                                         encoder_hidden_states=image).logits
+        logits = self.model.text_decoder(
+            input_ids=ids, attention_mask=tokens["attention_mask"], encoder_hidden_states=image
+        ).logits
         targets = ids[:, 1:]
         log_probs = logits[:, :-1].float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
         return log_probs, targets.masked_fill(tokens["attention_mask"][:, 1:] == 0, text.sep_token_id)
 
 
 # The check batch of BLIP's acceleration: two images, two beams each, every step of a short caption.
-CHECK_GENERATE = dict(num_beams=2, num_return_sequences=2, max_new_tokens=4, min_new_tokens=4, output_logits=True,
-                      return_dict_in_generate=True)
+CHECK_GENERATE = dict(
+    num_beams=2,
+    num_return_sequences=2,
+    max_new_tokens=4,
+    min_new_tokens=4,
+    output_logits=True,
+    return_dict_in_generate=True,
+)
 
 
 def _check_captions(model, accelerated: bool):

@@ -37,19 +37,23 @@ def check_weight(weight: float) -> float:
     return float(weight)
 
 
-def rerank(candidates: Sequence[Candidate], image_embedding: np.ndarray, space: ClipSpace,
-           weight: float) -> list[Ranked]:
+def rerank(
+    candidates: Sequence[Candidate], image_embedding: np.ndarray, space: ClipSpace, weight: float
+) -> list[Ranked]:
     """One image's candidates, best first by the fused score. ``image_embedding``: its unit CLIP vector."""
     return rerank_many([candidates], np.atleast_2d(image_embedding), space, weight)[0]
 
 
-def rerank_many(candidate_lists: Sequence[Sequence[Candidate]], image_embeddings: np.ndarray, space: ClipSpace,
-                weight: float) -> list[list[Ranked]]:
+def rerank_many(
+    candidate_lists: Sequence[Sequence[Candidate]], image_embeddings: np.ndarray, space: ClipSpace, weight: float
+) -> list[list[Ranked]]:
     """``rerank`` for many images at once: one CLIP text pass over every candidate."""
     weight = check_weight(weight)
     if len(candidate_lists) != len(image_embeddings):
-        raise InputError(f"Give one image embedding per candidate list; got {len(image_embeddings)} embeddings "
-                         f"and {len(candidate_lists)} lists")
+        raise InputError(
+            f"Give one image embedding per candidate list; got {len(image_embeddings)} embeddings "
+            f"and {len(candidate_lists)} lists"
+        )
     texts = sorted({c.text for candidates in candidate_lists for c in candidates if c.text.strip()})
     rows = {text: i for i, text in enumerate(texts)}
     text_embeddings = space.embed_texts(texts) if texts else None
@@ -58,8 +62,13 @@ def rerank_many(candidate_lists: Sequence[Sequence[Candidate]], image_embeddings
         if not candidates:
             ranked.append([])
             continue
-        sims = np.array([similarity(image, text_embeddings[rows[c.text]])[0, 0] if c.text in rows
-                         else NO_TEXT_SIMILARITY for c in candidates], dtype=np.float64)
+        sims = np.array(
+            [
+                similarity(image, text_embeddings[rows[c.text]])[0, 0] if c.text in rows else NO_TEXT_SIMILARITY
+                for c in candidates
+            ],
+            dtype=np.float64,
+        )
         scores = np.array([c.score for c in candidates], dtype=np.float64)
         fused = late_fusion([scores, sims], [1.0 - weight, weight])
         order = sorted(range(len(candidates)), key=lambda i: (-fused[i], -scores[i]))
@@ -67,8 +76,14 @@ def rerank_many(candidate_lists: Sequence[Sequence[Candidate]], image_embeddings
     return ranked
 
 
-def caption_and_rerank(captioner: Captioner, images: Sequence, space: ClipSpace, weight: float,
-                       progress: Callable[[float], None] | None = None, **options) -> list[list[Ranked]]:
+def caption_and_rerank(
+    captioner: Captioner,
+    images: Sequence,
+    space: ClipSpace,
+    weight: float,
+    progress: Callable[[float], None] | None = None,
+    **options,
+) -> list[list[Ranked]]:
     """Caption ``images`` and re-rank each one's candidates; one batched captioner and CLIP pass per batch.
 
     ``options`` are the captioner's (num_candidates, sample, ...); ``progress`` gets the fraction done.
@@ -78,7 +93,7 @@ def caption_and_rerank(captioner: Captioner, images: Sequence, space: ClipSpace,
     results: list[list[Ranked]] = []
     step = captioner.batch_size
     for start in range(0, len(images), step):
-        batch = [load_image(image) for image in images[start:start + step]]  # decoded once, for both models
+        batch = [load_image(image) for image in images[start : start + step]]  # decoded once, for both models
         captions: list[Caption] = captioner(batch, **options)
         results += rerank_many([c.candidates for c in captions], space.embed_images(batch), space, weight)
         if progress is not None:

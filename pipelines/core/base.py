@@ -64,7 +64,7 @@ class Pipeline:
             raise InputError(f"Pipelines take a list of inputs; got {type(inputs).__name__}. Wrap one input as [x]")
         results: list = []
         for start in range(0, len(inputs), self.batch_size):
-            batch = self.preprocess(list(inputs[start:start + self.batch_size]), options)
+            batch = self.preprocess(list(inputs[start : start + self.batch_size]), options)
             with torch.inference_mode():
                 outputs = self._forward(batch, options, **context)
             results.extend(self.postprocess(outputs, batch, options))

@@ -60,8 +60,9 @@ class Layout:
         return sorted(f for f in listing if "/" not in f and self._is_support(f))
 
     def _is_support(self, name: str) -> bool:
-        return (any(fnmatch.fnmatchcase(name, p) for p in self.support)
-                and not any(fnmatch.fnmatchcase(name, p) for p in self.not_support))
+        return any(fnmatch.fnmatchcase(name, p) for p in self.support) and not any(
+            fnmatch.fnmatchcase(name, p) for p in self.not_support
+        )
 
     def chosen_weights(self, listing: list[str]) -> list[str]:
         """The files of the most preferred weights in ``listing`` ([] if it holds none we load)."""
@@ -82,17 +83,21 @@ TRANSFORMERS = Layout(
     "transformers",
     support=("*.json", "*.txt", "*.model"),  # configs, vocab.txt / vocab.json + merges.txt, SentencePiece models
     not_support=("*.index.json",),  # weight indexes belong to the weights chosen (not Flax's or TensorFlow's)
-    weights=(Weights("model.safetensors"),
-             Weights("model.safetensors.index.json", "model-*-of-*.safetensors"),
-             Weights("pytorch_model.bin"),
-             Weights("pytorch_model.bin.index.json", "pytorch_model-*-of-*.bin")),
+    weights=(
+        Weights("model.safetensors"),
+        Weights("model.safetensors.index.json", "model-*-of-*.safetensors"),
+        Weights("pytorch_model.bin"),
+        Weights("pytorch_model.bin.index.json", "pytorch_model-*-of-*.bin"),
+    ),
 )
 OPEN_CLIP = Layout(
     "open_clip",
     support=("open_clip_config.json", "tokenizer*", "special_tokens_map.json", "vocab*", "merges.txt", "*.model"),
-    weights=(Weights("open_clip_model.safetensors"),
-             Weights("open_clip_pytorch_model.safetensors"),
-             Weights("open_clip_pytorch_model.bin")),
+    weights=(
+        Weights("open_clip_model.safetensors"),
+        Weights("open_clip_pytorch_model.safetensors"),
+        Weights("open_clip_pytorch_model.bin"),
+    ),
 )
 CTRANSLATE2 = Layout(
     "ctranslate2",
@@ -113,8 +118,9 @@ def checkpoint_dir(spec: ModelSpec, layout: Layout | list[str]) -> Path:
         patterns = files if files is not None else layout.patterns()  # unlisted (offline): whatever the cache has
     else:
         patterns = layout
-    return hub.snapshot(spec.source, revision=spec.revision, allow_patterns=patterns,
-                        cache_dir=runtime.settings().models_dir)
+    return hub.snapshot(
+        spec.source, revision=spec.revision, allow_patterns=patterns, cache_dir=runtime.settings().models_dir
+    )
 
 
 def hub_files(spec: ModelSpec, layout: Layout) -> list[str] | None:
@@ -128,9 +134,11 @@ def hub_files(spec: ModelSpec, layout: Layout) -> list[str] | None:
     if not weights:
         found = [f for f in listing if f.endswith((".bin", ".safetensors", ".h5", ".msgpack", ".onnx", ".pt", ".pth"))]
         raise ModelLoadError(
-            spec.name, f"the Hub repo {spec.source}{_at(spec)} holds none of the weight files this model kind loads "
+            spec.name,
+            f"the Hub repo {spec.source}{_at(spec)} holds none of the weight files this model kind loads "
             f"({layout.weight_names()}); it has {', '.join(found) or 'no weights at all'}",
-            "Choose another model, or a revision of the repo that carries one of those files")
+            "Choose another model, or a revision of the repo that carries one of those files",
+        )
     return layout.support_files(listing) + weights
 
 
@@ -140,16 +148,21 @@ def weights_files(spec: ModelSpec, path: Path, layout: Layout) -> list[Path]:
     listing = sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
     chosen = layout.chosen_weights(listing)
     if not chosen:
-        raise ModelLoadError(spec.name, f"{path} holds no weights this model kind loads (expected one of "
-                             f"{layout.weight_names()})",
-                             "Download the model again (`python -m pipelines.download`), or give a complete checkpoint")
+        raise ModelLoadError(
+            spec.name,
+            f"{path} holds no weights this model kind loads (expected one of {layout.weight_names()})",
+            "Download the model again (`python -m pipelines.download`), or give a complete checkpoint",
+        )
     if chosen[0].endswith(".index.json"):
         with translating_load_errors(spec, path):
             shards = sorted(set(json.loads((path / chosen[0]).read_text())["weight_map"].values()))
         missing = [s for s in shards if not (path / s).is_file()]
         if missing:
-            raise ModelLoadError(spec.name, f"{path} lacks the weight shards {', '.join(missing)} named in {chosen[0]}",
-                                 "Download the model again (`python -m pipelines.download`)")
+            raise ModelLoadError(
+                spec.name,
+                f"{path} lacks the weight shards {', '.join(missing)} named in {chosen[0]}",
+                "Download the model again (`python -m pipelines.download`)",
+            )
         chosen = [chosen[0]] + shards
     return [path / name for name in chosen]
 
@@ -161,8 +174,12 @@ def require_tokenizer_library(spec: ModelSpec, path: Path) -> None:
         return
     models = sorted(p.name for p in path.glob("*.model"))
     if models and importlib.util.find_spec("sentencepiece") is None:
-        raise ModelLoadError(spec.name, f"its tokenizer comes only as a SentencePiece model ({', '.join(models)}), "
-                             "which needs the sentencepiece package", "Install it with `pip install sentencepiece`")
+        raise ModelLoadError(
+            spec.name,
+            f"its tokenizer comes only as a SentencePiece model ({', '.join(models)}), "
+            "which needs the sentencepiece package",
+            "Install it with `pip install sentencepiece`",
+        )
 
 
 def read_weights(path: Path, *, model: str | None = None) -> dict[str, torch.Tensor]:
@@ -200,9 +217,11 @@ def refused_pickle(model: str, path: Path, error: Exception) -> ModelLoadError:
     detail = text.partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0]
     detail = " ".join((detail.strip() or text.split("\n", 1)[0] or type(error).__name__).split())
     return ModelLoadError(
-        model, f"{where} was refused unread: PyTorch .bin weights are read only through torch's restricted "
+        model,
+        f"{where} was refused unread: PyTorch .bin weights are read only through torch's restricted "
         f"unpickler, which rebuilds tensors and runs no code, and this file holds something else ({detail})",
-        "Use a checkpoint with safetensors weights, or a .bin that holds only tensors")
+        "Use a checkpoint with safetensors weights, or a .bin that holds only tensors",
+    )
 
 
 def _require_safe_torch_load(model: str) -> None:
@@ -210,8 +229,11 @@ def _require_safe_torch_load(model: str) -> None:
 
     version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
     if version < SAFE_TORCH_LOAD:
-        raise ModelLoadError(model, f"PyTorch {torch.__version__} cannot read .bin weights safely",
-                             "Install torch>=2.6, or use a checkpoint with safetensors weights")
+        raise ModelLoadError(
+            model,
+            f"PyTorch {torch.__version__} cannot read .bin weights safely",
+            "Install torch>=2.6, or use a checkpoint with safetensors weights",
+        )
 
 
 def _at(spec: ModelSpec) -> str:

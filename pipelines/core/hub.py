@@ -92,8 +92,9 @@ def _mark_unreachable() -> None:
         _probe = (time.monotonic(), False)
 
 
-def snapshot(repo_id: str, *, revision: str | None = None, allow_patterns: list[str] | None = None,
-             cache_dir: Path | None = None) -> Path:
+def snapshot(
+    repo_id: str, *, revision: str | None = None, allow_patterns: list[str] | None = None, cache_dir: Path | None = None
+) -> Path:
     """A local directory holding ``repo_id`` at ``revision`` (default: main): downloaded if the Hub is reachable,
     else from the cache; only the files matching ``allow_patterns`` when given."""
     import httpx2
@@ -117,11 +118,17 @@ def snapshot(repo_id: str, *, revision: str | None = None, allow_patterns: list[
         raise _hub_error(repo_id, revision, e, "the download failed") from e
     except httpx2.HTTPError as e:  # e.g. a proxy that refused the tunnel half-way
         _mark_unreachable()
-        raise ModelLoadError(_named(repo_id, revision), f"the download failed ({type(e).__name__}: {e})",
-                             "Check the network (and HTTPS_PROXY / NO_PROXY if you use a proxy) and try again") from e
+        raise ModelLoadError(
+            _named(repo_id, revision),
+            f"the download failed ({type(e).__name__}: {e})",
+            "Check the network (and HTTPS_PROXY / NO_PROXY if you use a proxy) and try again",
+        ) from e
     except OSError as e:  # a short read, a full disk
-        raise ModelLoadError(_named(repo_id, revision), f"the download failed ({e})",
-                             "Check the network and the free disk space, and try again") from e
+        raise ModelLoadError(
+            _named(repo_id, revision),
+            f"the download failed ({e})",
+            "Check the network and the free disk space, and try again",
+        ) from e
     return Path(path)
 
 
@@ -153,16 +160,23 @@ def _hub_error(repo_id: str, revision: str | None, error: Exception, doing: str)
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     if isinstance(error, RevisionNotFoundError):
-        return ModelLoadError(_named(repo_id, revision), f"the Hub repo {repo_id} has no revision {revision!r}",
-                              "Check the revision (a branch such as main or refs/pr/N, a tag or a commit) in the "
-                              "registry entry")
+        return ModelLoadError(
+            _named(repo_id, revision),
+            f"the Hub repo {repo_id} has no revision {revision!r}",
+            "Check the revision (a branch such as main or refs/pr/N, a tag or a commit) in the registry entry",
+        )
     if isinstance(error, GatedRepoError):
-        return ModelLoadError(repo_id, "the model is gated: its owners grant access to logged-in users who accept "
-                              "its terms", "Accept the terms on its Hub page and log in with `hf auth login`, or "
-                              "choose another model")
+        return ModelLoadError(
+            repo_id,
+            "the model is gated: its owners grant access to logged-in users who accept its terms",
+            "Accept the terms on its Hub page and log in with `hf auth login`, or choose another model",
+        )
     if isinstance(error, RepositoryNotFoundError):
         return ModelLoadError(repo_id, NO_SUCH_MODEL, NO_SUCH_MODEL_FIX)
     status = getattr(getattr(error, "response", None), "status_code", None)
-    return ModelLoadError(_named(repo_id, revision), f"{doing} (HTTP {status} from the Hub)",
-                          "Try again later; if it persists, download the model on another machine "
-                          "(`python -m pipelines.download --models-dir DIR`)")
+    return ModelLoadError(
+        _named(repo_id, revision),
+        f"{doing} (HTTP {status} from the Hub)",
+        "Try again later; if it persists, download the model on another machine "
+        "(`python -m pipelines.download --models-dir DIR`)",
+    )

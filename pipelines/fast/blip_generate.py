@@ -27,8 +27,14 @@ def encode_images(model, pixel_values: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.vision_model(pixel_values=part)[0] for part in pixel_values.split(chunk)])
 
 
-def generate(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None = None,
-             attention_mask: torch.Tensor | None = None, absorb: bool | None = None, **generate_kwargs):
+def generate(
+    model,
+    pixel_values: torch.Tensor,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    absorb: bool | None = None,
+    **generate_kwargs,
+):
     """``model.generate(pixel_values, input_ids, attention_mask, **generate_kwargs)`` for a BLIP captioner.
 
     ``absorb``: attend to the image states unprojected (True), or to keys and values projected once per image
@@ -70,8 +76,10 @@ def generate(model, pixel_values: torch.Tensor, input_ids: torch.Tensor | None =
 def _rows_per_image(model, generate_kwargs: dict) -> int:
     """How many rows ``generate`` decodes per image: its beams, or its returned samples."""
     config = model.generation_config
-    return max(generate_kwargs.get("num_beams") or config.num_beams or 1,
-               generate_kwargs.get("num_return_sequences") or config.num_return_sequences or 1)
+    return max(
+        generate_kwargs.get("num_beams") or config.num_beams or 1,
+        generate_kwargs.get("num_return_sequences") or config.num_return_sequences or 1,
+    )
 
 
 def _tokens(model, input_ids: torch.Tensor, generate_kwargs: dict) -> int:

@@ -39,8 +39,9 @@ def late_fusion(scores: Sequence[np.ndarray], weights: Sequence[float], *, resca
     for source, weight in zip(scores, weights):
         source = np.asarray(source, dtype=np.float64)
         if source.shape != total.shape:
-            raise InputError(f"Every source must score the same candidates; got shapes {total.shape} and "
-                             f"{source.shape}")
+            raise InputError(
+                f"Every source must score the same candidates; got shapes {total.shape} and {source.shape}"
+            )
         total += weight * (_minmax(source) if rescale else source)
     return total
 

@@ -37,8 +37,16 @@ BATCH_SIZE = 32  # images or texts per encoder call
 class ClipSpace:
     """An open_clip model with its preprocessing and tokenizer; embeddings come out unit-length, float32."""
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, model, preprocess, tokenizer,
-                 fingerprint: str = ""):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        dtype: torch.dtype,
+        model,
+        preprocess,
+        tokenizer,
+        fingerprint: str = "",
+    ):
         self.spec, self.device, self.dtype = spec, device, dtype
         self.model, self.preprocess = model, preprocess
         self.tokenizer = TakingTurns(tokenizer)  # a hub model's is a transformers tokenizer, shared by requests
@@ -105,7 +113,7 @@ class ClipSpace:
 
         chunks = []
         for start in range(0, len(items), BATCH_SIZE):
-            batch = torch.stack(items[start:start + BATCH_SIZE]).to(self.device)
+            batch = torch.stack(items[start : start + BATCH_SIZE]).to(self.device)
             if batch.is_floating_point():
                 batch = batch.to(self.dtype)
             with torch.inference_mode():

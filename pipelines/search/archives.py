@@ -19,8 +19,9 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise InputError(f"'{path.name}' is not a readable zip file ({error}). Upload the images themselves, "
-                         "or zip them again") from error
+        raise InputError(
+            f"'{path.name}' is not a readable zip file ({error}). Upload the images themselves, or zip them again"
+        ) from error
 
 
 def zip_files(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -34,13 +35,17 @@ def check_not_a_bomb(archive: zipfile.ZipFile) -> None:
     infos = zip_files(archive)
     unpacked = sum(info.file_size for info in infos)
     if unpacked > MAX_ZIP_BYTES:
-        raise InputError(f"'{name}' would unpack to {unpacked / 2**30:.1f} GB; the limit is "
-                         f"{MAX_ZIP_BYTES / 2**30:.0f} GB. Upload a smaller zip")
+        raise InputError(
+            f"'{name}' would unpack to {unpacked / 2**30:.1f} GB; the limit is "
+            f"{MAX_ZIP_BYTES / 2**30:.0f} GB. Upload a smaller zip"
+        )
     for info in infos:
         if info.file_size > 2**20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            raise InputError(f"'{name}' looks like a zip bomb: '{info.filename}' unpacks "
-                             f"{info.file_size / max(info.compress_size, 1):,.0f} times larger than it is stored. "
-                             "Nothing was unpacked. Upload the images themselves")
+            raise InputError(
+                f"'{name}' looks like a zip bomb: '{info.filename}' unpacks "
+                f"{info.file_size / max(info.compress_size, 1):,.0f} times larger than it is stored. "
+                "Nothing was unpacked. Upload the images themselves"
+            )
 
 
 def zip_entries(archive: zipfile.ZipFile, problems: list[str]) -> Iterator[tuple[str, bytes]]:

@@ -1,9 +1,9 @@
 """Zero-shot classification in the shared CLIP space: an image against labels written as prompts.
 
-    from pipelines.search.classify import classifier
-    [result] = classifier()(["photo.jpg"], labels=["cat", "dog"], template="a photo of a {}")
-    result.best, result.scores        # "cat", {"cat": 0.97, "dog": 0.03}
-    classifier().classify_vectors(image_embeddings, labels)   # images another tab already embedded
+from pipelines.search.classify import classifier
+[result] = classifier()(["photo.jpg"], labels=["cat", "dog"], template="a photo of a {}")
+result.best, result.scores        # "cat", {"cat": 0.97, "dog": 0.03}
+classifier().classify_vectors(image_embeddings, labels)   # images another tab already embedded
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     items = labels.split(",") if isinstance(labels, str) else list(labels)
     cleaned = list(dict.fromkeys(" ".join(str(label).split()) for label in items if str(label).strip()))
     if len(cleaned) < 2:
-        raise InputError(f"Give at least two labels, separated by commas (got {cleaned or 'none'}), "
-                         "e.g. 'cat, dog, rocket'")
+        raise InputError(
+            f"Give at least two labels, separated by commas (got {cleaned or 'none'}), e.g. 'cat, dog, rocket'"
+        )
     if len(cleaned) > MAX_LABELS:
         raise InputError(f"{len(cleaned)} labels were given; at most {MAX_LABELS} are compared at once")
     too_long = [label for label in cleaned if len(label) > MAX_LABEL_CHARS]
@@ -54,8 +55,10 @@ def prompts(labels: Sequence[str], template: str | None) -> list[str]:
     """Each label written into the template at its ``{}``."""
     template = " ".join((template or DEFAULT_TEMPLATE).split())
     if template.count("{}") != 1:
-        raise InputError(f"The prompt template must contain '{{}}' exactly once, where each label goes; "
-                         f"got {template!r}. For example: '{DEFAULT_TEMPLATE}'")
+        raise InputError(
+            f"The prompt template must contain '{{}}' exactly once, where each label goes; "
+            f"got {template!r}. For example: '{DEFAULT_TEMPLATE}'"
+        )
     return [template.replace("{}", label) for label in labels]
 
 
@@ -77,8 +80,9 @@ class ZeroShotClassifier:
     def classify_vectors(self, vectors: np.ndarray, labels, template: str | None = None) -> list[Classification]:
         """The same for image embeddings already computed with this space (no image is encoded again)."""
         labels = parse_labels(labels)
-        return self._classify(np.atleast_2d(np.asarray(vectors, dtype=np.float32)), labels,
-                              self._prompts(labels, template))
+        return self._classify(
+            np.atleast_2d(np.asarray(vectors, dtype=np.float32)), labels, self._prompts(labels, template)
+        )
 
     def _prompts(self, labels: list[str], template: str | None) -> tuple[str, ...]:
         return tuple(prompts(labels, template or self.template))

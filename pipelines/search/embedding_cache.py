@@ -23,8 +23,10 @@ class EmbeddingCache:
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(sqlite3.connect(self.path, timeout=60)) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS embeddings "
-                       "(model TEXT, digest TEXT, vector BLOB, PRIMARY KEY (model, digest))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings "
+                "(model TEXT, digest TEXT, vector BLOB, PRIMARY KEY (model, digest))"
+            )
             with db:  # one transaction
                 yield db
 
@@ -34,14 +36,19 @@ class EmbeddingCache:
         unique = list(dict.fromkeys(digests))
         with self._db() as db:
             for start in range(0, len(unique), SQLITE_MAX_PARAMETERS):
-                chunk = unique[start:start + SQLITE_MAX_PARAMETERS]
-                rows = db.execute(f"SELECT digest, vector FROM embeddings WHERE model = ? AND digest IN "
-                                  f"({','.join('?' * len(chunk))})", [model, *chunk])
+                chunk = unique[start : start + SQLITE_MAX_PARAMETERS]
+                rows = db.execute(
+                    f"SELECT digest, vector FROM embeddings WHERE model = ? AND digest IN "
+                    f"({','.join('?' * len(chunk))})",
+                    [model, *chunk],
+                )
                 found.update((digest, np.frombuffer(blob, dtype=np.float32)) for digest, blob in rows)
         return found
 
     def put(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         """Stores {digest: vector} under ``model`` (float32), replacing what was there."""
         with self._db() as db:
-            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                           [(model, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in vectors.items()])
+            db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                [(model, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in vectors.items()],
+            )

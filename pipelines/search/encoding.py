@@ -25,8 +25,9 @@ DECODE_NICENESS = 19  # the decoding thread's priority: lowest, it runs on CPU t
 Progress = Callable[[int, int, str], None]  # (done, total, what is being done)
 
 
-def encode_images(space: ClipSpace, sources: Sequence, *, progress: Progress | None = None,
-                  batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, dict[int, str]]:
+def encode_images(
+    space: ClipSpace, sources: Sequence, *, progress: Progress | None = None, batch_size: int = BATCH_SIZE
+) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of the images that decode, and {position: message} for those that do not.
 
     A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves

@@ -139,9 +139,11 @@ class Gallery:
         try:
             total = sum(len(zip_files(archives[p])) if p in archives else 1 for p in paths)
             if total > MAX_UPLOAD_FILES:
-                raise InputError(f"This upload holds {total:,} files; at most {MAX_UPLOAD_FILES:,} are taken at "
-                                 f"once. Upload fewer, or index a large folder offline with "
-                                 f"`python -m pipelines.index DIR`")
+                raise InputError(
+                    f"This upload holds {total:,} files; at most {MAX_UPLOAD_FILES:,} are taken at "
+                    f"once. Upload fewer, or index a large folder offline with "
+                    f"`python -m pipelines.index DIR`"
+                )
             for archive in archives.values():
                 check_not_a_bomb(archive)
             report = Report()
@@ -206,8 +208,9 @@ class Gallery:
                 report.encoded -= len(failures)
             if self.items:
                 vectors = np.stack([found[i.digest] for i in self.items])
-                self._prepared[space.key] = gallery_index(vectors, space.key, [i.digest for i in self.items],
-                                                          cache_dir() / "indexes")
+                self._prepared[space.key] = gallery_index(
+                    vectors, space.key, [i.digest for i in self.items], cache_dir() / "indexes"
+                )
                 report.index_kind = self._prepared[space.key].kind
             return report
 
@@ -217,16 +220,22 @@ class Gallery:
             if self.items:
                 self.prepare(space)  # may drop images that no longer decode
             if not self.items:
-                raise InputError(f"The gallery '{self.name}' is empty: there is nothing to search. "
-                                 "Upload images (or a zip of images) first")
+                raise InputError(
+                    f"The gallery '{self.name}' is empty: there is nothing to search. "
+                    "Upload images (or a zip of images) first"
+                )
             index, items = self._prepared[space.key], list(self.items)
         try:
             scores, ids = index.search(queries, k)
         except ValueError as error:  # a query vector from another model
-            raise InputError(f"The query does not fit this gallery's {space.spec.name} embeddings ({error}). "
-                             "Embed the query with the same model") from error
-        return [[(items[i], float(s)) for s, i in zip(row_scores, row_ids) if i >= 0]
-                for row_scores, row_ids in zip(scores, ids)]
+            raise InputError(
+                f"The query does not fit this gallery's {space.spec.name} embeddings ({error}). "
+                "Embed the query with the same model"
+            ) from error
+        return [
+            [(items[i], float(s)) for s, i in zip(row_scores, row_ids) if i >= 0]
+            for row_scores, row_ids in zip(scores, ids)
+        ]
 
 
 @lru_cache(maxsize=1)

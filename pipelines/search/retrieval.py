@@ -1,11 +1,11 @@
 """Search a gallery in the shared CLIP space: by text, by image, or by both (composed), optionally away from a text.
 
-    searcher = pipelines.load("search")
-    [result] = searcher(["a red circle"], top_k=3)                                  # text
-    [result] = searcher([Query(image="cat.jpg")])                                   # image -> images
-    [result] = searcher([Query(image="red_circle.png", text="blue", image_weight=0.5)])   # composed
-    [result] = searcher([Query(text="a circle", negative="red")])                   # ... but not red
-    [result] = searcher([Query(vector=embedding)], gallery=my_gallery)              # an embedding computed elsewhere
+searcher = pipelines.load("search")
+[result] = searcher(["a red circle"], top_k=3)                                  # text
+[result] = searcher([Query(image="cat.jpg")])                                   # image -> images
+[result] = searcher([Query(image="red_circle.png", text="blue", image_weight=0.5)])   # composed
+[result] = searcher([Query(text="a circle", negative="red")])                   # ... but not red
+[result] = searcher([Query(vector=embedding)], gallery=my_gallery)              # an embedding computed elsewhere
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ class Query:
     text: str | None = option(None, kind=ANY, help="words to look for (checked, with what to do, when searched)")
     image: Any = option(None, kind=ANY, help="an image to look for: path, bytes, PIL image or array")
     vector: Any = option(None, kind=ANY, help="a unit embedding from ClipSpace (e.g. of an image already encoded)")
-    image_weight: float = option(0.5, low=0, high=1, step=0.05,
-                                 help="composed queries: 0 = only the text counts, 1 = only the image")
-    negative: str | None = option(None, kind=ANY, help="move away from this text (\"blurry\")")
+    image_weight: float = option(
+        0.5, low=0, high=1, step=0.05, help="composed queries: 0 = only the text counts, 1 = only the image"
+    )
+    negative: str | None = option(None, kind=ANY, help='move away from this text ("blurry")')
     negative_weight: float = option(0.5, low=0, high=1, step=0.05, help="how far: 0 = ignore the negative text")
 
     def verify(self) -> None:
@@ -87,8 +88,9 @@ class SearchPipeline(Pipeline):
 
     @classmethod
     def load(cls, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> "SearchPipeline":
-        space = runtime.cache.get(("clip", spec.source, spec.revision, str(device), str(dtype)),
-                                  lambda: ClipSpace.load(spec, device, dtype))
+        space = runtime.cache.get(
+            ("clip", spec.source, spec.revision, str(device), str(dtype)), lambda: ClipSpace.load(spec, device, dtype)
+        )
         return cls(spec, device, dtype, space)
 
     @property
@@ -123,8 +125,10 @@ class SearchPipeline(Pipeline):
         results = []
         for (query, notices), found in zip(batch, matches):
             if options.top_k > size:
-                notices += (f"The gallery holds {size} image{'s' * (size != 1)}, fewer than the {options.top_k} "
-                            f"results asked for: showing all of them.",)
+                notices += (
+                    f"The gallery holds {size} image{'s' * (size != 1)}, fewer than the {options.top_k} "
+                    f"results asked for: showing all of them.",
+                )
             hits = tuple(Hit(item.path, item.label, score) for item, score in found)
             results.append(SearchResult(_describe(query), hits, notices))
         return results
@@ -157,13 +161,17 @@ class SearchPipeline(Pipeline):
             raise InputError(f"The {what} is empty (got {text!r}). Type a few words, e.g. 'a red circle'")
         text = " ".join(text.split())
         if not any(unicodedata.category(c)[0] in "LN" for c in text):
-            raise InputError(f"The {what} {text!r} has no letters or digits (only symbols or emoji), so it says "
-                             "nothing the model can search for. Type a few words, e.g. 'a red circle'")
+            raise InputError(
+                f"The {what} {text!r} has no letters or digits (only symbols or emoji), so it says "
+                "nothing the model can search for. Type a few words, e.g. 'a red circle'"
+            )
         limit = self.space.context_length
         if len(text) > MAX_QUERY_CHARS or self.space.token_count(text[:MAX_QUERY_CHARS]) > limit:
             start = " ".join(text.split()[:8])
-            return text, (f"The {what} is longer than the {limit} tokens "
-                          f"{self.spec.name} reads: only its beginning (\u201c{start} \u2026\u201d) was used.")
+            return text, (
+                f"The {what} is longer than the {limit} tokens "
+                f"{self.spec.name} reads: only its beginning (\u201c{start} \u2026\u201d) was used."
+            )
         return text, ""
 
 

@@ -93,8 +93,9 @@ class FaissIndex:
         elif kind == "ivf":
             lists = ivf_lists(expected)
             self._quantizer = faiss.IndexFlatIP(dim)  # kept alive: the IVF index refers to it
-            self.index = faiss.IndexIVFScalarQuantizer(self._quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16,
-                                                       faiss.METRIC_INNER_PRODUCT)
+            self.index = faiss.IndexIVFScalarQuantizer(
+                self._quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
             self.index.cp.niter = IVF_KMEANS_ITERATIONS
             self.index.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
             self.index.nprobe = ivf_probes(lists)

@@ -57,8 +57,9 @@ class SpeechPipeline(Pipeline):
     def preprocess(self, sources: list, options: TranscribeOptions) -> list[np.ndarray]:
         return [load_audio(source) for source in sources]
 
-    def _forward(self, audios: list[np.ndarray], options: TranscribeOptions,
-                 progress: Callable[[float], None] | None = None) -> list[Decoding]:
+    def _forward(
+        self, audios: list[np.ndarray], options: TranscribeOptions, progress: Callable[[float], None] | None = None
+    ) -> list[Decoding]:
         decodings = []
         for audio in audios:
             duration = audio_duration(audio)
@@ -68,8 +69,9 @@ class SpeechPipeline(Pipeline):
             report(duration)
         return decodings
 
-    def decode(self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions,
-               report: Report) -> Decoding:
+    def decode(
+        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+    ) -> Decoding:
         """Transcribe one recording (mono float32 at SAMPLE_RATE): only ``windows`` (the speech VAD found, each at
         most 30 s) or, for None, all of it. Segment times are the recording's; call ``report`` as they finish."""
         raise NotImplementedError
@@ -78,26 +80,38 @@ class SpeechPipeline(Pipeline):
         known = options.language is not None or not self.multilingual
         return Decoding([], options.language or "en", 1.0 if known else 0.0)
 
-    def postprocess(self, decodings: list[Decoding], audios: list[np.ndarray],
-                    options: TranscribeOptions) -> list[Transcript]:
+    def postprocess(
+        self, decodings: list[Decoding], audios: list[np.ndarray], options: TranscribeOptions
+    ) -> list[Transcript]:
         results = []
         for decoding, audio in zip(decodings, audios):
             duration = audio_duration(audio)
             segments = tidy(decoding.segments, duration)
-            results.append(Transcript(" ".join(s.text for s in segments), segments, decoding.language,
-                                      round(float(decoding.language_probability), 3), duration, self.spec.name,
-                                      options.task))
+            results.append(
+                Transcript(
+                    " ".join(s.text for s in segments),
+                    segments,
+                    decoding.language,
+                    round(float(decoding.language_probability), 3),
+                    duration,
+                    self.spec.name,
+                    options.task,
+                )
+            )
         return results
 
 
 def _check_english_only(model: str, options: TranscribeOptions) -> None:
     choose = "or choose a multilingual model (whisper-tiny, whisper-base, whisper-small)"
     if options.task == "translate":
-        raise InputError(f"'{model}' is an English-only model, so it cannot translate. Set the task to transcribe, "
-                         f"{choose}")
+        raise InputError(
+            f"'{model}' is an English-only model, so it cannot translate. Set the task to transcribe, {choose}"
+        )
     if options.language not in (None, "en"):
-        raise InputError(f"'{model}' is an English-only model; it cannot transcribe "
-                         f"{LANGUAGES[options.language].title()}. Set the language to auto or en, {choose}")
+        raise InputError(
+            f"'{model}' is an English-only model; it cannot transcribe "
+            f"{LANGUAGES[options.language].title()}. Set the language to auto or en, {choose}"
+        )
 
 
 def _reporter(progress: Callable[[float], None] | None, duration: float) -> Report:

@@ -45,10 +45,15 @@ def overlapping_windows(samples: int) -> list[Chunk]:
     while starts[-1] + window < samples:
         starts.append(starts[-1] + step)
     half = OVERLAP / 2
-    return [Chunk(start, min(start + window, samples),
-                  owns_from=0.0 if i == 0 else start / SAMPLE_RATE + half,
-                  owns_to=float("inf") if i == len(starts) - 1 else (start + window) / SAMPLE_RATE - half)
-            for i, start in enumerate(starts)]
+    return [
+        Chunk(
+            start,
+            min(start + window, samples),
+            owns_from=0.0 if i == 0 else start / SAMPLE_RATE + half,
+            owns_to=float("inf") if i == len(starts) - 1 else (start + window) / SAMPLE_RATE - half,
+        )
+        for i, start in enumerate(starts)
+    ]
 
 
 def speech_windows(audio: np.ndarray) -> list[Chunk]:

@@ -43,9 +43,14 @@ class FasterWhisper(SpeechPipeline):
         threads = torch.get_num_threads()
         workers = min(CPU_WORKERS, threads) if device.type == "cpu" else 1
         with translating_load_errors(spec, path):
-            model = WhisperModel(str(path), device=device.type, device_index=device.index or 0,
-                                 compute_type=_compute_type(device, dtype), cpu_threads=max(1, threads // workers),
-                                 num_workers=workers)
+            model = WhisperModel(
+                str(path),
+                device=device.type,
+                device_index=device.index or 0,
+                compute_type=_compute_type(device, dtype),
+                cpu_threads=max(1, threads // workers),
+                num_workers=workers,
+            )
         return cls(spec, device, dtype, model, workers)
 
     @property
@@ -56,11 +61,17 @@ class FasterWhisper(SpeechPipeline):
     def compute_type(self) -> str:
         return self.model.model.compute_type
 
-    def decode(self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions,
-               report: Report) -> Decoding:
-        settings = dict(task=options.task, language=options.language, beam_size=options.beam_size,
-                        word_timestamps=options.word_timestamps, hotwords=options.hotwords or None,
-                        initial_prompt=options.initial_prompt or None)
+    def decode(
+        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+    ) -> Decoding:
+        settings = dict(
+            task=options.task,
+            language=options.language,
+            beam_size=options.beam_size,
+            word_timestamps=options.word_timestamps,
+            hotwords=options.hotwords or None,
+            initial_prompt=options.initial_prompt or None,
+        )
         if windows is None:  # no VAD: faster-whisper walks the whole recording, window after window
             found, info = self.model.transcribe(audio, vad_filter=False, **settings)
             return Decoding(_collected(found, report), info.language, info.language_probability)
@@ -94,8 +105,9 @@ class FasterWhisper(SpeechPipeline):
 
         clips = [{"start": w.start / SAMPLE_RATE, "end": w.end / SAMPLE_RATE} for w in windows]
         batched = BatchedInferencePipeline(self.model)  # one per call: it keeps word-timing state between batches
-        found, info = batched.transcribe(audio, clip_timestamps=clips, batch_size=WINDOW_BATCH,
-                                         without_timestamps=False, **settings)
+        found, info = batched.transcribe(
+            audio, clip_timestamps=clips, batch_size=WINDOW_BATCH, without_timestamps=False, **settings
+        )
         return [_converted(segment) for segment in found], info
 
 
@@ -104,7 +116,7 @@ def _groups(windows: list[Chunk], workers: int) -> list[list[Chunk]]:
     them: every worker decodes as much, and the progress bar moves at least once per round."""
     count = workers * math.ceil(len(windows) / (workers * WINDOW_BATCH))
     size = math.ceil(len(windows) / count)
-    return [windows[start:start + size] for start in range(0, len(windows), size)]
+    return [windows[start : start + size] for start in range(0, len(windows), size)]
 
 
 def _collected(found, report: Report) -> list[Segment]:

@@ -21,8 +21,10 @@ def timestamp(seconds: float, separator: str = ".") -> str:
 
 
 def srt(transcript: Transcript) -> str:
-    cues = [f"{number}\n{_timing(segment, ',')}\n{_lines(segment.text)}\n"
-            for number, segment in enumerate(transcript.segments, 1)]
+    cues = [
+        f"{number}\n{_timing(segment, ',')}\n{_lines(segment.text)}\n"
+        for number, segment in enumerate(transcript.segments, 1)
+    ]
     return "\n".join(cues)
 
 

@@ -47,13 +47,14 @@ class TransformersWhisper(SpeechPipeline):
     def compute_type(self) -> str:
         return str(self.dtype).removeprefix("torch.")
 
-    def decode(self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions,
-               report: Report) -> Decoding:
+    def decode(
+        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+    ) -> Decoding:
         chunks = windows or overlapping_windows(len(audio))
         language, probability = (options.language, 1.0) if self.multilingual else ("en", 1.0)
         segments: list[Segment] = []
         for first in range(0, len(chunks), self.windows_per_batch):
-            batch = chunks[first:first + self.windows_per_batch]
+            batch = chunks[first : first + self.windows_per_batch]
             inputs = self._features(audio, batch)
             if language is None:  # detected once, on the first window, as faster-whisper does
                 language, probability = self._detect_language(inputs["input_features"][:1])
@@ -67,16 +68,26 @@ class TransformersWhisper(SpeechPipeline):
         return Decoding(segments, language, probability)
 
     def _features(self, audio: np.ndarray, chunks: list[Chunk]) -> dict[str, torch.Tensor]:
-        inputs = self.processor.feature_extractor([audio[c.start:c.end] for c in chunks], sampling_rate=SAMPLE_RATE,
-                                                  return_tensors="pt", return_attention_mask=True)
-        return {"input_features": inputs["input_features"].to(self.device, self.dtype),
-                "attention_mask": inputs["attention_mask"].to(self.device)}
+        inputs = self.processor.feature_extractor(
+            [audio[c.start : c.end] for c in chunks],
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            return_attention_mask=True,
+        )
+        return {
+            "input_features": inputs["input_features"].to(self.device, self.dtype),
+            "attention_mask": inputs["attention_mask"].to(self.device),
+        }
 
     def _generate_options(self, options: TranscribeOptions, language: str) -> dict:
         # One generate pass per window: windows are at most 30 s, and an unfinished last segment runs to the window's
         # end (VAD windows end in silence; overlapping windows hand it to the next).
-        kwargs = {"return_timestamps": True, "force_unique_generate_call": True, "num_beams": options.beam_size,
-                  "return_token_timestamps": options.word_timestamps}
+        kwargs = {
+            "return_timestamps": True,
+            "force_unique_generate_call": True,
+            "num_beams": options.beam_size,
+            "return_token_timestamps": options.word_timestamps,
+        }
         if self.multilingual:
             kwargs.update(task=options.task, language=language)
         if options.prompt:
@@ -113,8 +124,9 @@ class TransformersWhisper(SpeechPipeline):
             segments.append(self._segment(start, (chunk.end - chunk.start) / SAMPLE_RATE, tokens, text, times, chunk))
         return segments
 
-    def _segment(self, start: float, end: float, tokens: list[int], text: list[int], times: list[float] | None,
-                 chunk: Chunk) -> Segment:
+    def _segment(
+        self, start: float, end: float, tokens: list[int], text: list[int], times: list[float] | None, chunk: Chunk
+    ) -> Segment:
         decode = self.processor.tokenizer.decode
         words = () if times is None else self._words(tokens, text, times, chunk.offset)
         return Segment(chunk.offset + start, chunk.offset + end, decode([tokens[i] for i in text]), words)
@@ -129,5 +141,12 @@ class TransformersWhisper(SpeechPipeline):
             else:
                 groups[-1].append(index)
         last = len(times) - 1
-        return tuple(Word(offset + times[group[0]], offset + times[min(group[-1] + 1, last)],
-                          decode([tokens[i] for i in group]), None) for group in groups)
+        return tuple(
+            Word(
+                offset + times[group[0]],
+                offset + times[min(group[-1] + 1, last)],
+                decode([tokens[i] for i in group]),
+                None,
+            )
+            for group in groups
+        )

@@ -21,8 +21,9 @@ EOS, START, NO_TIMESTAMPS = 50256, 50257, 50362  # token ids: <|endoftext|>, <|s
 TRANSLATE, TRANSCRIBE = 50357, 50358  # the task tokens; the language tokens lie between <|startoftranscript|> and these
 
 
-def build(directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed: int = 0,
-          multilingual: bool = False) -> Path:
+def build(
+    directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed: int = 0, multilingual: bool = False
+) -> Path:
     """Save a random-weight English Whisper of ``dims`` with its WhisperProcessor into ``directory``.
 
     ``multilingual`` gives it a multilingual model's generation settings (language and task tokens, which the English
@@ -37,22 +38,42 @@ def build(directory: Path, dims: dict = SMALLEST, *, max_length: int = 48, seed:
     embedded = local_path(resolve("transcribe", EMBEDDED, "toy"))
     ct2_config = json.loads((embedded / "config.json").read_text())
     config = WhisperConfig(
-        vocab_size=ENGLISH_VOCAB, num_mel_bins=MEL_BINS, d_model=dims["d_model"],
-        encoder_layers=dims["layers"], decoder_layers=dims["layers"],
-        encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"],
-        encoder_ffn_dim=dims["ffn"], decoder_ffn_dim=dims["ffn"],
-        decoder_start_token_id=START, bos_token_id=START, eos_token_id=EOS, pad_token_id=EOS)
+        vocab_size=ENGLISH_VOCAB,
+        num_mel_bins=MEL_BINS,
+        d_model=dims["d_model"],
+        encoder_layers=dims["layers"],
+        decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"],
+        decoder_attention_heads=dims["heads"],
+        encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"],
+        decoder_start_token_id=START,
+        bos_token_id=START,
+        eos_token_id=EOS,
+        pad_token_id=EOS,
+    )
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=START, bos_token_id=START, eos_token_id=EOS, pad_token_id=EOS,
-        no_timestamps_token_id=NO_TIMESTAMPS, is_multilingual=False, max_initial_timestamp_index=50,
-        max_length=max_length, alignment_heads=_alignment_heads(dims, ct2_config),
-        suppress_tokens=ct2_config["suppress_ids"], begin_suppress_tokens=ct2_config["suppress_ids_begin"])
+        decoder_start_token_id=START,
+        bos_token_id=START,
+        eos_token_id=EOS,
+        pad_token_id=EOS,
+        no_timestamps_token_id=NO_TIMESTAMPS,
+        is_multilingual=False,
+        max_initial_timestamp_index=50,
+        max_length=max_length,
+        alignment_heads=_alignment_heads(dims, ct2_config),
+        suppress_tokens=ct2_config["suppress_ids"],
+        begin_suppress_tokens=ct2_config["suppress_ids_begin"],
+    )
     if multilingual:  # unknown to GenerationConfig.update: set as loading a hub generation_config.json would
         vocabulary = (embedded / "vocabulary.txt").read_text().splitlines()
-        settings = {"is_multilingual": True, "task_to_id": {"translate": TRANSLATE, "transcribe": TRANSCRIBE},
-                    "lang_to_id": {vocabulary[i]: i for i in range(START + 1, TRANSLATE)}}
+        settings = {
+            "is_multilingual": True,
+            "task_to_id": {"translate": TRANSLATE, "transcribe": TRANSCRIBE},
+            "lang_to_id": {vocabulary[i]: i for i in range(START + 1, TRANSLATE)},
+        }
         for name, value in settings.items():
             setattr(model.generation_config, name, value)
     directory = Path(directory)
@@ -78,5 +99,5 @@ def _processor(embedded: Path):
     control = [token["content"] for token in added if token["id"] > EOS]
     vocabulary = (embedded / "vocabulary.txt").read_text().splitlines()
     tokenizer = WhisperTokenizer(tokenizer_file=str(embedded / "tokenizer.json"), extra_special_tokens=control)
-    tokenizer.add_tokens([AddedToken(token, normalized=False) for token in vocabulary[NO_TIMESTAMPS + 1:]])
+    tokenizer.add_tokens([AddedToken(token, normalized=False) for token in vocabulary[NO_TIMESTAMPS + 1 :]])
     return WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=MEL_BINS), tokenizer=tokenizer)

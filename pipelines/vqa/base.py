@@ -39,8 +39,9 @@ class VqaPipeline(TransformersPipeline):
         pixels["pixel_values"] = pixels["pixel_values"].to(self.dtype)
         tokenizer = self.processor.tokenizer
         lengths = [len(ids) for ids in tokenizer(questions)["input_ids"]]
-        text = tokenizer(questions, padding=True, truncation=True, max_length=self.max_question_tokens,
-                         return_tensors="pt")
+        text = tokenizer(
+            questions, padding=True, truncation=True, max_length=self.max_question_tokens, return_tensors="pt"
+        )
         return VqaBatch(
             text={name: value.to(self.device) for name, value in text.items()},
             pixels={name: value.to(self.device) for name, value in pixels.items()},
@@ -78,14 +79,17 @@ def clean_question(question, model: str = "the model") -> str:
         raise InputError(f"The question is empty (got {question!r}). Type a question, e.g. 'what color is the shape?'")
     question = " ".join(question.split())
     if not any(ch.isalnum() for ch in question):
-        raise InputError(f"The question {question[:40]!r} has no words. Type a question, e.g. 'what color is the "
-                         "shape?'")
+        raise InputError(
+            f"The question {question[:40]!r} has no words. Type a question, e.g. 'what color is the shape?'"
+        )
     scripts = [_script(ch) for ch in question if ch.isalpha()]
     foreign = [s for s in scripts if s not in SUPPORTED_SCRIPTS]
     if scripts and len(foreign) * 2 > len(scripts):
         script = max(set(foreign), key=foreign.count)
-        raise InputError(f"The question is written in {script} script, which {model} cannot read: it was trained on "
-                         "English questions. Ask in English (Latin letters), e.g. 'what color is the shape?'")
+        raise InputError(
+            f"The question is written in {script} script, which {model} cannot read: it was trained on "
+            "English questions. Ask in English (Latin letters), e.g. 'what color is the shape?'"
+        )
     return question
 
 
@@ -99,6 +103,8 @@ def _script(ch: str) -> str:
 def _usable_image(source):
     image = load_image(source)
     if min(image.size) < MIN_IMAGE_SIDE:
-        raise InputError(f"This image is {image.width}x{image.height} pixels: too small to answer questions about. "
-                         f"Upload an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels.")
+        raise InputError(
+            f"This image is {image.width}x{image.height} pixels: too small to answer questions about. "
+            f"Upload an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels."
+        )
     return image

@@ -28,8 +28,14 @@ class BlipVqa(VqaPipeline):
 
     def _forward(self, batch: VqaBatch, options: AskOptions) -> list[tuple[list[int], object]]:
         """(rows of the batch, their generate output) for each group of questions answered together."""
-        run = partial(answer, self.model, batch.pixels["pixel_values"], beams=options.num_beams, top_k=options.top_k,
-                      max_new_tokens=options.max_new_tokens)
+        run = partial(
+            answer,
+            self.model,
+            batch.pixels["pixel_values"],
+            beams=options.num_beams,
+            top_k=options.top_k,
+            max_new_tokens=options.max_new_tokens,
+        )
         if self.accelerations[0].active:  # our attention honours the question mask: one batch
             return [(list(range(len(batch.questions))), run(batch.text, batch.image_index, accelerated=True))]
         # The stock cross-attention drops the question mask (transformers 5), so an answer would read the padding
@@ -51,13 +57,22 @@ class BlipVqa(VqaPipeline):
             scores = getattr(output, "sequences_scores", None)  # None when decoding was greedy (one beam, one answer)
             scores = scores.float().view(-1, k).cpu() if scores is not None else torch.zeros(len(rows), 1)
             for index, row in enumerate(rows):
-                ranked = _ranked(texts[index * k:(index + 1) * k], scores[index])
+                ranked = _ranked(texts[index * k : (index + 1) * k], scores[index])
                 answers[row] = Answer(batch.questions[row], ranked, batch.truncated[row])
         return answers
 
 
-def answer(model, pixels: torch.Tensor, text: dict[str, torch.Tensor], image_index: torch.Tensor, *, beams: int,
-           top_k: int, max_new_tokens: int, accelerated: bool):
+def answer(
+    model,
+    pixels: torch.Tensor,
+    text: dict[str, torch.Tensor],
+    image_index: torch.Tensor,
+    *,
+    beams: int,
+    top_k: int,
+    max_new_tokens: int,
+    accelerated: bool,
+):
     """``BlipForQuestionAnswering.generate`` step by step, for a batch of questions (``text``) about the distinct
     images ``pixels`` (question i about image ``image_index[i]``): vision tower once per distinct image, question
     encoder over its image, answer decoder. ``accelerated``: the question encoder reads each image once for all
@@ -65,12 +80,15 @@ def answer(model, pixels: torch.Tensor, text: dict[str, torch.Tensor], image_ind
     images = encode_images(model, pixels) if accelerated else model.vision_model(pixel_values=pixels)[0]
     # no image mask: every image token may be attended to, as in BLIP's generate()
     if accelerated:
-        reading = {"encoder_hidden_states": images, fast_blip.cache_keyword(model.text_encoder.forward):
-                   ImageRows(image_index)}
+        reading = {
+            "encoder_hidden_states": images,
+            fast_blip.cache_keyword(model.text_encoder.forward): ImageRows(image_index),
+        }
     else:
         reading = {"encoder_hidden_states": images[image_index]}
-    question = model.text_encoder(input_ids=text["input_ids"], attention_mask=text["attention_mask"], **reading,
-                                  return_dict=False)[0]
+    question = model.text_encoder(
+        input_ids=text["input_ids"], attention_mask=text["attention_mask"], **reading, return_dict=False
+    )[0]
     start = torch.full((question.shape[0], 1), model.decoder_start_token_id, device=question.device)
     beams = max(beams, top_k)
     # length_penalty 0: each beam's score is its answer's total log-probability, comparable across lengths.
@@ -78,10 +96,17 @@ def answer(model, pixels: torch.Tensor, text: dict[str, torch.Tensor], image_ind
     # generate() masks nothing: it reads one question at a time).
     search = {"num_beams": beams, "length_penalty": 0.0} if beams > 1 else {}
     return model.text_decoder.generate(
-        input_ids=start, eos_token_id=model.config.text_config.sep_token_id,
-        pad_token_id=model.config.text_config.pad_token_id, encoder_hidden_states=question,
-        encoder_attention_mask=text["attention_mask"], **search, num_return_sequences=top_k,
-        max_new_tokens=max_new_tokens, output_scores=True, return_dict_in_generate=True)
+        input_ids=start,
+        eos_token_id=model.config.text_config.sep_token_id,
+        pad_token_id=model.config.text_config.pad_token_id,
+        encoder_hidden_states=question,
+        encoder_attention_mask=text["attention_mask"],
+        **search,
+        num_return_sequences=top_k,
+        max_new_tokens=max_new_tokens,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
 
 
 # The check batch of BLIP's acceleration: four questions about two images, asked in image order (each image's
@@ -96,8 +121,19 @@ def _check_answers(model, accelerated: bool) -> list:
     ids = fast_blip.check_tokens(model, len(CHECK_IMAGE_ORDERS[0]), CHECK_QUESTION_TOKENS)
     text = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     with torch.inference_mode():
-        return [answer(model, pixels, text, torch.tensor(order, device=ids.device), beams=2, top_k=2, max_new_tokens=3,
-                       accelerated=accelerated) for order in CHECK_IMAGE_ORDERS]
+        return [
+            answer(
+                model,
+                pixels,
+                text,
+                torch.tensor(order, device=ids.device),
+                beams=2,
+                top_k=2,
+                max_new_tokens=3,
+                accelerated=accelerated,
+            )
+            for order in CHECK_IMAGE_ORDERS
+        ]
 
 
 def _check_differences(model, stock: list, ours: list) -> str | None:

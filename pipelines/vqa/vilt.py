@@ -25,9 +25,11 @@ class ViltVqa(VqaPipeline):
         for size in sorted(set(sizes)):
             rows = torch.tensor([i for i, s in enumerate(sizes) if s == size], device=self.device)
             height, width = size
-            out = self.model(**{name: value[rows] for name, value in batch.text.items()},
-                             pixel_values=pixels["pixel_values"][rows, :, :height, :width],
-                             pixel_mask=pixels["pixel_mask"][rows, :height, :width]).logits
+            out = self.model(
+                **{name: value[rows] for name, value in batch.text.items()},
+                pixel_values=pixels["pixel_values"][rows, :, :height, :width],
+                pixel_mask=pixels["pixel_mask"][rows, :height, :width],
+            ).logits
             logits = out.new_empty(len(sizes), out.shape[-1]) if logits is None else logits
             logits[rows] = out
         return logits
@@ -38,8 +40,10 @@ class ViltVqa(VqaPipeline):
         probabilities = logits.float().sigmoid().cpu()
         top = probabilities.topk(min(options.top_k, probabilities.shape[-1]), dim=-1)
         labels = self.model.config.id2label
-        return [Answer(q, tuple((labels[i], p) for i, p in zip(ids.tolist(), ps.tolist())), cut)
-                for q, ids, ps, cut in zip(questions, top.indices, top.values, truncated)]
+        return [
+            Answer(q, tuple((labels[i], p) for i, p in zip(ids.tolist(), ps.tolist())), cut)
+            for q, ids, ps, cut in zip(questions, top.indices, top.values, truncated)
+        ]
 
 
 def _sizes(pixel_mask: torch.Tensor) -> list[tuple[int, int]]:

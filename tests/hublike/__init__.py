@@ -24,15 +24,32 @@ import pytest
 
 from .server import HubLookalike, revision_dirname, write_repo
 
-__all__ = ["HubLookalike", "client_pointed_at", "hub_fixture", "hub_lookalike", "refresh_client", "revision_dirname",
-           "write_repo"]
+__all__ = [
+    "HubLookalike",
+    "client_pointed_at",
+    "hub_fixture",
+    "hub_lookalike",
+    "refresh_client",
+    "revision_dirname",
+    "write_repo",
+]
 
 # Environment variables the client reads that must not leak in from the machine running the tests.
 # The proxy variables are cleared too, so the look-alike on loopback is reached directly unless a test sets them.
-PROXY_ENV = tuple(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-                  for name in (base, base.lower()))
-_CLEARED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE",
-                "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HUGGINGFACE_CO_STAGING", *PROXY_ENV)
+PROXY_ENV = tuple(
+    name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY") for name in (base, base.lower())
+)
+_CLEARED_ENV = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_ASSETS_CACHE",
+    "HUGGINGFACE_CO_STAGING",
+    *PROXY_ENV,
+)
 
 
 @contextlib.contextmanager

@@ -20,8 +20,17 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 # Headers about one hop, never forwarded (RFC 9110 §7.6.1).
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te",
-              "trailer", "transfer-encoding", "upgrade"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 UPSTREAM_TIMEOUT = 30.0  # seconds
 
 
@@ -72,8 +81,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         headers["Via"] = "1.1 hublike-proxy"
         target = f"{url.path or '/'}{'?' + url.query if url.query else ''}"
         try:
-            upstream = http.client.HTTPConnection(self.server.owner.address_of(url.hostname), url.port or 80,
-                                                  timeout=UPSTREAM_TIMEOUT)
+            upstream = http.client.HTTPConnection(
+                self.server.owner.address_of(url.hostname), url.port or 80, timeout=UPSTREAM_TIMEOUT
+            )
             upstream.request(self.command, target, body=body, headers=headers)
             response = upstream.getresponse()
             content = response.read()
@@ -85,8 +95,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
                 self.send_header(name, value)
         # a HEAD answer keeps the upstream's length for the body it did not send
-        self.send_header("Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD"
-                         else str(len(content)))
+        self.send_header(
+            "Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(content))
+        )
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(content)
@@ -120,8 +131,9 @@ class ForwardProxy:
         self.forwarded: list[tuple[str, str]] = []
         self._server = _ProxyServer((host, 0), self)
         self.url = f"http://{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="hublike-proxy")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="hublike-proxy"
+        )
         self._thread.start()
 
     def address_of(self, hostname: str) -> str:

@@ -48,11 +48,20 @@ FAMILIES = {
 }
 HUB_IDS = tuple(FAMILIES)
 
-_TRANSFORMERS_WEIGHTS = ("model.safetensors", "sharded-safetensors", "pytorch_model.bin", "sharded-pytorch_model.bin",
-                         "pytorch_model.bin+model.safetensors")
-_OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-                      "open_clip_pytorch_model.bin", "open_clip_pytorch_model.bin+open_clip_model.safetensors",
-                      "open_clip_pytorch_model.bin+open_clip_pytorch_model.safetensors")
+_TRANSFORMERS_WEIGHTS = (
+    "model.safetensors",
+    "sharded-safetensors",
+    "pytorch_model.bin",
+    "sharded-pytorch_model.bin",
+    "pytorch_model.bin+model.safetensors",
+)
+_OPEN_CLIP_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.bin+open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin+open_clip_pytorch_model.safetensors",
+)
 # A weights layout replaces the weight files of main and keeps everything else; a tokenizer layout keeps only that
 # way of shipping the tokenizer ("tokenizer.json": no slow-tokenizer files; "vocab.txt" etc.: no tokenizer.json).
 LAYOUTS: dict[str, tuple[str, ...]] = {
@@ -100,10 +109,11 @@ def _safetensors(state: dict[str, torch.Tensor]) -> bytes:
 def _sharded(state: dict[str, torch.Tensor], kind: str = "safetensors") -> dict[str, bytes]:
     """Two shards and the index transformers writes for them: model-0000N-of-00002.safetensors +
     model.safetensors.index.json, or pytorch_model-0000N-of-00002.bin + pytorch_model.bin.index.json."""
-    stem, suffix, write = ("model", "safetensors", _safetensors) if kind == "safetensors" else \
-        ("pytorch_model", "bin", _bin)
+    stem, suffix, write = (
+        ("model", "safetensors", _safetensors) if kind == "safetensors" else ("pytorch_model", "bin", _bin)
+    )
     keys = list(state)
-    halves = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
+    halves = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
     files, weight_map, total = {}, {}, 0
     for i, part in enumerate(halves, 1):
         name = f"{stem}-{i:05d}-of-{len(halves):05d}.{suffix}"
@@ -148,10 +158,22 @@ def _msgpack_stub() -> bytes:
 # ---------------------------------------------------------------------------------------------------------------
 # BLIP (caption base / large, VQA base)
 
-_BLIP_VISION_SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2,
-                      "image_size": 32, "projection_dim": 16}
-_BLIP_TEXT_SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2,
-                    "encoder_hidden_size": 16, "projection_dim": 16}
+_BLIP_VISION_SMALL = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "image_size": 32,
+    "projection_dim": 16,
+}
+_BLIP_TEXT_SMALL = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "encoder_hidden_size": 16,
+    "projection_dim": 16,
+}
 
 
 def _blip_config(hub_id: str) -> dict:
@@ -168,19 +190,46 @@ def _blip_config(hub_id: str) -> dict:
 
 def _blip_text_files() -> dict[str, bytes]:
     return {
-        "preprocessor_config.json": _json({  # Dec 2022 format: size as one int
-            "do_normalize": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
-            "image_std": [0.26862954, 0.26130258, 0.27577711], "processor_class": "BlipProcessor",
-            "size": _BLIP_VISION_SMALL["image_size"]}),
-        "tokenizer_config.json": _json({
-            "cls_token": "[CLS]", "do_basic_tokenize": True, "do_lower_case": True, "mask_token": "[MASK]",
-            "model_max_length": 512, "name_or_path": "bert-base-uncased", "never_split": None,
-            "pad_token": "[PAD]", "processor_class": "BlipProcessor", "sep_token": "[SEP]",
-            "special_tokens_map_file": None, "strip_accents": None, "tokenize_chinese_chars": True,
-            "tokenizer_class": "BertTokenizer", "unk_token": "[UNK]"}),
-        "special_tokens_map.json": _json({
-            "additional_special_tokens": ["[ENC]"], "bos_token": "[DEC]", "cls_token": "[CLS]",
-            "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}),
+        "preprocessor_config.json": _json(
+            {  # Dec 2022 format: size as one int
+                "do_normalize": True,
+                "do_resize": True,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+                "processor_class": "BlipProcessor",
+                "size": _BLIP_VISION_SMALL["image_size"],
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "cls_token": "[CLS]",
+                "do_basic_tokenize": True,
+                "do_lower_case": True,
+                "mask_token": "[MASK]",
+                "model_max_length": 512,
+                "name_or_path": "bert-base-uncased",
+                "never_split": None,
+                "pad_token": "[PAD]",
+                "processor_class": "BlipProcessor",
+                "sep_token": "[SEP]",
+                "special_tokens_map_file": None,
+                "strip_accents": None,
+                "tokenize_chinese_chars": True,
+                "tokenizer_class": "BertTokenizer",
+                "unk_token": "[UNK]",
+            }
+        ),
+        "special_tokens_map.json": _json(
+            {
+                "additional_special_tokens": ["[ENC]"],
+                "bos_token": "[DEC]",
+                "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
+                "pad_token": "[PAD]",
+                "sep_token": "[SEP]",
+                "unk_token": "[UNK]",
+            }
+        ),
         "vocab.txt": ("\n".join(V.bert_vocab()) + "\n").encode(),
         "tokenizer.json": V.bert_tokenizer_json(("[DEC]", "[ENC]")).encode(),
     }
@@ -207,8 +256,11 @@ def _blip(hub_id: str, weights: str) -> dict[str, bytes]:
     files = {"config.json": _json(config), **_blip_text_files()}
     legacy, st_state = _blip_states(hub_id, config)
     files.update(_transformers_weights(weights, legacy, st_state))
-    if hub_id in ("Salesforce/blip-image-captioning-base", "Salesforce/blip-image-captioning-large",
-                  "Salesforce/blip-vqa-base"):
+    if hub_id in (
+        "Salesforce/blip-image-captioning-base",
+        "Salesforce/blip-image-captioning-large",
+        "Salesforce/blip-vqa-base",
+    ):
         files["tf_model.h5"] = _h5_stub()
     return files
 
@@ -216,12 +268,14 @@ def _blip(hub_id: str, weights: str) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------------------------
 # ViT-GPT2 (nlpconnect)
 
+
 def _vit_gpt2_config() -> dict:
     """The config of the recipe that trained nlpconnect's model, as its author printed it (transformers 4.23.1:
     `files/vit-gpt2/config.json`), size fields shrunk."""
     config = _real("vit-gpt2/config.json")
-    config["encoder"].update(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                             image_size=32)
+    config["encoder"].update(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=32
+    )
     config["decoder"].update(n_embd=16, n_layer=2, n_head=2, n_positions=64, n_ctx=64)
     return config
 
@@ -239,20 +293,38 @@ def _vit_gpt2(hub_id: str, weights: str) -> dict[str, bytes]:
     for layer in range(config["decoder"]["n_layer"]):
         for attn in ("attn", "crossattention"):
             legacy[f"decoder.transformer.h.{layer}.{attn}.bias"] = torch.tril(
-                torch.ones((n, n), dtype=torch.uint8)).view(1, 1, n, n)
+                torch.ones((n, n), dtype=torch.uint8)
+            ).view(1, 1, n, n)
             legacy[f"decoder.transformer.h.{layer}.{attn}.masked_bias"] = torch.tensor(-1e4)
     vocab, merges = V.gpt2_bpe()
     files = {
         "config.json": _json(config),
-        "preprocessor_config.json": _json({
-            "do_normalize": True, "do_resize": True, "feature_extractor_type": "ViTFeatureExtractor",
-            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 32}),
-        "tokenizer_config.json": _json({
-            "add_prefix_space": False, "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
-            "model_max_length": 1024, "name_or_path": "gpt2", "special_tokens_map_file": None,
-            "tokenizer_class": "GPT2Tokenizer", "unk_token": "<|endoftext|>"}),
-        "special_tokens_map.json": _json({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
-                                          "unk_token": "<|endoftext|>"}),
+        "preprocessor_config.json": _json(
+            {
+                "do_normalize": True,
+                "do_resize": True,
+                "feature_extractor_type": "ViTFeatureExtractor",
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "resample": 2,
+                "size": 32,
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "add_prefix_space": False,
+                "bos_token": "<|endoftext|>",
+                "eos_token": "<|endoftext|>",
+                "model_max_length": 1024,
+                "name_or_path": "gpt2",
+                "special_tokens_map_file": None,
+                "tokenizer_class": "GPT2Tokenizer",
+                "unk_token": "<|endoftext|>",
+            }
+        ),
+        "special_tokens_map.json": _json(
+            {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
+        ),
         "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
         "merges.txt": ("#version: 0.2\n" + "\n".join(merges) + "\n").encode(),
         "tokenizer.json": V.gpt2_tokenizer_json().encode(),
@@ -264,8 +336,32 @@ def _vit_gpt2(hub_id: str, weights: str) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------------------------
 # ViLT VQA
 
-_VQA_COMMON_ANSWERS = ["yes", "no", "2", "1", "white", "3", "red", "blue", "4", "green", "black", "yellow", "brown",
-                       "0", "gray", "5", "orange", "pink", "purple", "circle", "square", "triangle", "left", "right"]
+_VQA_COMMON_ANSWERS = [
+    "yes",
+    "no",
+    "2",
+    "1",
+    "white",
+    "3",
+    "red",
+    "blue",
+    "4",
+    "green",
+    "black",
+    "yellow",
+    "brown",
+    "0",
+    "gray",
+    "5",
+    "orange",
+    "pink",
+    "purple",
+    "circle",
+    "square",
+    "triangle",
+    "left",
+    "right",
+]
 
 
 def _vilt_config() -> dict:
@@ -273,9 +369,16 @@ def _vilt_config() -> dict:
     the real one has, the common answers first and numbered placeholders after (the real list is not at hand)."""
     config = _real("vilt/config.json")
     labels = _VQA_COMMON_ANSWERS + [f"answer {i}" for i in range(len(_VQA_COMMON_ANSWERS), 3129)]
-    config.update(architectures=["ViltForQuestionAnswering"], hidden_size=16, intermediate_size=32,
-                  num_attention_heads=2, num_hidden_layers=2, image_size=64,
-                  id2label={str(i): a for i, a in enumerate(labels)}, label2id={a: i for i, a in enumerate(labels)})
+    config.update(
+        architectures=["ViltForQuestionAnswering"],
+        hidden_size=16,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        image_size=64,
+        id2label={str(i): a for i, a in enumerate(labels)},
+        label2id={a: i for i, a in enumerate(labels)},
+    )
     return config
 
 
@@ -292,16 +395,40 @@ def _vilt(hub_id: str, weights: str) -> dict[str, bytes]:
             legacy[name] = buffer
     files = {
         "config.json": _json(config),
-        "preprocessor_config.json": _json({
-            "do_normalize": True, "do_resize": True, "feature_extractor_type": "ViltFeatureExtractor",
-            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 3, "size": 64,
-            "size_divisor": 32}),
-        "tokenizer_config.json": _json({
-            "do_lower_case": True, "model_max_length": 40, "name_or_path": "bert-base-uncased",
-            "tokenizer_class": "BertTokenizer", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-            "mask_token": "[MASK]", "unk_token": "[UNK]"}),
-        "special_tokens_map.json": _json({"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]",
-                                          "sep_token": "[SEP]", "unk_token": "[UNK]"}),
+        "preprocessor_config.json": _json(
+            {
+                "do_normalize": True,
+                "do_resize": True,
+                "feature_extractor_type": "ViltFeatureExtractor",
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "resample": 3,
+                "size": 64,
+                "size_divisor": 32,
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "do_lower_case": True,
+                "model_max_length": 40,
+                "name_or_path": "bert-base-uncased",
+                "tokenizer_class": "BertTokenizer",
+                "cls_token": "[CLS]",
+                "sep_token": "[SEP]",
+                "pad_token": "[PAD]",
+                "mask_token": "[MASK]",
+                "unk_token": "[UNK]",
+            }
+        ),
+        "special_tokens_map.json": _json(
+            {
+                "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
+                "pad_token": "[PAD]",
+                "sep_token": "[SEP]",
+                "unk_token": "[UNK]",
+            }
+        ),
         "vocab.txt": ("\n".join(V.bert_vocab()) + "\n").encode(),
         "tokenizer.json": V.bert_tokenizer_json().encode(),
     }
@@ -334,12 +461,14 @@ def register_tiny_siglip_trunk() -> str:
     if TINY_SIGLIP_TRUNK in timm.list_models(TINY_SIGLIP_TRUNK):
         return TINY_SIGLIP_TRUNK
 
-    def vit_tiny_patch16_siglip_hublike(pretrained=False, pretrained_cfg=None, pretrained_cfg_overlay=None,
-                                        cache_dir=None, **kwargs):
+    def vit_tiny_patch16_siglip_hublike(
+        pretrained=False, pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, **kwargs
+    ):
         if pretrained:
             raise ValueError(f"{TINY_SIGLIP_TRUNK} is a test architecture without pretrained weights")
-        args = dict(img_size=32, patch_size=16, embed_dim=16, depth=2, num_heads=2, class_token=False,
-                    global_pool="map")
+        args = dict(
+            img_size=32, patch_size=16, embed_dim=16, depth=2, num_heads=2, class_token=False, global_pool="map"
+        )
         return VisionTransformer(**dict(args, **kwargs))
 
     register_model(vit_tiny_patch16_siglip_hublike)
@@ -359,8 +488,12 @@ def open_clip_config(hub_id: str) -> dict:
     if "timm_model_name" in vision:  # SigLIP: the image tower's sizes live in the timm model name
         vision.update(timm_model_name=TINY_SIGLIP_TRUNK, image_size=32)
         text.update(width=16, heads=2, layers=2)
-        preprocess = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic",
-                      "resize_mode": "squash"}
+        preprocess = {
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "interpolation": "bicubic",
+            "resize_mode": "squash",
+        }
     else:
         vision.update(width=32, head_width=16, layers=2, image_size=2 * vision["patch_size"])
         text.update(width=8, heads=2, layers=2)
@@ -384,12 +517,29 @@ def _clip_hf_files(hub_id: str) -> dict[str, bytes]:
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
-        text_config=dict(hidden_size=8, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2,
-                         vocab_size=49408, max_position_embeddings=77, hidden_act="gelu", bos_token_id=49406,
-                         eos_token_id=49407, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=128, num_attention_heads=2, num_hidden_layers=2,
-                           image_size=64, patch_size=32, hidden_act="gelu"),
-        projection_dim=16)
+        text_config=dict(
+            hidden_size=8,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            vocab_size=49408,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=128,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            image_size=64,
+            patch_size=32,
+            hidden_act="gelu",
+        ),
+        projection_dim=16,
+    )
     config.architectures = ["CLIPModel"]
     torch.manual_seed(_seed(hub_id) + 1)
     model = CLIPModel(config).eval()
@@ -397,16 +547,40 @@ def _clip_hf_files(hub_id: str) -> dict[str, bytes]:
     return {
         "config.json": _json(config.to_dict()),
         "model.safetensors": _safetensors(_without_tied(model, model.state_dict())),
-        "preprocessor_config.json": _json({
-            "crop_size": 64, "do_center_crop": True, "do_normalize": True, "do_resize": True,
-            "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
-            "resample": 3, "size": 64}),
-        "tokenizer_config.json": _json({
-            "add_prefix_space": False, "bos_token": "<|startoftext|>", "do_lower_case": True,
-            "eos_token": "<|endoftext|>", "errors": "replace", "model_max_length": 77, "pad_token": "<|endoftext|>",
-            "tokenizer_class": "CLIPTokenizer", "unk_token": "<|endoftext|>"}),
-        "special_tokens_map.json": _json({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-                                          "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}),
+        "preprocessor_config.json": _json(
+            {
+                "crop_size": 64,
+                "do_center_crop": True,
+                "do_normalize": True,
+                "do_resize": True,
+                "feature_extractor_type": "CLIPFeatureExtractor",
+                "image_mean": CLIP_MEAN,
+                "image_std": CLIP_STD,
+                "resample": 3,
+                "size": 64,
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "add_prefix_space": False,
+                "bos_token": "<|startoftext|>",
+                "do_lower_case": True,
+                "eos_token": "<|endoftext|>",
+                "errors": "replace",
+                "model_max_length": 77,
+                "pad_token": "<|endoftext|>",
+                "tokenizer_class": "CLIPTokenizer",
+                "unk_token": "<|endoftext|>",
+            }
+        ),
+        "special_tokens_map.json": _json(
+            {
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+            }
+        ),
         "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
         "merges.txt": ("#version: 0.2\n" + "\n".join(V.clip_bpe()[1]) + "\n").encode(),
         "tokenizer.json": V.clip_tokenizer_json().encode(),
@@ -430,23 +604,39 @@ def _open_clip(hub_id: str, weights: str) -> dict[str, bytes]:
     if hub_id == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K":
         files.update(_clip_hf_files(hub_id))
     if hub_id == "timm/ViT-B-16-SigLIP":
-        files.update({
-            "spiece.model": V.spiece_model(),
-            "tokenizer.json": V.spm_tokenizer_json().encode(),
-            "tokenizer_config.json": _json({
-                "additional_special_tokens": [], "eos_token": "</s>", "extra_ids": 0,
-                "model_max_length": 64, "pad_token": "</s>", "tokenizer_class": "T5Tokenizer",
-                "unk_token": "<unk>"}),
-            "special_tokens_map.json": _json({"eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>"}),
-        })
+        files.update(
+            {
+                "spiece.model": V.spiece_model(),
+                "tokenizer.json": V.spm_tokenizer_json().encode(),
+                "tokenizer_config.json": _json(
+                    {
+                        "additional_special_tokens": [],
+                        "eos_token": "</s>",
+                        "extra_ids": 0,
+                        "model_max_length": 64,
+                        "pad_token": "</s>",
+                        "tokenizer_class": "T5Tokenizer",
+                        "unk_token": "<unk>",
+                    }
+                ),
+                "special_tokens_map.json": _json({"eos_token": "</s>", "pad_token": "</s>", "unk_token": "<unk>"}),
+            }
+        )
     return files
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Whisper: openai/whisper-* (transformers) and Systran/faster-whisper-* (CTranslate2)
 
-_WHISPER_SMALL = {"d_model": 8, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
-                  "decoder_attention_heads": 2, "encoder_ffn_dim": 16, "decoder_ffn_dim": 16}
+_WHISPER_SMALL = {
+    "d_model": 8,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 16,
+    "decoder_ffn_dim": 16,
+}
 
 
 def _whisper_ids(multilingual: bool) -> dict[str, int]:
@@ -474,9 +664,18 @@ def _whisper_config(hub_id: str, multilingual: bool) -> dict:
     ids = _whisper_ids(multilingual)
     eot = ids["<|endoftext|>"]
     config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, max_source_positions=1500, max_target_positions=448, bos_token_id=eot,
-        eos_token_id=eot, pad_token_id=eot, decoder_start_token_id=ids["<|startoftranscript|>"],
-        begin_suppress_tokens=[220, eot], suppress_tokens=_whisper_suppress(multilingual), **_WHISPER_SMALL)
+        vocab_size=51864,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=448,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        begin_suppress_tokens=[220, eot],
+        suppress_tokens=_whisper_suppress(multilingual),
+        **_WHISPER_SMALL,
+    )
     config.architectures = ["WhisperForConditionalGeneration"]
     return config.to_dict()
 
@@ -486,16 +685,26 @@ def _whisper_generation_config(multilingual: bool) -> dict:
     eot = ids["<|endoftext|>"]
     langs = {c: i for c, i in ids.items() if ids["<|startoftranscript|>"] < i < ids["<|translate|>"]}
     config = {
-        "alignment_heads": [[1, 0], [1, 1]], "begin_suppress_tokens": [220, eot], "bos_token_id": eot,
-        "decoder_start_token_id": ids["<|startoftranscript|>"], "eos_token_id": eot, "is_multilingual": multilingual,
-        "max_initial_timestamp_index": 50, "max_length": 448, "no_timestamps_token_id": ids["<|notimestamps|>"],
-        "pad_token_id": eot, "prev_sot_token_id": ids["<|startofprev|>"], "return_timestamps": False,
+        "alignment_heads": [[1, 0], [1, 1]],
+        "begin_suppress_tokens": [220, eot],
+        "bos_token_id": eot,
+        "decoder_start_token_id": ids["<|startoftranscript|>"],
+        "eos_token_id": eot,
+        "is_multilingual": multilingual,
+        "max_initial_timestamp_index": 50,
+        "max_length": 448,
+        "no_timestamps_token_id": ids["<|notimestamps|>"],
+        "pad_token_id": eot,
+        "prev_sot_token_id": ids["<|startofprev|>"],
+        "return_timestamps": False,
         "suppress_tokens": _whisper_suppress(multilingual),
     }
     if multilingual:
-        config.update(lang_to_id=langs, task_to_id={"transcribe": ids["<|transcribe|>"],
-                                                    "translate": ids["<|translate|>"]},
-                      forced_decoder_ids=[[1, None], [2, ids["<|transcribe|>"]], [3, ids["<|notimestamps|>"]]])
+        config.update(
+            lang_to_id=langs,
+            task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+            forced_decoder_ids=[[1, None], [2, ids["<|transcribe|>"]], [3, ids["<|notimestamps|>"]]],
+        )
     else:
         config["forced_decoder_ids"] = [[1, ids["<|notimestamps|>"]]]
     return config
@@ -511,23 +720,58 @@ def _whisper_text_files(multilingual: bool) -> dict[str, bytes]:
         "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
         "merges.txt": ("#version: 0.2\n" + "\n".join(merges) + "\n").encode(),
         "added_tokens.json": _json(added),
-        "normalizer.json": _json({"accessorise": "accessorize", "colour": "color", "colours": "colors",
-                                  "favourite": "favorite", "grey": "gray", "organise": "organize"}),
-        "special_tokens_map.json": _json({
-            "additional_special_tokens": [c for _, c in specials if c != "<|endoftext|>"],
-            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-            "unk_token": "<|endoftext|>"}),
-        "tokenizer_config.json": _json({
-            "add_bos_token": False, "add_prefix_space": False, "bos_token": "<|endoftext|>",
-            "clean_up_tokenization_spaces": True, "eos_token": "<|endoftext|>", "errors": "replace",
-            "model_max_length": 1024, "pad_token": "<|endoftext|>", "processor_class": "WhisperProcessor",
-            "return_attention_mask": False, "tokenizer_class": "WhisperTokenizer", "unk_token": "<|endoftext|>"}),
+        "normalizer.json": _json(
+            {
+                "accessorise": "accessorize",
+                "colour": "color",
+                "colours": "colors",
+                "favourite": "favorite",
+                "grey": "gray",
+                "organise": "organize",
+            }
+        ),
+        "special_tokens_map.json": _json(
+            {
+                "additional_special_tokens": [c for _, c in specials if c != "<|endoftext|>"],
+                "bos_token": "<|endoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "add_bos_token": False,
+                "add_prefix_space": False,
+                "bos_token": "<|endoftext|>",
+                "clean_up_tokenization_spaces": True,
+                "eos_token": "<|endoftext|>",
+                "errors": "replace",
+                "model_max_length": 1024,
+                "pad_token": "<|endoftext|>",
+                "processor_class": "WhisperProcessor",
+                "return_attention_mask": False,
+                "tokenizer_class": "WhisperTokenizer",
+                "unk_token": "<|endoftext|>",
+            }
+        ),
         "tokenizer.json": V.whisper_tokenizer_json(multilingual, timestamps=True).encode(),
-        "preprocessor_config.json": _json({
-            "chunk_length": 30, "feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 80,
-            "hop_length": 160, "n_fft": 400, "n_samples": 480000, "nb_max_frames": 3000, "padding_side": "right",
-            "padding_value": 0.0, "processor_class": "WhisperProcessor", "return_attention_mask": False,
-            "sampling_rate": 16000}),
+        "preprocessor_config.json": _json(
+            {
+                "chunk_length": 30,
+                "feature_extractor_type": "WhisperFeatureExtractor",
+                "feature_size": 80,
+                "hop_length": 160,
+                "n_fft": 400,
+                "n_samples": 480000,
+                "nb_max_frames": 3000,
+                "padding_side": "right",
+                "padding_value": 0.0,
+                "processor_class": "WhisperProcessor",
+                "return_attention_mask": False,
+                "sampling_rate": 16000,
+            }
+        ),
     }
 
 
@@ -543,9 +787,11 @@ def _whisper_model(hub_id: str, multilingual: bool):
 def _whisper(hub_id: str, weights: str) -> dict[str, bytes]:
     model = _whisper_model(hub_id, multilingual=True)
     state = _without_tied(model, model.state_dict())  # proj_out is tied to the token embedding and never stored
-    files = {"config.json": _json(_whisper_config(hub_id, True)),
-             "generation_config.json": _json(_whisper_generation_config(True)),
-             **_whisper_text_files(True)}
+    files = {
+        "config.json": _json(_whisper_config(hub_id, True)),
+        "generation_config.json": _json(_whisper_generation_config(True)),
+        **_whisper_text_files(True),
+    }
     files.update(_transformers_weights(weights, state, state))
     files.update({"tf_model.h5": _h5_stub(), "flax_model.msgpack": _msgpack_stub()})  # main has all four frameworks'
     return files
@@ -562,13 +808,21 @@ def _faster_whisper(hub_id: str, vocabulary: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "hf", Path(tmp) / "ct2"
         model.save_pretrained(src)
-        for name in ("vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json",
-                     "tokenizer_config.json", "preprocessor_config.json", "normalizer.json"):
+        for name in (
+            "vocab.json",
+            "merges.txt",
+            "added_tokens.json",
+            "special_tokens_map.json",
+            "tokenizer_config.json",
+            "preprocessor_config.json",
+            "normalizer.json",
+        ):
             (src / name).write_bytes(text[name])
         # the exports' tokenizer.json predates timestamp tokens as added tokens
         (src / "tokenizer.json").write_text(V.whisper_tokenizer_json(multilingual, timestamps=False))
         TransformersConverter(str(src), copy_files=["tokenizer.json"], load_as_float16=False).convert(
-            str(out), quantization="float16", force=True)
+            str(out), quantization="float16", force=True
+        )
         files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     tokens = json.loads(files.pop("vocabulary.json"))
     if vocabulary == "vocabulary.txt":
@@ -592,8 +846,15 @@ _MAIN = {  # weights on main per evidence.md, for the families that share genera
     "openai/whisper-tiny": "pytorch_model.bin+model.safetensors",
     **_OPEN_CLIP_MAIN,
 }
-_GENERATORS = {"blip": _blip, "vit-gpt2": _vit_gpt2, "vilt": _vilt, "open_clip": _open_clip, "siglip": _open_clip,
-               "whisper": _whisper, "faster-whisper": _faster_whisper}
+_GENERATORS = {
+    "blip": _blip,
+    "vit-gpt2": _vit_gpt2,
+    "vilt": _vilt,
+    "open_clip": _open_clip,
+    "siglip": _open_clip,
+    "whisper": _whisper,
+    "faster-whisper": _faster_whisper,
+}
 _TOKENIZER_LAYOUTS = {"tokenizer.json", "vocab.txt", "vocab.json+merges.txt", "spiece.model"}
 
 

@@ -35,8 +35,27 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # File names the Hub stores in LFS (its default .gitattributes), and the size above which anything goes to LFS.
-LFS_SUFFIXES = (".safetensors", ".bin", ".h5", ".model", ".msgpack", ".pt", ".pth", ".ckpt", ".onnx", ".npz", ".ot",
-                ".tflite", ".pkl", ".pickle", ".zip", ".gz", ".tar", ".arrow", ".parquet")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".h5",
+    ".model",
+    ".msgpack",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".onnx",
+    ".npz",
+    ".ot",
+    ".tflite",
+    ".pkl",
+    ".pickle",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".arrow",
+    ".parquet",
+)
 LFS_MIN_SIZE = 10 * 1024 * 1024  # bytes
 TREE_PAGE_SIZE = 1000  # entries per tree page, the Hub's cap
 COMMIT_RE = re.compile(r"[0-9a-f]{40}")
@@ -253,10 +272,20 @@ class _Handler(BaseHTTPRequestHandler):
             siblings.append(sibling)
         repo_dir = self.server.owner.store.repo_dir(repo_id)
         info = {
-            "_id": sha[:24], "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0], "sha": sha,
-            "private": False, "gated": "auto" if (repo_dir / ".gated").is_file() else False, "disabled": False,
-            "downloads": 0, "likes": 0, "tags": [], "library_name": None,
-            "lastModified": "2024-01-01T00:00:00.000Z", "createdAt": "2023-01-01T00:00:00.000Z",
+            "_id": sha[:24],
+            "id": repo_id,
+            "modelId": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": sha,
+            "private": False,
+            "gated": "auto" if (repo_dir / ".gated").is_file() else False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "library_name": None,
+            "lastModified": "2024-01-01T00:00:00.000Z",
+            "createdAt": "2023-01-01T00:00:00.000Z",
             "siblings": siblings,
         }
         self._send_json(info, head)
@@ -269,13 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
         for f in files:
             if not f.path.startswith(prefix):
                 continue
-            rest = f.path[len(prefix):].split("/")
+            rest = f.path[len(prefix) :].split("/")
             # the folders on the way to the file, then the file itself (if within reach)
             depth = len(rest) if recursive else 1
             for i in range(1, min(depth, len(rest) - 1) + 1):
                 folder = prefix + "/".join(rest[:i])
-                entries.setdefault(folder, {"type": "directory", "oid": _git_oid(folder.encode()), "size": 0,
-                                            "path": folder})
+                entries.setdefault(
+                    folder, {"type": "directory", "oid": _git_oid(folder.encode()), "size": 0, "path": folder}
+                )
             if len(rest) == 1 or recursive:
                 entry = {"type": "file", "oid": f.git_oid, "size": f.size, "path": f.path}
                 if f.lfs:
@@ -286,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         listed = sorted(entries.values(), key=lambda e: (e["type"] != "directory", e["path"]))
         page_size = self.server.owner.tree_page_size
         start = int(query.get("cursor", ["0"])[0])
-        page = listed[start:start + page_size]
+        page = listed[start : start + page_size]
         headers = {}
         if start + page_size < len(listed):
             others = "&".join(p for p in raw_query.split("&") if p and not p.startswith("cursor="))
@@ -302,8 +332,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if found.lfs:
             location = f"{self.server.owner.lfs_url}/lfs/{found.sha256}?filename={quote(path.split('/')[-1])}"
-            headers.update({"Location": location, "X-Linked-Etag": f'"{found.sha256}"',
-                            "X-Linked-Size": str(found.size), "ETag": f'"{found.git_oid}"'})
+            headers.update(
+                {
+                    "Location": location,
+                    "X-Linked-Etag": f'"{found.sha256}"',
+                    "X-Linked-Size": str(found.size),
+                    "ETag": f'"{found.git_oid}"',
+                }
+            )
             return self._send(302, f"Found. Redirecting to {location}".encode(), headers, head)
         headers["ETag"] = f'"{found.git_oid}"'
         self._send_file(found.local, headers, head)
@@ -328,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, data, headers, head)
         start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-        self._send(206, data[start:end + 1], headers, head)
+        self._send(206, data[start : end + 1], headers, head)
 
     def _send_json(self, value, head: bool, headers: dict | None = None):
         self._send(200, json.dumps(value).encode(), headers or {}, head, content_type="application/json")
@@ -391,8 +427,12 @@ class HubLookalike:
         for i, is_lfs in enumerate((False, True)):
             server = _Server((self._host, self._ports[i]), self, is_lfs)
             self._ports[i] = server.server_address[1]
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                                      name=f"hub-lookalike-{'lfs' if is_lfs else 'api'}")
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                daemon=True,
+                name=f"hub-lookalike-{'lfs' if is_lfs else 'api'}",
+            )
             thread.start()
             self._servers.append((server, thread))
 

@@ -105,13 +105,18 @@ def bert_tokenizer_json(extra_special: tuple[str, ...] = ()) -> str:
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 101), ("[SEP]", 102)]
     )
     tok.decoder = decoders.WordPiece(prefix="##")
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in
-                            ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_special)])
+    tok.add_special_tokens(
+        [
+            AddedToken(t, special=True, normalized=False)
+            for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *extra_special)
+        ]
+    )
     return tok.to_str(pretty=True)
 
 
-def _byte_level_bpe_json(vocab: dict[str, int], merges: list[str], added: list[tuple[int, str]],
-                         template: processors.PostProcessor | None) -> str:
+def _byte_level_bpe_json(
+    vocab: dict[str, int], merges: list[str], added: list[tuple[int, str]], template: processors.PostProcessor | None
+) -> str:
     tok = Tokenizer(models.BPE(vocab, [tuple(m.split(" ")) for m in merges], unk_token=None, fuse_unk=False))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True)
     tok.decoder = decoders.ByteLevel()
@@ -179,18 +184,29 @@ def whisper_tokenizer_json(multilingual: bool, *, timestamps: bool) -> str:
 def clip_tokenizer_json() -> str:
     """tokenizer.json of the CLIP tokenizer (as laion's transformers-format files hold it)."""
     vocab, merges = clip_bpe()
-    tok = Tokenizer(models.BPE(vocab, [tuple(m.split(" ")) for m in merges], unk_token="<|endoftext|>",
-                               end_of_word_suffix="</w>", fuse_unk=False))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(r"\s+", " "),
-                                           normalizers.Lowercase()])
+    tok = Tokenizer(
+        models.BPE(
+            vocab,
+            [tuple(m.split(" ")) for m in merges],
+            unk_token="<|endoftext|>",
+            end_of_word_suffix="</w>",
+            fuse_unk=False,
+        )
+    )
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(r"\s+", " "), normalizers.Lowercase()]
+    )
     words = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(words), behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(words), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.BPEDecoder(suffix="</w>")
     tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", pair="<|startoftext|> $A <|endoftext|> $B:1 <|endoftext|>:1",
+        single="<|startoftext|> $A <|endoftext|>",
+        pair="<|startoftext|> $A <|endoftext|> $B:1 <|endoftext|>:1",
         special_tokens=[("<|startoftext|>", 49406), ("<|endoftext|>", 49407)],
     )
     tok.add_special_tokens([AddedToken("<|startoftext|>", special=True), AddedToken("<|endoftext|>", special=True)])
@@ -246,8 +262,14 @@ def spiece_model() -> bytes:
     and sentencepiece's own module then fails to load in the same process (transformers falls back and fails)."""
     pieces = b"".join(_pb_field(1, _pb_field(1, p) + _pb_field(2, s) + _pb_field(3, k)) for p, s, k in spm_pieces())
     # TrainerSpec: model_type=1 (UNIGRAM), vocab_size, unk/bos/eos/pad ids (T5: no bos)
-    trainer = (_pb_field(3, 1) + _pb_field(4, SPM_VOCAB_SIZE) + _pb_field(40, 2) + _pb_field(41, -1)
-               + _pb_field(42, 1) + _pb_field(43, 0))
+    trainer = (
+        _pb_field(3, 1)
+        + _pb_field(4, SPM_VOCAB_SIZE)
+        + _pb_field(40, 2)
+        + _pb_field(41, -1)
+        + _pb_field(42, 1)
+        + _pb_field(43, 0)
+    )
     # NormalizerSpec: name, add_dummy_prefix, remove_extra_whitespaces
     normalizer = _pb_field(1, "identity") + _pb_field(3, True) + _pb_field(4, True)
     return pieces + _pb_field(2, trainer) + _pb_field(3, normalizer)
@@ -257,11 +279,13 @@ def spm_tokenizer_json() -> str:
     """tokenizer.json of the same Unigram model (what transformers writes for a T5-style tokenizer)."""
     pieces = spm_pieces()
     tok = Tokenizer(models.Unigram([(p, s) for p, s, _ in pieces], unk_id=2, byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([normalizers.Strip(left=False, right=True),
-                                           normalizers.Replace(r" {2,}", " ")])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Strip(left=False, right=True), normalizers.Replace(r" {2,}", " ")]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B:1 </s>:1",
-                                                       special_tokens=[("</s>", 1)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", 1)]
+    )
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<pad>", "</s>", "<unk>")])
     return tok.to_str(pretty=True)
