@@ -15,7 +15,7 @@ import pipelines
 from pipelines import fusion
 from pipelines.caption.options import CaptionOptions, RerankOptions
 from pipelines.caption.rerank import Ranked, caption_and_rerank
-from pipelines.core import registry, runtime
+from pipelines.core import limits, registry, runtime
 from pipelines.core.batching import batcher
 from pipelines.core.io import load_image
 from pipelines.core.options import declarations
@@ -121,6 +121,8 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
         raise gr.Error(
             "Upload one or more images (PNG, JPEG, WebP, GIF, BMP or TIFF) to caption", title="Missing input"
         )
+    bounds = limits.limits()  # checked before any model loads or any file is read
+    limits.check_count("images", len(files), bounds.images_per_request, limits.IMAGES_ENV)
     options = controls.options()
     progress(0, desc="Loading the models")
     captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()

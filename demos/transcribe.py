@@ -7,6 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
+from pipelines.core import limits
+from pipelines.core.io import header_seconds
 from pipelines.speech import LANGUAGES, TranscribeOptions, Transcript, subtitles
 
 from . import examples
@@ -66,6 +68,9 @@ def transcribe_files(
     """
     if not files:
         raise gr.Error(f"Upload one or more recordings ({FORMATS_LABEL}) to transcribe", title="Missing input")
+    bounds = limits.limits()  # checked before any model loads or any audio is decoded
+    limits.check_count("recordings", len(files), bounds.audio_files_per_request, limits.AUDIO_FILES_ENV)
+    limits.check_audio_seconds(sum(header_seconds(path) or 0.0 for path in files))
     transcriber, options = _prepare(
         model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
     )

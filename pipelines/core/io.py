@@ -176,6 +176,21 @@ def audio_duration(samples: np.ndarray) -> float:
     return len(samples) / SAMPLE_RATE
 
 
+def header_seconds(source) -> float | None:
+    """Length in seconds of an audio file from its header alone (nothing decoded); None if it does not say."""
+    try:
+        open_file = _opener(source, "audio")
+        with open_file() as fp, sf.SoundFile(fp) as sound:
+            return sound.frames / sound.samplerate
+    except Exception:  # not a soundfile format, or unreadable: ask FFmpeg's demuxer
+        pass
+    try:
+        with open_file() as fp, av.open(fp, container_options={"format_whitelist": _AV_FORMATS}) as container:
+            return container.duration / av.time_base if container.duration else None
+    except Exception:  # decoding will say what is wrong with it
+        return None
+
+
 def _max_seconds() -> float:
     value = os.environ.get(MAX_SECONDS_ENV)
     if value is None:

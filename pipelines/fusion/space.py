@@ -23,6 +23,7 @@ from ..core.checkpoints import (
 )
 from ..core.errors import InputError
 from ..core.io import load_image
+from ..core.limits import check_text
 from ..core.registry import ModelSpec
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class ClipSpace:
 
     def token_count(self, text: str) -> int:
         """How many tokens ``text`` takes, start and end tokens included (may exceed context_length)."""
+        check_text("A text", text)
         ids = self.tokenizer([text], context_length=4 * len(text) + 8)[0]
         pad = getattr(getattr(self.tokenizer, "tokenizer", None), "pad_token_id", None) or 0
         return int((ids != pad).sum())
@@ -105,6 +107,7 @@ class ClipSpace:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"Expected a non-empty text, got {text!r}. Type a few words to search for")
+            check_text("A text", text)  # the shared tokenizer never sees more than the limit
         tokens = list(self.tokenizer(list(texts))) if texts else []
         return self._encode(tokens, self.model.encode_text, "text")
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..core.errors import InputError
 from ..core.io import load_image
+from ..core.limits import check_text, limits
 from ..fusion.space import ClipSpace
 
 CROP_SCALES = (0.3, 0.5)  # crop side as a fraction of the image's shorter side
@@ -39,9 +40,12 @@ def relevance_map(space: ClipSpace, image, text: str, *, scales=CROP_SCALES, ste
     """Heat over ``image`` (path, bytes, PIL image or array) for ``text``, from CLIP similarity of crops."""
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"Nothing to look for (got {text!r}). Give a few words, e.g. the answer 'red'")
+    check_text("The text to look for", text)  # before split/join and the tokenizer
     text = " ".join(text.split())
+    bounds = limits()
     image = load_image(image)
-    boxes = crop_boxes(image.size, scales, steps)
+    image.thumbnail((bounds.heatmap_side, bounds.heatmap_side))  # a huge or very long image: scaled, not refused
+    boxes = crop_boxes(image.size, scales, steps, max_crops=bounds.heatmap_crops)
     crops = space.embed_images([image.crop(box) for box in boxes])  # one call for every crop
     scores = crops @ space.embed_texts([text])[0]
     width, height = image.size
@@ -59,15 +63,23 @@ def relevance_map(space: ClipSpace, image, text: str, *, scales=CROP_SCALES, ste
     return Heatmap(text, heat.astype(np.float32), float(scores.min()), float(scores.max()), len(boxes))
 
 
-def crop_boxes(size: tuple[int, int], scales=CROP_SCALES, steps: int = CROP_STEPS) -> list[tuple[int, int, int, int]]:
-    """Square (left, top, right, bottom) boxes at each scale, evenly spread so that together they cover the image."""
+def crop_boxes(
+    size: tuple[int, int], scales=CROP_SCALES, steps: int = CROP_STEPS, *, max_crops: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Square (left, top, right, bottom) boxes at each scale, evenly spread so that together they cover the image.
+
+    At most ``max_crops`` in all (a very long image would otherwise need thousands): positions are spaced wider.
+    """
     width, height = size
     short = min(width, height)
+    budget = max(4, max_crops // len(scales)) if max_crops else None  # crops per scale
     boxes = []
     for scale in scales:
         side = max(1, round(short * scale))
         across = max(2, math.ceil(steps * width / short)) if width > side else 1
         down = max(2, math.ceil(steps * height / short)) if height > side else 1
+        if budget is not None and across * down > budget:
+            across, down = _within(across, down, budget)
         for top in _positions(height - side, down):
             for left in _positions(width - side, across):
                 boxes.append((left, top, left + side, top + side))
@@ -92,6 +104,20 @@ def colorize(heat: np.ndarray) -> np.ndarray:
     low = np.clip(np.floor(position).astype(int), 0, len(COLORMAP) - 2)
     fraction = (position - low)[..., None]
     return COLORMAP[low] * (1.0 - fraction) + COLORMAP[low + 1] * fraction
+
+
+def _within(across: int, down: int, budget: int) -> tuple[int, int]:
+    """Fewer positions along each side, in proportion, so that across * down <= budget (budget >= 4)."""
+    if down == 1 or across == 1:
+        return min(across, budget), min(down, budget)
+    factor = math.sqrt(budget / (across * down))
+    across, down = max(2, math.floor(across * factor)), max(2, math.floor(down * factor))
+    while across * down > budget:  # the floor of 2 can overshoot on a very long image
+        if across >= down:
+            across -= 1
+        else:
+            down -= 1
+    return across, down
 
 
 def _positions(free: int, count: int) -> list[int]:

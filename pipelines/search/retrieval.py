@@ -19,6 +19,7 @@ import numpy as np
 from ..core import runtime
 from ..core.base import Pipeline
 from ..core.errors import InputError
+from ..core.limits import limits
 from ..core.options import ANY, option, verify
 from ..core.registry import ModelSpec
 from ..fusion.operators import early_fusion
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     import torch
 
 MAX_TOP_K = 100
-MAX_QUERY_CHARS = 10_000  # characters of a text looked at when counting its tokens (the model reads far fewer)
 
 
 @dataclass(frozen=True)
@@ -159,14 +159,17 @@ class SearchPipeline(Pipeline):
         """The text with whitespace collapsed, and a notice if the model will read only its beginning."""
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"The {what} is empty (got {text!r}). Type a few words, e.g. 'a red circle'")
-        text = " ".join(text.split())
+        # Cut at the text limit before anything else reads it: the model reads far fewer characters anyway.
+        chars = limits().text_chars
+        cut = len(text.strip()) > chars
+        text = " ".join(text[:chars].split())
         if not any(unicodedata.category(c)[0] in "LN" for c in text):
             raise InputError(
                 f"The {what} {text!r} has no letters or digits (only symbols or emoji), so it says "
                 "nothing the model can search for. Type a few words, e.g. 'a red circle'"
             )
         limit = self.space.context_length
-        if len(text) > MAX_QUERY_CHARS or self.space.token_count(text[:MAX_QUERY_CHARS]) > limit:
+        if cut or self.space.token_count(text) > limit:
             start = " ".join(text.split()[:8])
             return text, (
                 f"The {what} is longer than the {limit} tokens "

@@ -10,6 +10,7 @@ import torch
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
+from ..core.limits import limits
 from .options import AskOptions
 
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about
@@ -26,12 +27,13 @@ class VqaPipeline(TransformersPipeline):
         raise NotImplementedError
 
     def preprocess(self, pairs: list, options: AskOptions) -> "VqaBatch":
-        images, questions = [], []
+        images, questions, cut = [], [], []
         for pair in pairs:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
             images.append(_usable_image(pair[0]))
             questions.append(clean_question(pair[1], self.spec.name))
+            cut.append(isinstance(pair[1], str) and len(pair[1].strip()) > limits().text_chars)
         # Several questions about one image: each distinct image is prepared (and, where the family allows,
         # encoded) once.
         unique, image_index = _distinct(images)
@@ -47,7 +49,7 @@ class VqaPipeline(TransformersPipeline):
             pixels={name: value.to(self.device) for name, value in pixels.items()},
             image_index=torch.tensor(image_index, device=self.device),
             questions=tokenizer.batch_decode(text["input_ids"], skip_special_tokens=True),
-            truncated=[n > self.max_question_tokens for n in lengths],
+            truncated=[n > self.max_question_tokens or was_cut for n, was_cut in zip(lengths, cut)],
         )
 
 
@@ -74,10 +76,11 @@ def _distinct(images: list) -> tuple[list, list[int]]:
 
 
 def clean_question(question, model: str = "the model") -> str:
-    """The question with its whitespace tidied; refuses empty questions and ones in a script the model cannot read."""
+    """The question, tidied and cut at the text limit; refuses empty questions and scripts the model cannot read."""
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"The question is empty (got {question!r}). Type a question, e.g. 'what color is the shape?'")
-    question = " ".join(question.split())
+    # Cut, not refused: the model reads only its first few dozen tokens anyway (the answer says it was cut).
+    question = " ".join(question[: limits().text_chars].split())
     if not any(ch.isalnum() for ch in question):
         raise InputError(
             f"The question {question[:40]!r} has no words. Type a question, e.g. 'what color is the shape?'"

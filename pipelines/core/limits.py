@@ -1,0 +1,98 @@
+"""Every bound on how much one request may ask for, in one place, each overridable by an environment variable.
+
+The defaults fit a free 2-core CPU Space shared by strangers: one request should finish in about a minute and
+must not hold a shared model (or its tokenizer) long enough to stall everyone else. Each check runs before any
+model does, and a refusal says the limit, how much was given and what to do. Imports no torch, so the UI can
+check a request before a model loads.
+
+    limits().images_per_request          # read now, so a changed environment counts
+    check_count("images", len(files), limits().images_per_request, IMAGES_ENV)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import InputError, PipelineError
+
+# Defaults, and the environment variable that overrides each one.
+IMAGES_PER_REQUEST = 32  # images in one batch request; ~1 s each on 2 CPU cores with the small models
+IMAGES_ENV = "MM_MAX_IMAGES_PER_REQUEST"
+AUDIO_FILES_PER_REQUEST = 8  # recordings in one request
+AUDIO_FILES_ENV = "MM_MAX_AUDIO_FILES_PER_REQUEST"
+AUDIO_SECONDS_PER_REQUEST = 900.0  # seconds of audio, all recordings of one request together (15 minutes)
+AUDIO_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS_PER_REQUEST"
+TEXT_CHARS = 2_000  # characters in one text input; CLIP reads 77 tokens and BLIP a few hundred, so ample
+TEXT_CHARS_ENV = "MM_MAX_TEXT_CHARS"
+HEATMAP_SIDE = 1024  # pixels; the heat map works on the image scaled down so its longer side is at most this
+HEATMAP_SIDE_ENV = "MM_MAX_HEATMAP_SIDE"
+HEATMAP_CROPS = 256  # crops scored for one heat map (~50 per scale suffice for a 64-cell map; room for wide images)
+HEATMAP_CROPS_ENV = "MM_MAX_HEATMAP_CROPS"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds in force (see the module's constants for what each means)."""
+
+    images_per_request: int
+    audio_files_per_request: int
+    audio_seconds_per_request: float
+    text_chars: int
+    heatmap_side: int
+    heatmap_crops: int
+
+
+def limits() -> Limits:
+    """The bounds in force now: each environment variable if set, else its default."""
+    return Limits(
+        images_per_request=int(_read(IMAGES_ENV, IMAGES_PER_REQUEST, whole=True)),
+        audio_files_per_request=int(_read(AUDIO_FILES_ENV, AUDIO_FILES_PER_REQUEST, whole=True)),
+        audio_seconds_per_request=_read(AUDIO_SECONDS_ENV, AUDIO_SECONDS_PER_REQUEST),
+        text_chars=int(_read(TEXT_CHARS_ENV, TEXT_CHARS, whole=True)),
+        heatmap_side=int(_read(HEATMAP_SIDE_ENV, HEATMAP_SIDE, whole=True)),
+        heatmap_crops=max(4, int(_read(HEATMAP_CROPS_ENV, HEATMAP_CROPS, whole=True))),
+    )
+
+
+def check_count(what: str, given: int, limit: int, env: str) -> None:
+    """Refuse a request with more than ``limit`` ``what`` (e.g. "images"), naming the limit and its variable."""
+    if given > limit:
+        raise InputError(
+            f"Too many {what}: {given} were given; the limit is {limit} {what} per request ({env}). "
+            f"Send at most {limit} at a time."
+        )
+
+
+def check_text(what: str, text, limit: int | None = None) -> None:
+    """Refuse ``text`` longer than ``limit`` characters (default: the text limit in force), before any tokenizer."""
+    limit = limits().text_chars if limit is None else limit
+    if isinstance(text, str) and len(text) > limit:
+        raise InputError(
+            f"{what} is too long: {len(text):,} characters; the limit is {limit:,} characters ({TEXT_CHARS_ENV}). "
+            "Shorten it and try again."
+        )
+
+
+def check_audio_seconds(seconds: float, limit: float | None = None) -> None:
+    """Refuse a request whose recordings last more than ``limit`` seconds together."""
+    limit = limits().audio_seconds_per_request if limit is None else limit
+    if seconds > limit:
+        raise InputError(
+            f"Too much audio: the recordings last {seconds:,.0f} s together; the limit is {limit:,.0f} s per "
+            f"request ({AUDIO_SECONDS_ENV}). Send fewer or shorter recordings."
+        )
+
+
+def _read(env: str, default: float, *, whole: bool = False) -> float:
+    value = os.environ.get(env)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value) if whole else float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0:
+        kind = "whole number" if whole else "number"
+        raise PipelineError(f"{env}={value!r} is not a positive {kind}. Fix or unset it.")
+    return number

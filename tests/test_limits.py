@@ -1,0 +1,133 @@
+"""Hostile volumes are bounded before any model runs: too many files, too much audio, huge images, huge texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import pipelines
+from demos import transcribe as transcribe_tab
+from pipelines import fusion
+from pipelines.core import limits
+from pipelines.core.io import header_seconds
+from pipelines.search import heatmap
+
+
+def _png(path, color="red"):
+    Image.new("RGB", (32, 32), color).save(path)
+    return path
+
+
+def test_defaults_and_environment_overrides(monkeypatch):
+    bounds = limits.limits()
+    assert (bounds.images_per_request, bounds.audio_files_per_request, bounds.text_chars) == (32, 8, 2000)
+    monkeypatch.setenv(limits.IMAGES_ENV, "3")
+    assert limits.limits().images_per_request == 3
+    monkeypatch.setenv(limits.IMAGES_ENV, "many")
+    with pytest.raises(pipelines.PipelineError, match="MM_MAX_IMAGES_PER_REQUEST='many'"):
+        limits.limits()
+
+
+def test_one_upload_listed_too_often_is_refused_naming_the_limit(client, tmp_path, monkeypatch):
+    monkeypatch.setenv(limits.IMAGES_ENV, "2")
+    image = handle_file(str(_png(tmp_path / "a.png")))
+    with pytest.raises(AppError, match=r"Too many images: 3 were given; the limit is 2 images per request"):
+        client.predict([image, image, image], api_name="/caption_batch")
+    table, _ = client.predict([image, image], api_name="/caption_batch")  # at the limit: captioned
+    assert len(table["data"]) == 2 and all(row[1] for row in table["data"])
+
+
+def _silence(path, seconds: float):
+    soundfile.write(path, np.zeros(int(seconds * 8000), np.int16), 8000)
+    return str(path)
+
+
+def test_too_many_recordings_or_too_much_audio_is_refused_before_decoding(tmp_path, monkeypatch):
+    wav = _silence(tmp_path / "quiet.wav", 3.0)
+    assert header_seconds(wav) == pytest.approx(3.0)
+    monkeypatch.setenv(limits.AUDIO_FILES_ENV, "2")
+    with pytest.raises(Exception, match=r"Too many recordings: 3 were given; the limit is 2"):
+        transcribe_tab.transcribe_files([wav, wav, wav])
+    monkeypatch.setenv(limits.AUDIO_SECONDS_ENV, "5")
+    with pytest.raises(Exception, match=r"last 6 s together; the limit is 5 s per request"):
+        transcribe_tab.transcribe_files([wav, wav])
+    limits.check_audio_seconds(2 * header_seconds(wav), limit=6.5)  # just under: accepted
+
+
+def test_a_200000_by_200_image_heatmap_is_scaled_down_and_its_crops_capped(tmp_path):
+    space = fusion.shared_space()
+    long = Image.new("RGB", (200_000, 200), "blue")
+    long.paste((255, 0, 0), (0, 0, 20_000, 200))
+    cropped = []
+    original = space.embed_images
+
+    def counting(images):
+        cropped.extend(images)
+        return original(images)
+
+    space.embed_images = counting
+    try:
+        heat = heatmap.relevance_map(space, long, "red")
+    finally:
+        del space.embed_images
+    assert len(cropped) == heat.crops <= limits.HEATMAP_CROPS
+    assert max(max(crop.size) for crop in cropped) <= limits.HEATMAP_SIDE
+    assert heat.heat.shape[1] <= limits.HEATMAP_SIDE
+
+
+def test_crop_cap_keeps_crops_inside_the_image():
+    for size in ((1024, 1), (1024, 5), (1000, 999), (64, 64)):
+        boxes = heatmap.crop_boxes(size, max_crops=40)
+        assert 0 < len(boxes) <= 40
+        assert all(0 <= left < right <= size[0] and 0 <= top < bottom <= size[1] for left, top, right, bottom in boxes)
+
+
+def test_a_megabyte_query_never_reaches_the_shared_tokenizer():
+    space = fusion.shared_space()
+    seen = []
+    tokenizer = space.tokenizer
+
+    def recording(texts, *args, **kwargs):
+        seen.extend(texts)
+        return tokenizer(texts, *args, **kwargs)
+
+    space.tokenizer = recording
+    try:
+        with pytest.raises(pipelines.InputError, match="limit is 2,000 characters"):
+            space.embed_texts(["a" * 1_000_000])
+        with pytest.raises(pipelines.InputError, match="limit is 2,000 characters"):
+            heatmap.relevance_map(space, Image.new("RGB", (32, 32)), "red " * 250_000)
+        space.embed_texts(["a red square " * 150])  # just under the limit: embedded
+    finally:
+        space.tokenizer = tokenizer
+    assert seen and max(len(text) for text in seen) <= limits.TEXT_CHARS
+
+
+def test_a_huge_question_is_cut_and_a_huge_caption_prefix_refused():
+    from pipelines.caption.options import CaptionOptions
+    from pipelines.vqa.base import clean_question
+
+    assert len(clean_question("what colour is it? " * 100_000)) <= limits.TEXT_CHARS  # a question is cut
+    with pytest.raises(pipelines.InputError, match="at most 2000 characters"):
+        CaptionOptions(prefix="a" * 2001).verify()
+
+
+def test_a_megabyte_search_query_is_cut_before_the_tokenizer_and_says_so():
+    search = pipelines.load("search")
+    seen, tokenizer = [], search.space.tokenizer
+
+    def recording(texts, *args, **kwargs):
+        seen.extend(texts)
+        return tokenizer(texts, *args, **kwargs)
+
+    search.space.tokenizer = recording
+    try:
+        [result] = search(["a red circle " * 80_000], top_k=1)
+    finally:
+        search.space.tokenizer = tokenizer
+    assert any("only its beginning" in notice for notice in result.notices)
+    assert seen and max(len(text) for text in seen) <= limits.TEXT_CHARS
