@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -25,7 +22,7 @@ from pipelines import download
 from pipelines.core import hub as hub_client
 from pipelines.core import registry, runtime
 from pipelines.core.errors import ModelLoadError
-from tests.hublike import hub_fixture
+from tests.hublike import hub_fixture, run_download
 from tests.hublike.repos import build_hub
 
 pytestmark = pytest.mark.slow
@@ -120,20 +117,6 @@ def test_the_app_answers_with_every_registry_hub_model(default_hub, scene_file, 
     for task, name in HUB_MODELS:  # the Transcribe details name the model that ran: the hub one, not a fallback
         if task == "transcribe":
             assert name in answers[task, name] and EMBEDDED not in answers[task, name], answers[task, name]
-
-
-def run_download(hub, home: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m pipelines.download` in a fresh process, pointed at the look-alike through HF_ENDPOINT."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.download", *args],
-        cwd=registry.PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_the_download_command_fetches_the_default_profile(default_hub, tmp_path):

@@ -4,9 +4,6 @@ when the weights are not there. Repos are made from the toy checkpoints and serv
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from pipelines import download
 from pipelines.core import registry, runtime
 from pipelines.core.checkpoints import OPEN_CLIP, TRANSFORMERS, hub_files
 from pipelines.core.errors import ModelLoadError
-from tests.hublike import hub_fixture, write_repo
+from tests.hublike import hub_fixture, run_download, write_repo
 
 pytestmark = pytest.mark.slow
 
@@ -129,24 +126,10 @@ def test_a_repo_without_weights_we_load_is_named_with_what_it_has(hub):
         hub_files(spec("search", "acme/tf-only", "open_clip"), OPEN_CLIP)
 
 
-def run_download(hub, *args: str) -> subprocess.CompletedProcess:
-    """The CLI in a fresh process, pointed at the look-alike as a user's shell would point it (HF_ENDPOINT)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(hub.home), HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.download", *args],
-        cwd=registry.PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_the_download_command_fetches_and_then_fails_loudly_without_weights(hub, tmp_path):
     write_repo(hub.root, CAPTIONER, blip_bin_only(tmp_path))
     write_repo(hub.root, CLIP, {"open_clip_config.json": (TOY / "clip/open_clip_config.json").read_text(), **STUBS})
-    done = run_download(hub, "--tasks", "caption", "search", "--models-dir", str(tmp_path / "models"))
+    done = run_download(hub, hub.home, "--tasks", "caption", "search", "--models-dir", str(tmp_path / "models"))
     assert done.returncode == 1, done.stderr
     assert "caption: " in done.stdout and (tmp_path / "models").is_dir()
     assert list((tmp_path / "models").rglob("pytorch_model.bin")) and not list((tmp_path / "models").rglob("*.h5"))
@@ -159,7 +142,7 @@ def test_the_download_command_fetches_and_then_fails_loudly_without_weights(hub,
 
 def test_the_download_command_offline_says_what_to_do(hub):
     hub.offline = True
-    done = run_download(hub, "--tasks", "caption")
+    done = run_download(hub, hub.home, "--tasks", "caption")
     assert done.returncode == 1
     assert "cannot reach the Hugging Face Hub" in done.stderr and "--profile toy" in done.stderr
 

@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
-MIN_SPEEDUP = 1.2  # what an acceleration must earn over stock, in its own benchmark row, to stay
 SWITCH = "MM_ACCELERATIONS"  # environment variable: "off" runs every model stock
 
 

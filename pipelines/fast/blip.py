@@ -7,6 +7,7 @@ per beam). The captioner and the VQA pipeline each check them on a small batch o
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -66,9 +67,10 @@ def install(model: torch.nn.Module, text_parts: list[torch.nn.Module]) -> Callab
     return undo
 
 
-def cache_keyword(function: Callable) -> str:
-    """The name under which ``function`` (a BLIP text model's forward) takes its cache: 'cache' since 5.24."""
-    return "cache" if "cache" in inspect.signature(function).parameters else "past_key_values"
+@functools.cache
+def cache_keyword(text_model_class: type) -> str:
+    """The name under which a BLIP text model's forward takes its cache: 'cache' since 5.24 (read once per class)."""
+    return "cache" if "cache" in inspect.signature(text_model_class.forward).parameters else "past_key_values"
 
 
 def check_pixels(model: torch.nn.Module, images: int) -> torch.Tensor:

@@ -68,7 +68,7 @@ def generate(
         pad_token_id=text.pad_token_id,
         encoder_hidden_states=image,  # only its shape and mask are used: the image is in the cache
         encoder_attention_mask=torch.ones(image.shape[:-1], dtype=torch.long, device=image.device),
-        **{cache_keyword(model.text_decoder.forward): cache},
+        **{cache_keyword(type(model.text_decoder)): cache},
         **generate_kwargs,
     )
 

@@ -82,7 +82,7 @@ def answer(
     if accelerated:
         reading = {
             "encoder_hidden_states": images,
-            fast_blip.cache_keyword(model.text_encoder.forward): ImageRows(image_index),
+            fast_blip.cache_keyword(type(model.text_encoder)): ImageRows(image_index),
         }
     else:
         reading = {"encoder_hidden_states": images[image_index]}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +33,7 @@ __all__ = [
     "hub_lookalike",
     "refresh_client",
     "revision_dirname",
+    "run_download",
     "write_repo",
 ]
 
@@ -163,3 +166,20 @@ def hub_fixture(root: Path | None = None, scope: str = "function"):
                 yield hub
 
     return _fixture
+
+
+def run_download(hub: HubLookalike, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m pipelines.download ARGS` in a fresh process, pointed at ``hub`` as a user's shell would point it
+    (HF_ENDPOINT), with ``home`` as its HF_HOME and none of this process's HF_/MM_ settings."""
+    from pipelines.core.registry import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MM_"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.download", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

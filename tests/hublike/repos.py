@@ -80,6 +80,12 @@ def _seed(hub_id: str) -> int:
     return zlib.crc32(hub_id.encode())
 
 
+def _random_model(hub_id: str, model_class, config_class, config: dict):
+    """``model_class`` built from ``config`` with weights drawn from ``hub_id``'s seed (the same repo every run)."""
+    torch.manual_seed(_seed(hub_id))
+    return model_class(config_class.from_dict(copy.deepcopy(config))).eval()
+
+
 def _json(data) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -239,8 +245,7 @@ def _blip_states(hub_id: str, config: dict) -> tuple[dict, dict]:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
 
     cls = BlipForQuestionAnswering if "vqa" in hub_id else BlipForConditionalGeneration
-    torch.manual_seed(_seed(hub_id))
-    model = cls(BlipConfig.from_dict(copy.deepcopy(config))).eval()
+    model = _random_model(hub_id, cls, BlipConfig, config)
     state = model.state_dict()
     # 4.26 registered position_ids as persistent buffers, so the original .bin holds them
     legacy = dict(state)
@@ -284,8 +289,7 @@ def _vit_gpt2(hub_id: str, weights: str) -> dict[str, bytes]:
     from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     config = _vit_gpt2_config()
-    torch.manual_seed(_seed(hub_id))
-    model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_dict(copy.deepcopy(config))).eval()
+    model = _random_model(hub_id, VisionEncoderDecoderModel, VisionEncoderDecoderConfig, config)
     state = model.state_dict()
     # 2021 GPT-2 attention kept its causal mask and masked_bias as persistent buffers (uint8 then)
     legacy = dict(state)
@@ -386,8 +390,7 @@ def _vilt(hub_id: str, weights: str) -> dict[str, bytes]:
     from transformers import ViltConfig, ViltForQuestionAnswering
 
     config = _vilt_config()
-    torch.manual_seed(_seed(hub_id))
-    model = ViltForQuestionAnswering(ViltConfig.from_dict(copy.deepcopy(config))).eval()
+    model = _random_model(hub_id, ViltForQuestionAnswering, ViltConfig, config)
     state = model.state_dict()
     legacy = dict(state)
     for name, buffer in model.named_buffers():
@@ -778,8 +781,7 @@ def _whisper_text_files(multilingual: bool) -> dict[str, bytes]:
 def _whisper_model(hub_id: str, multilingual: bool):
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
-    torch.manual_seed(_seed(hub_id))
-    model = WhisperForConditionalGeneration(WhisperConfig.from_dict(_whisper_config(hub_id, multilingual))).eval()
+    model = _random_model(hub_id, WhisperForConditionalGeneration, WhisperConfig, _whisper_config(hub_id, multilingual))
     model.generation_config = GenerationConfig.from_dict(_whisper_generation_config(multilingual))
     return model
 
