@@ -101,6 +101,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="ask visitors to log in, e.g. for a stakeholder demo on a public address (env MM_AUTH)",
     )
     parser.add_argument(
+        "--public",
+        action=argparse.BooleanOptionalAction,
+        default=runtime.public_from_env(),
+        help="public mode, for strangers: registry models only, no server paths or internals in the System panel "
+        "or in errors (env MM_PUBLIC=1; on by default on a Hugging Face Space, where SPACE_ID is set)",
+    )
+    parser.add_argument(
         "--preload",
         action="store_true",
         default=_env("MM_PRELOAD", "") == "1",
@@ -132,7 +139,7 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
-    runtime.configure(profile=args.profile, device=args.device, models_dir=args.models_dir)
+    runtime.configure(profile=args.profile, device=args.device, models_dir=args.models_dir, public=args.public)
     runtime.tune_allocator()  # before the server's threads start
     if args.preload:
         for task, message in pipelines.preload().items():

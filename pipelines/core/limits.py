@@ -29,6 +29,22 @@ HEATMAP_SIDE = 1024  # pixels; the heat map works on the image scaled down so it
 HEATMAP_SIDE_ENV = "MM_MAX_HEATMAP_SIDE"
 HEATMAP_CROPS = 256  # crops scored for one heat map (~50 per scale suffice for a 64-cell map; room for wide images)
 HEATMAP_CROPS_ENV = "MM_MAX_HEATMAP_CROPS"
+IMAGE_SIDE = 2048  # pixels; larger images are scaled down at decode so their longer side is this (models read <= 384)
+IMAGE_SIDE_ENV = "MM_MAX_IMAGE_SIDE"
+REQUEST_SECONDS = 60.0  # seconds of model time one request may use; heavy paths stop cleanly there and say so
+REQUEST_SECONDS_ENV = "MM_MAX_REQUEST_SECONDS"
+QUEUED_PER_VISITOR = 4  # jobs one browser session may have waiting or running at once
+QUEUED_PER_VISITOR_ENV = "MM_MAX_QUEUED_PER_VISITOR"
+QUEUED_PER_ADDRESS = 16  # jobs one client address may have waiting or running at once (a NAT shares one address)
+QUEUED_PER_ADDRESS_ENV = "MM_MAX_QUEUED_PER_ADDRESS"
+CUSTOM_MODELS = 2  # models loaded from a typed Hub id or directory (off public mode), least recently used unloaded
+CUSTOM_MODELS_ENV = "MM_MAX_CUSTOM_MODELS"
+VISITOR_BYTES = 256 * 2**20  # bytes of uploaded images one visitor's gallery may keep on disk
+VISITOR_BYTES_ENV = "MM_MAX_VISITOR_BYTES"
+STORE_BYTES = 2 * 2**30  # bytes of uploaded images kept on disk for all visitors together
+STORE_BYTES_ENV = "MM_MAX_STORE_BYTES"
+UPLOAD_HOURS = 24.0  # hours an uploaded image is kept; older ones are swept away
+UPLOAD_HOURS_ENV = "MM_UPLOAD_MAX_AGE_HOURS"
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,14 @@ class Limits:
     text_chars: int
     heatmap_side: int
     heatmap_crops: int
+    image_side: int
+    request_seconds: float
+    queued_per_visitor: int
+    queued_per_address: int
+    custom_models: int
+    visitor_bytes: int
+    store_bytes: int
+    upload_hours: float
 
 
 def limits() -> Limits:
@@ -52,6 +76,14 @@ def limits() -> Limits:
         text_chars=int(_read(TEXT_CHARS_ENV, TEXT_CHARS, whole=True)),
         heatmap_side=int(_read(HEATMAP_SIDE_ENV, HEATMAP_SIDE, whole=True)),
         heatmap_crops=max(4, int(_read(HEATMAP_CROPS_ENV, HEATMAP_CROPS, whole=True))),
+        image_side=max(64, int(_read(IMAGE_SIDE_ENV, IMAGE_SIDE, whole=True))),
+        request_seconds=_read(REQUEST_SECONDS_ENV, REQUEST_SECONDS),
+        queued_per_visitor=int(_read(QUEUED_PER_VISITOR_ENV, QUEUED_PER_VISITOR, whole=True)),
+        queued_per_address=int(_read(QUEUED_PER_ADDRESS_ENV, QUEUED_PER_ADDRESS, whole=True)),
+        custom_models=int(_read(CUSTOM_MODELS_ENV, CUSTOM_MODELS, whole=True)),
+        visitor_bytes=int(_read(VISITOR_BYTES_ENV, VISITOR_BYTES, whole=True)),
+        store_bytes=int(_read(STORE_BYTES_ENV, STORE_BYTES, whole=True)),
+        upload_hours=_read(UPLOAD_HOURS_ENV, UPLOAD_HOURS),
     )
 
 

@@ -37,6 +37,7 @@ class Settings:
     models_dir: Path | None = None  # where hub downloads are cached; None = the Hugging Face default
     cuda_dtype: str = "float16"  # half precision on GPUs; never bf16 on CPU (it ran ~400x slower)
     cache_dir: Path = Path("~/.cache/mm-demo-studio")  # the app's own files: embedding cache, uploaded galleries
+    public: bool = False  # strangers use it (see public_from_env): registry models only, no internals shown
 
 
 def _from_env() -> Settings:
@@ -47,7 +48,19 @@ def _from_env() -> Settings:
         models_dir=Path(models_dir) if models_dir else None,
         cuda_dtype=os.environ.get("MM_CUDA_DTYPE", "float16"),
         cache_dir=Path(os.environ.get("MM_CACHE_DIR") or Settings.cache_dir).expanduser(),
+        public=public_from_env(),
     )
+
+
+def public_from_env() -> bool:
+    """Public mode from the environment: ``MM_PUBLIC=1``, or running on a Hugging Face Space (``SPACE_ID`` is set
+    there); ``MM_PUBLIC=0`` turns it off even on a Space (e.g. a private one)."""
+    chosen = os.environ.get("MM_PUBLIC", "").strip().lower()
+    if chosen in ("1", "true", "yes", "on"):
+        return True
+    if chosen in ("0", "false", "no", "off"):
+        return False
+    return bool(os.environ.get("SPACE_ID"))
 
 
 _settings = _from_env()
@@ -58,7 +71,8 @@ def settings() -> Settings:
 
 
 def configure(**changes) -> Settings:
-    """Change process-wide settings (``profile``, ``device``, ``models_dir``, ``cuda_dtype``, ``cache_dir``)."""
+    """Change process-wide settings (``profile``, ``device``, ``models_dir``, ``cuda_dtype``, ``cache_dir``,
+    ``public``)."""
     global _settings
     new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
     _verify(new)
@@ -127,6 +141,19 @@ def tune_allocator() -> None:
     mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
     mallopt(-3, MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (also stops glibc moving the thresholds itself)
     mallopt(-1, MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+
+
+def release_memory() -> None:
+    """Hand memory freed by a finished request back to the system: collect garbage, then ask glibc to return the
+    free pages of every heap (a heavy request's buffers otherwise stay mapped in the process). No effect without
+    glibc."""
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class ModelCache:
