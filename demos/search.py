@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import gradio as gr
+from gradio.processing_utils import save_file_to_cache
+from gradio.utils import get_upload_folder
 
 import pipelines
 from pipelines.core.batching import batcher
+from pipelines.core.limits import limits
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
 from pipelines.search.gallery import Gallery
 from pipelines.search.retrieval import Query, SearchOptions, SearchResult
-from pipelines.search.uploads import image_store
+from pipelines.search.uploads import image_store, upload_store
 
 from . import examples
 from .common import (
@@ -50,12 +56,33 @@ def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
 def _run(query: Query, top_k, gallery: str, model: str | None, mine: Gallery | None):
     searcher = pipelines.load("search", model or None)
     [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=_gallery(gallery, mine))
-    return [(hit.path, f"{hit.label} · {hit.score:.2f}") for hit in result.hits], _details(result)
+    shown = [(_shown(hit.path), f"{hit.label} · {hit.score:.2f}") for hit in result.hits]
+    gone = sum(path is None for path, _ in shown)
+    return [(path, caption) for path, caption in shown if path is not None], _details(result, gone)
 
 
-def _details(result: SearchResult) -> str:
-    lines = [f"{len(result.hits)} closest to *{result.query}* (cosine similarity in CLIP space)."]
-    return "\n\n".join(lines + [f"⚠️ {notice}" for notice in result.notices])
+def _shown(path: str) -> str | None:
+    """The file the browser gets for a result. An uploaded image is never served from the store: it is copied
+    into Gradio's own cache, in a folder named by a hash seeded with Gradio's secret, and only this visitor is
+    sent its address. None if the image was swept from the store meanwhile."""
+    store = image_store().resolve()
+    if not Path(path).resolve().is_relative_to(store):
+        return path  # a bundled example: served from the allowed assets folder, as Gradio does
+    try:
+        return save_file_to_cache(path, get_upload_folder())
+    except FileNotFoundError:
+        return None
+
+
+def _details(result: SearchResult, gone: int = 0) -> str:
+    lines = [f"{len(result.hits) - gone} closest to *{result.query}* (cosine similarity in CLIP space)."]
+    notices = list(result.notices)
+    if gone:
+        notices.append(
+            f"{gone} of your images {'was' if gone == 1 else 'were'} removed from the server "
+            f"(uploads are kept {limits().upload_hours:g} hours). Upload {'it' if gone == 1 else 'them'} again"
+        )
+    return "\n\n".join(lines + [f"⚠️ {notice}" for notice in notices])
 
 
 @user_errors
@@ -113,8 +140,22 @@ def add_images(files: list[str] | None, model: str | None = None, mine: Gallery 
     return mine, status, MINE if len(mine) else EXAMPLES
 
 
-def clear_images():
-    return None, EMPTY_GALLERY, EXAMPLES
+def clear_images(mine: Gallery | None = None):
+    """Deletes the visitor's uploaded images (files, embeddings, indexes) from the server and empties the gallery."""
+    deleted = "Your images were deleted from the server. " if mine else ""
+    if mine is not None:
+        mine.clear()
+    return None, deleted + EMPTY_GALLERY, EXAMPLES
+
+
+def forget_gallery(mine: Gallery | None) -> threading.Thread | None:
+    """Gradio drops a session's state (the tab closed an hour ago, or its time to live passed): its files go too,
+    on a thread of their own (this runs on the server's event loop). Returns the thread, if any."""
+    if not isinstance(mine, Gallery):
+        return None
+    thread = threading.Thread(target=mine.clear, name="forget-gallery", daemon=True)
+    thread.start()
+    return thread
 
 
 @user_errors
@@ -128,8 +169,10 @@ def classify(
 
 def build() -> gr.Textbox:
     """Lays out the tab; returns the query box so other tabs can send text to it."""
-    gr.set_static_paths([str(image_store())])  # uploaded images live in the app's cache directory
-    mine = gr.State(None)  # this browser session's own gallery; no other visitor can see it
+    upload_store().maybe_sweep()  # at app start: uploads older than the upload age go (then on uploads)
+    # This browser session's own gallery: no other visitor can see it. Its files are deleted with the state
+    # (the tab closed an hour ago, or no upload for the upload age), else swept by age.
+    mine = gr.State(None, time_to_live=limits().upload_hours * 3600, delete_callback=forget_gallery)
     with gr.Row():
         with gr.Column(scale=3):
             query = gr.Textbox("", label="Find images of…", placeholder="a red circle", elem_id="search-query")
@@ -204,7 +247,7 @@ def build() -> gr.Textbox:
     add_button.click(
         add_images, inputs=[files, model, mine], outputs=[mine, status, source], api_name="add_images", **model_event
     )
-    clear_button.click(clear_images, outputs=[mine, status, source], api_name="clear_images")
+    clear_button.click(clear_images, inputs=[mine], outputs=[mine, status, source], api_name="clear_images")
     classify_button.click(
         classify, inputs=[classify_image, labels, template, model], outputs=scores, api_name="classify", **batched
     )

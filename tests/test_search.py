@@ -149,8 +149,9 @@ def test_re_indexing_and_restarting_cost_no_encoder_calls(cache_dir, tmp_path):
     uploads = Gallery("my images")
     report = uploads.add_uploads(sorted((tmp_path / "scenes").glob("*.png"))[:5] * 2)  # each image twice
     assert (report.added, report.duplicates) == (5, 5)
-    assert uploads.prepare(space).cached == 5
-    assert space.calls["image"] - before == math.ceil(40 / 32)
+    assert uploads.prepare(space).encoded == 5  # a visitor's uploads have a cache of their own, never the shared one
+    assert Gallery("my images", uploads.items, uploads.owner).prepare(space).cached == 5  # ... kept on disk
+    assert space.calls["image"] - before == math.ceil(40 / 32) + 1
 
 
 def test_cache_keys_include_the_model_precision(cache_dir, tmp_path):

@@ -50,7 +50,9 @@ def test_upload_my_images_then_search_them_and_classify(page, tmp_path):
     page.locator("#search-details").get_by_text("closest to").wait_for(timeout=60_000)
     first = page.locator("#search-results img").first
     first.wait_for(timeout=30_000)
-    assert "/images/" in (first.get_attribute("src") or "")  # served from the app's cache directory
+    src = first.get_attribute("src") or ""
+    assert "/gradio_api/file=" in src and "/images/" not in src  # a copy in Gradio's cache, never the store itself
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first.element_handle())  # displayed
     assert "my purple square" in page.locator("#search-results").inner_text()
 
     page.locator("#classify-image input[type=file]").set_input_files(files[1])

@@ -4,7 +4,7 @@
     gallery.py       a gallery: its images, their embeddings and a nearest-neighbour index per model; built from
                      embedding_cache.py  embeddings on disk (SQLite), by model and image hash
                      encoding.py         many images through the space, decoded on a low-priority thread
-                     uploads.py          the upload store: uploaded images kept under their hash
+                     uploads.py          the upload store: a private folder per gallery, quotas, sweeping
                      archives.py         zips of images read safely (zip bombs, unsafe names)
                      index_store.py      the index per model: exact, or FAISS saved on disk for large galleries
     vector_index.py  exact search for small galleries, FAISS (HNSW, IVF) for large ones

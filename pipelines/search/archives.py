@@ -20,7 +20,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise InputError(
-            f"'{path.name}' is not a readable zip file ({error}). Upload the images themselves, or zip them again"
+            f"'{path.name}' is not a readable zip file. Upload the images themselves, or zip them again"
         ) from error
 
 
@@ -68,7 +68,7 @@ def zip_entries(archive: zipfile.ZipFile, problems: list[str]) -> Iterator[tuple
             try:
                 with archive.open(info) as entry:
                     data = entry.read(MAX_FILE_BYTES + 1)
-            except Exception as error:  # zipfile raises BadZipFile, zlib.error, NotImplementedError, ...
-                problems.append(f"{name} (damaged in the zip: {error})")
+            except Exception:  # zipfile raises BadZipFile, zlib.error, NotImplementedError, ...
+                problems.append(f"{name} (damaged in the zip, or compressed in a way that cannot be read)")
                 continue
             yield name, data

@@ -2,9 +2,11 @@
 
 An image is known by the SHA-256 of its file's bytes. Its embedding is stored once per model (``ClipSpace.key``) in
 the embedding cache (``embedding_cache``), so adding the same image again, or restarting the app, encodes nothing.
-Uploads (images, or zips of images read by ``archives``) are copied into the upload store (``uploads``) under their
-hash: a zip entry's name is never used as a path, so entries such as ``../../etc/passwd`` cannot write anywhere else.
-Images are encoded by ``encoding`` and searched through an index per model (``index_store``, ``vector_index``).
+Uploads (images, or zips of images read by ``archives``) are copied into the upload store (``uploads``): a gallery
+that takes uploads gets an owner token, a folder of its own, and its own embedding cache and indexes there, so
+no visitor can fetch another's images or learn from a cache hit that someone uploaded the same picture. A zip
+entry's name is never used as a path, so entries such as ``../../etc/passwd`` cannot write anywhere else. Images
+are encoded by ``encoding`` and searched through an index per model (``index_store``, ``vector_index``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,19 @@ from .archives import check_not_a_bomb, open_zip, zip_entries, zip_files
 from .embedding_cache import EmbeddingCache
 from .encoding import Progress, encode_images
 from .index_store import gallery_index
-from .uploads import cache_dir, digest, file_entry, image_store, label, store
+from .uploads import (
+    EMBEDDINGS_FILE,
+    INDEXES_FOLDER,
+    QuotaExceeded,
+    cache_dir,
+    digest,
+    file_entry,
+    image_store,
+    label,
+    new_owner,
+    owner_folder,
+    upload_store,
+)
 
 # image_store: kept here for scripts that imported it from the gallery module before it moved to uploads
 __all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Report", "bundled", "image_store"]
@@ -56,6 +70,7 @@ class Report:
     cached: int = 0  # embeddings read from the on-disk cache
     index_kind: str = ""
     problems: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the upload was cut short (a quota), with what to do
 
     def summary(self) -> str:
         parts = [f"{self.added} image{'s' * (self.added != 1)} added"]
@@ -68,14 +83,21 @@ class Report:
             shown = "; ".join(self.problems[:SHOWN_PROBLEMS])
             more = len(self.problems) - SHOWN_PROBLEMS
             text += f" Skipped {len(self.problems)}: {shown}" + (f"; and {more} more." if more > 0 else ".")
+        if self.stopped:
+            text += f" {self.stopped}"
         return text
 
 
 class Gallery:
-    """Images to search, with their embeddings and a nearest-neighbour index per model (built on demand)."""
+    """Images to search, with their embeddings and a nearest-neighbour index per model (built on demand).
 
-    def __init__(self, name: str, items: Iterable[Item] = ()):
+    A gallery that takes uploads is private: ``owner`` (a random token, made on the first upload) names the
+    folder that holds its images, embeddings and indexes; ``clear()`` deletes them.
+    """
+
+    def __init__(self, name: str, items: Iterable[Item] = (), owner: str | None = None):
         self.name = name
+        self.owner = owner
         self.items: list[Item] = []
         self._digests: set[str] = set()
         self._prepared: dict[str, object] = {}  # model key -> index over self.items, in order
@@ -89,10 +111,10 @@ class Gallery:
     def __getstate__(self) -> dict:
         """Picklable (ZeroGPU Spaces send a session's gallery to a worker process): without the lock and the
         indexes, which are rebuilt on demand from the cached embeddings."""
-        return {"name": self.name, "items": list(self.items)}
+        return {"name": self.name, "items": list(self.items), "owner": self.owner}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state["items"])
+        self.__init__(state["name"], state["items"], state.get("owner"))
 
     def _append(self, item: Item) -> bool:
         if item.digest in self._digests:
@@ -127,10 +149,12 @@ class Gallery:
     # ---------------------------------------------------------------------------------- uploads
 
     def add_uploads(self, files: Sequence) -> Report:
-        """Adds uploaded image files and zips of images (copied into the cache directory by content hash).
+        """Adds uploaded image files and zips of images (copied into this gallery's own folder of the store).
 
         Duplicates, non-images, unsafe zip entry names and nested archives are skipped and reported; a zip that
-        would unpack to more than MAX_ZIP_BYTES, or compresses like a zip bomb, is refused whole.
+        would unpack to more than MAX_ZIP_BYTES, or compresses like a zip bomb, is refused whole. An image that
+        would pass the visitor's or the store's byte quota stops the upload there: what came before it is kept,
+        and ``Report.stopped`` says so, with the limit and what to do.
         """
         paths = [Path(f) for f in files or [] if f]
         if not paths:
@@ -146,6 +170,8 @@ class Gallery:
                 )
             for archive in archives.values():
                 check_not_a_bomb(archive)
+            store = upload_store()
+            store.maybe_sweep()
             report = Report()
             for path in paths:
                 if path in archives:
@@ -154,6 +180,13 @@ class Gallery:
                     entries = file_entry(path, report.problems)
                 for name, data in entries:
                     self._add_bytes(name, data, report)
+                    if report.stopped:
+                        break
+                if report.stopped:
+                    break
+            owner = self.owner
+            if report.added and owner:
+                store.touch(owner)  # the gallery's images age together, from its last upload
             return report
         finally:
             for archive in archives.values():
@@ -174,9 +207,31 @@ class Gallery:
             if len(self) >= MAX_GALLERY_IMAGES:
                 report.problems.append(f"{name} (the gallery is full: {MAX_GALLERY_IMAGES:,} images)")
                 return
-            path = store(data, content_hash, suffix)
+            self.owner = self.owner or new_owner()  # the first upload makes the gallery private
+            try:
+                path = upload_store().put(self.owner, data, content_hash, suffix)
+            except QuotaExceeded as error:
+                if report.added:
+                    kept = f"the {report.added} image{'s' * (report.added != 1)} before it were added, the rest not"
+                else:
+                    kept = "nothing was added"
+                report.stopped = f"Stopped at {name}: {error}. Of this upload, {kept}."
+                return
             self._append(Item(content_hash, str(path), label(PurePosixPath(name))))
             report.added += 1
+
+    def clear(self) -> int:
+        """Forgets every image; an owner's uploaded files, embeddings and indexes are deleted from disk. Returns
+        the bytes of uploaded images freed."""
+        with self._lock:
+            owner, self.owner = self.owner, None
+            self.items, self._digests = [], set()
+            self._prepared.clear()
+        return upload_store().remove(owner) if owner else 0
+
+    def _cache_folder(self) -> Path:
+        """Where this gallery's embeddings and indexes live: the owner's folder, else the shared cache."""
+        return owner_folder(self.owner) if self.owner else cache_dir()
 
     # --------------------------------------------------------------------------------- embeddings
 
@@ -190,7 +245,10 @@ class Gallery:
             if space.key in self._prepared:
                 report.cached, report.index_kind = len(self), self._prepared[space.key].kind
                 return report
-            cache = EmbeddingCache(cache_dir() / "embeddings.sqlite")
+            if not self.items:
+                return report
+            folder = self._cache_folder()  # an owner's own: no visitor learns from a hit what another uploaded
+            cache = EmbeddingCache(folder / EMBEDDINGS_FILE)
             found = cache.get(space.key, [item.digest for item in self.items])
             missing = [item for item in self.items if item.digest not in found]
             report.cached, report.encoded = len(self) - len(missing), len(missing)
@@ -209,7 +267,7 @@ class Gallery:
             if self.items:
                 vectors = np.stack([found[i.digest] for i in self.items])
                 self._prepared[space.key] = gallery_index(
-                    vectors, space.key, [i.digest for i in self.items], cache_dir() / "indexes"
+                    vectors, space.key, [i.digest for i in self.items], folder / INDEXES_FOLDER
                 )
                 report.index_kind = self._prepared[space.key].kind
             return report

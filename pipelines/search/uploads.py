@@ -1,16 +1,64 @@
-"""The upload store: uploaded images are copied into the app's cache directory under the SHA-256 of their bytes
-(an upload's own name is never used as a path), and one uploaded file is read within the size limit."""
+"""The upload store: each visitor's uploaded images in a folder of their own, bounded and swept.
+
+    cache_dir()/images/<owner>/<keyed hash>.<ext>    an uploaded image (owner: a random token, one per gallery)
+    cache_dir()/images/<owner>/embeddings.sqlite     that gallery's embeddings (never shared with other visitors)
+    cache_dir()/images/<owner>/indexes/              that gallery's saved indexes
+    cache_dir()/upload.key                           the install's secret for the keyed hashes (mode 0600)
+
+Nothing here is served to the browser as a static path: no other visitor can compute an owner token, and file
+names are an HMAC of the owner and the image's SHA-256, so knowing an image does not name its file. Writes are
+checked, before anything is written, against a byte quota per owner and one for the whole store; files older than
+the upload age are swept away (at most once a minute, on the next upload), and so are folders left without images.
+An upload's own name is never used as a path. Imports no gradio.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
 import threading
+import time
+from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from ..core import runtime
+from ..core.errors import InputError
+from ..core.limits import STORE_BYTES_ENV, VISITOR_BYTES_ENV, limits
 
 MAX_FILE_BYTES = 50 * 2**20  # bytes per image file
+SWEEP_EVERY = 60.0  # seconds: the store is swept at most this often (on the next upload)
+KEY_BYTES = 32  # bytes of the install's secret
+OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what new_owner() makes; anything else never becomes a path
+STORED_PATTERN = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")  # an image file written by UploadStore.put
+EMBEDDINGS_FILE = "embeddings.sqlite"
+INDEXES_FOLDER = "indexes"
+
+
+class QuotaExceeded(InputError):
+    """Storing an upload would pass the byte quota of its owner (``scope`` "visitor") or of the whole store
+    ("store"), or the disk refused it ("disk"). Nothing was kept."""
+
+    def __init__(self, scope: str, limit: int, hours: float):
+        self.scope, self.limit = scope, limit
+        if scope == "visitor":
+            message = (
+                f"your gallery's images would take more than {size_text(limit)} on the server, the limit per "
+                f"visitor ({VISITOR_BYTES_ENV}). Clear your gallery to make room, or upload fewer or smaller images"
+            )
+        elif scope == "disk":
+            message = "the server could not store it (its disk may be full). Try again later"
+        else:
+            message = (
+                f"the server's space for uploaded images ({size_text(limit)} for all visitors together, "
+                f"{STORE_BYTES_ENV}) is full. Try again later: uploads are removed after {hours:g} hours "
+                "(clearing your gallery frees your share at once)"
+            )
+        super().__init__(message)
 
 
 def cache_dir() -> Path:
@@ -19,7 +67,7 @@ def cache_dir() -> Path:
 
 
 def image_store() -> Path:
-    """Where uploaded images are kept, by content hash (served to the browser as result thumbnails)."""
+    """Where uploaded images are kept: one folder per owner (never served as a static path)."""
     return cache_dir() / "images"
 
 
@@ -33,16 +81,202 @@ def label(path) -> str:
     return PurePosixPath(str(path)).stem.replace("_", " ")
 
 
-def store(data: bytes, digest: str, suffix: str) -> Path:
-    """The upload's copy in the image store (written once; the name is the hash, never the upload's name)."""
-    folder = image_store() / digest[:2]
-    path = folder / f"{digest}{suffix}"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f"{digest}.{threading.get_ident()}.tmp"
-        temporary.write_bytes(data)
-        temporary.replace(path)
-    return path
+def size_text(size: int) -> str:
+    """Bytes in words: 2.0 GB, 256 MB, 300 KB."""
+    if size >= 2**30:
+        return f"{size / 2**30:.1f} GB"
+    if size >= 2**20:
+        return f"{size / 2**20:.0f} MB"
+    return f"{max(size, 1) / 2**10:.0f} KB"
+
+
+def new_owner() -> str:
+    """A fresh owner token: the folder of one gallery's uploads, which no one else can guess."""
+    return secrets.token_urlsafe(24)
+
+
+def owner_folder(owner: str) -> Path:
+    """The folder of ``owner``'s uploads, embeddings and indexes (not created here)."""
+    if not isinstance(owner, str) or not OWNER_PATTERN.fullmatch(owner):
+        raise ValueError("not an owner token made by new_owner()")
+    return image_store() / owner
+
+
+_keys: dict[Path, bytes] = {}
+_keys_lock = threading.Lock()
+
+
+def install_key() -> bytes:
+    """The install's secret for keyed file names: made once in the cache directory, readable by its owner only."""
+    path = cache_dir() / "upload.key"
+    with _keys_lock:
+        if path not in _keys:
+            key = path.read_bytes() if path.is_file() else b""
+            if len(key) < KEY_BYTES:  # none yet (or damaged: a fresh key only renames future uploads)
+                _write_key(path, secrets.token_bytes(KEY_BYTES), replace=bool(key))
+                key = path.read_bytes()  # another process may have made it first: theirs counts
+            _keys[path] = key
+        return _keys[path]
+
+
+def _write_key(path: Path, key: bytes, *, replace: bool) -> None:
+    """Writes the key under a temporary name (mode 0600), then links it into place whole: a reader never sees
+    half a key, and of two processes making one at once the first wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(key)
+    try:
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def stored_name(owner: str, content_hash: str, suffix: str) -> str:
+    """The file name of an owner's image: a keyed hash, so the image's SHA-256 does not name it."""
+    mac = hmac.new(install_key(), f"{owner}\n{content_hash}".encode(), hashlib.sha256).hexdigest()
+    return mac[:32] + suffix
+
+
+class UploadStore:
+    """Byte accounting, quotas and sweeping for the owner folders under ``root`` (one per cache directory)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._lock = threading.Lock()
+        self._used: dict[str, int] = defaultdict(int)  # owner folder -> bytes of its images on disk
+        self._reserved: dict[str, int] = defaultdict(int)  # owner -> bytes being written now
+        self._last_sweep = float("-inf")
+        self.sweep()  # counts what is on disk (and removes what is too old)
+
+    def used(self, owner: str | None = None) -> int:
+        """Bytes of images kept for ``owner``, or for everyone (writes under way included)."""
+        with self._lock:
+            if owner is not None:
+                return self._used.get(owner, 0) + self._reserved.get(owner, 0)
+            return sum(self._used.values()) + sum(self._reserved.values())
+
+    def put(self, owner: str, data: bytes, content_hash: str, suffix: str) -> Path:
+        """Writes ``owner``'s image (once) and returns its path; QuotaExceeded, with nothing written, if it would
+        pass the owner's quota or the store's."""
+        folder = owner_folder(owner)
+        path = folder / stored_name(owner, content_hash, suffix)
+        if path.is_file():
+            return path
+        size = len(data)
+        bounds = limits()
+        with self._lock:
+            if self._used.get(owner, 0) + self._reserved.get(owner, 0) + size > bounds.visitor_bytes:
+                raise QuotaExceeded("visitor", bounds.visitor_bytes, bounds.upload_hours)
+            if sum(self._used.values()) + sum(self._reserved.values()) + size > bounds.store_bytes:
+                raise QuotaExceeded("store", bounds.store_bytes, bounds.upload_hours)
+            self._reserved[owner] += size
+        written = False
+        temporary = folder / f".{path.stem}.{threading.get_ident()}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(data)
+            temporary.replace(path)
+            written = True
+        except OSError as error:  # a full disk, or the folder removed meanwhile (the gallery cleared)
+            temporary.unlink(missing_ok=True)
+            raise QuotaExceeded("disk", 0, bounds.upload_hours) from error
+        finally:
+            with self._lock:
+                self._reserved[owner] -= size
+                if not self._reserved[owner]:
+                    del self._reserved[owner]
+                if written:
+                    self._used[owner] += size
+        return path
+
+    def touch(self, owner: str) -> None:
+        """Marks ``owner``'s images as used now: a gallery's images age together, from its last upload."""
+        for path in _images(owner_folder(owner)):
+            try:
+                os.utime(path)
+            except OSError:
+                pass  # swept meanwhile
+
+    def remove(self, owner: str) -> int:
+        """Deletes ``owner``'s images, embeddings and indexes; returns the bytes of images freed."""
+        folder = owner_folder(owner)
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            return self._used.pop(owner, 0)
+
+    def maybe_sweep(self) -> None:
+        """Sweeps if the last sweep was more than SWEEP_EVERY seconds ago (cheap to call on every upload)."""
+        if time.monotonic() - self._last_sweep >= SWEEP_EVERY:
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Removes images older than the upload age, and owner folders left without images; recounts the bytes
+        on disk. Returns the number of images removed."""
+        cutoff = time.time() - limits().upload_hours * 3600
+        removed = 0
+        with self._lock:  # uploads wait for the sweep (a few ms per thousand files), so the count stays exact
+            self._last_sweep = time.monotonic()
+            used: dict[str, int] = {}
+            folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
+            for folder in folders:
+                kept, left = 0, 0
+                for path in _images(folder, temporary=True):
+                    try:
+                        stat = path.stat()
+                        if stat.st_mtime < cutoff:
+                            path.unlink()
+                            removed += not path.name.endswith(".tmp")
+                            continue
+                    except OSError:
+                        continue  # removed meanwhile
+                    left += 1
+                    kept += 0 if path.name.endswith(".tmp") else stat.st_size
+                if left or self._reserved.get(folder.name):
+                    used[folder.name] = kept
+                else:
+                    shutil.rmtree(folder, ignore_errors=True)
+            self._used = defaultdict(int, used)
+        return removed
+
+
+def _images(folder: Path, *, temporary: bool = False) -> Iterator[Path]:
+    """The image files in an owner's folder (and files being written, if ``temporary``); not its embeddings or
+    indexes. Folders of an older layout (images named by their bare SHA-256) count as images too, to be swept."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not entry.is_file(follow_symlinks=False) or name.startswith(EMBEDDINGS_FILE):
+            continue
+        if name.endswith(".tmp"):
+            if temporary:
+                yield Path(entry.path)
+        elif STORED_PATTERN.fullmatch(name) or not OWNER_PATTERN.fullmatch(folder.name):
+            yield Path(entry.path)
+
+
+_stores: dict[Path, UploadStore] = {}
+_stores_lock = threading.Lock()
+
+
+def upload_store() -> UploadStore:
+    """The store of the cache directory in use (made, counted and swept on first use)."""
+    root = image_store()
+    with _stores_lock:
+        if root not in _stores:
+            _stores[root] = UploadStore(root)
+        return _stores[root]
 
 
 def file_entry(path: Path, problems: list[str]) -> Iterator[tuple[str, bytes]]:
