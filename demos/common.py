@@ -6,9 +6,12 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
+import secrets
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import gradio as gr
 
 import pipelines
 import pipelines.core.batching
+from pipelines.core import runtime
 from pipelines.core.options import declarations
 
 log = logging.getLogger(__name__)
@@ -73,14 +77,33 @@ def audio_input(**kwargs) -> gr.Audio:
     return gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, **kwargs)
 
 
+class ModelDropdown(gr.Dropdown):
+    """gr.Dropdown that hands our code any typed name, listed or not.
+
+    With ``allow_custom_value=False`` (public mode) gr.Dropdown refuses an unlisted name sent through the API in
+    its own words, with a traceback in the server log; pipelines.load refuses it with the list of names instead.
+    """
+
+    is_template = True  # render with the stock Dropdown front end
+    # No __init__ of our own: Gradio sends the front end the props named in __init__'s signature.
+
+    def preprocess(self, payload):
+        if payload is None or isinstance(payload, str):
+            return payload
+        return super().preprocess(payload)
+
+
 def model_choice(task: str) -> gr.Dropdown:
-    """A model picker: registry names, or a typed hub id / local directory."""
-    return gr.Dropdown(
+    """A model picker: registry names; outside public mode also a typed hub id or local directory."""
+    public = runtime.settings().public
+    return ModelDropdown(
         choices=pipelines.available_models(task),
         value=pipelines.default_model(task),
-        allow_custom_value=True,
+        allow_custom_value=not public,
         label="Model",
-        info="A name from the list, a Hugging Face Hub id (owner/name) or a local directory",
+        info="A name from the list"
+        if public
+        else "A name from the list, a Hugging Face Hub id (owner/name) or a local directory",
     )
 
 
@@ -88,44 +111,128 @@ def user_errors(handler, *, gpu: bool = True):
     """Turn any failure into a gr.Error with a useful message; the server keeps serving. Generators (streaming
     handlers) too.
 
-    A handler that runs a model (``gpu``) also gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated
-    handler, because ZeroGPU passes only gr.Error messages back from its worker process.
+    Numbers that are not finite (NaN, inf: only the API can send them) are refused, naming the input, before the
+    handler runs. A user's mistake is logged as one warning line; an unexpected failure as an error with its
+    traceback, under an error id the visitor is shown instead of any detail. A handler that runs a model (``gpu``)
+    hands the memory its request freed back to the system when it finishes, and gets the GPU on ZeroGPU Spaces:
+    ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error messages back from its worker.
     """
+    signature = inspect.signature(handler)
+    after = memory_release.request if gpu else None
     if inspect.isgeneratorfunction(handler):
 
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
-            with _translated(handler.__name__):
-                yield from handler(*args, **kwargs)
+            try:
+                with _translated(handler.__name__):
+                    _refuse_unusable_numbers(signature, args, kwargs)
+                    yield from handler(*args, **kwargs)
+            finally:
+                if after:
+                    after()
 
         translated = streamed
     else:
 
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
-            with _translated(handler.__name__):
-                return handler(*args, **kwargs)
+            try:
+                with _translated(handler.__name__):
+                    _refuse_unusable_numbers(signature, args, kwargs)
+                    return handler(*args, **kwargs)
+            finally:
+                if after:
+                    after()
 
         translated = wrapped
     return on_gpu(translated) if gpu else translated
+
+
+class MemoryRelease:
+    """Runs ``runtime.release_memory()`` on a background thread once a model request finishes: the visitor's answer
+    does not wait for it (a full garbage collection takes ~0.2 s with the models loaded), and requests that finish
+    while it runs share the next run."""
+
+    def __init__(self):
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.runs = 0  # completed runs (tests wait on it)
+
+    def request(self) -> None:
+        self._wanted.set()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="memory-release", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                runtime.release_memory()
+            except Exception:  # never let the helper thread die on a platform quirk
+                log.exception("releasing memory failed")
+            self.runs += 1
+
+
+memory_release = MemoryRelease()
+
+
+def _refuse_unusable_numbers(signature: inspect.Signature, args: tuple, kwargs: dict) -> None:
+    """An InputError naming the first argument that is a float but not a finite number."""
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError:  # not called as declared: the handler itself will say so
+        return
+    for name, value in bound.arguments.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise pipelines.InputError(f"{name} must be a number, not {value}. Give a number in its range")
+
+
+def error_id() -> str:
+    """A short random id that ties what a visitor is shown to the server's log line."""
+    return secrets.token_hex(4)
 
 
 @contextlib.contextmanager
 def _translated(name: str):
     try:
         yield
-    except gr.Error:
+    except gr.Error as error:  # our own refusal (e.g. a missing input): the message is already the user's
+        log.warning("%s refused [error id %s]: %s", name, error_id(), _one_line(error.message))
+        error.print_exception = False
         raise
-    except pipelines.PipelineError as error:
-        quiet = isinstance(error, pipelines.InputError)  # the user's input, not the server's problem
-        raise gr.Error(str(error), title=_title(error), print_exception=not quiet) from error
-    except Exception as error:  # a bug or a library failure: log it, tell the user something useful
-        log.exception("unexpected failure in %s", name)
+    except pipelines.ModelLoadError as error:  # in public mode a server problem: only registry names load there
+        reference = error_id()
+        log.warning("%s: model unavailable [error id %s]: %s", name, reference, _one_line(str(error)))
+        if runtime.settings().public:
+            raise gr.Error(
+                f"This model is unavailable right now (error id {reference}). Choose another model from the list, "
+                "or try again later.",
+                title="Model unavailable",
+                print_exception=False,
+            ) from None
+        raise gr.Error(str(error), title=_title(error), print_exception=False) from None
+    except pipelines.PipelineError as error:  # the visitor's input or choice
+        log.warning("%s refused [error id %s]: %s", name, error_id(), _one_line(str(error)))
+        raise gr.Error(str(error), title=_title(error), print_exception=False) from None
+    except Exception:  # a bug or a library failure: the details go to the log, never to the visitor
+        reference = error_id()
+        log.error("unexpected failure in %s [error id %s]", name, reference, exc_info=True)
         raise gr.Error(
-            f"Something went wrong ({type(error).__name__}: {error}). "
-            "The app is still running: try another input, or report this with the input you used.",
+            f"Something went wrong on the server (error id {reference}). The app is still running: try another "
+            "input; if it keeps happening, report the error id.",
             title="Unexpected error",
-        ) from error
+            print_exception=False,
+        ) from None
+
+
+def _one_line(message: str, limit: int = 2000) -> str:
+    """A message as one log line: newlines folded, cut at ``limit`` characters (a visitor may send a huge text)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _title(error: Exception) -> str:
@@ -137,9 +244,9 @@ def _title(error: Exception) -> str:
 
 
 def require(value, message: str) -> None:
-    """Refuse a missing main input with a message that says what to do."""
+    """Refuse a missing main input with a message that says what to do (logged as one line, no traceback)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise gr.Error(message, title="Missing input")
+        raise gr.Error(message, title="Missing input", print_exception=False)
 
 
 def request_dir(kind: str) -> Path:

@@ -1,4 +1,5 @@
-"""System panel: where models run, which are loaded, library versions."""
+"""System panel: where models run, which are loaded, library versions (in public mode: no server paths, library
+versions or failure details; see pipelines.system_info and loaded_models)."""
 
 from __future__ import annotations
 

@@ -45,16 +45,19 @@ fallbacks: dict[tuple[str, str], tuple[str, str]] = {}
 def load(task: str, model: str | None = None, *, device=None, dtype=None):
     """The pipeline for ``task`` (caption, search, ask, transcribe), loaded once and cached.
 
-    ``model`` is a registry name (see ``available_models(task)``), a local directory or a Hub id; None picks the
-    configured profile's model. ``device`` is auto/cpu/cuda (default: the configured one); ``dtype`` defaults to
-    fp32 on CPU and half precision on CUDA.
+    ``model`` is a registry name (see ``available_models(task)``), or outside public mode a local directory or a Hub
+    id; None picks the configured profile's model. ``device`` is auto/cpu/cuda (default: the configured one);
+    ``dtype`` defaults to fp32 on CPU and half precision on CUDA. Registry models stay loaded; of typed models
+    (Hub ids, directories) at most ``limits().custom_models`` do, the least recently used unloaded first.
     """
-    spec = registry.resolve(task, model, runtime.settings().profile)
+    settings = runtime.settings()
+    spec = registry.resolve(task, model, settings.profile, public=settings.public)
     device = runtime.resolve_device(device)
     dtype = runtime.resolve_dtype(device, dtype)
-    key = (task, spec.source, spec.revision, str(device), str(dtype))
+    key = (task, registry.checkpoint_key(spec), spec.revision, str(device), str(dtype))
+    custom = not registry.is_registered(spec)
     try:
-        return runtime.cache.get(key, lambda: _build(spec, device, dtype))
+        return runtime.cache.get(key, lambda: _build(spec, device, dtype), custom=custom)
     except ModelLoadError as error:
         if not spec.fallback:
             raise
@@ -110,10 +113,27 @@ def default_model(task: str) -> str:
 
 
 def loaded_models() -> list[str]:
-    """One line per loaded pipeline: what it is and where it runs."""
+    """One line per loaded pipeline: what it is and where it runs. In public mode: registry models only, by name,
+    with their device, precision and whether each acceleration is on (no sources, paths or failure details)."""
+    if runtime.settings().public:
+        return _public_models()
     lines = [value.description for _, value in runtime.cache.items() if hasattr(value, "description")]
     for (task, wanted), (used, cause) in fallbacks.items():
         lines.append(f"{task}: {wanted} could not be loaded ({cause}); using {used}")
+    return sorted(set(lines))
+
+
+def _public_models() -> list[str]:
+    lines = []
+    for _, value in runtime.cache.items():
+        spec = getattr(value, "spec", None)
+        if not hasattr(value, "description") or spec is None or not registry.is_registered(spec):
+            continue
+        where = f"{spec.task}: {spec.name} on {value.device.type}, {str(value.dtype).removeprefix('torch.')}"
+        paths = [f"{outcome.name}: {'accelerated' if outcome.active else 'stock'}" for outcome in value.accelerations]
+        lines.append("; ".join([where, *paths]) if paths else f"{where}; stock")
+    for (task, wanted), (used, _) in fallbacks.items():
+        lines.append(f"{task}: {wanted} is unavailable; using {used}")
     return sorted(set(lines))
 
 
@@ -129,7 +149,8 @@ def preload(tasks=None) -> dict[str, str]:
 
 
 def system_info() -> dict[str, str]:
-    """What the System panel shows: profile, device, dtype, library versions."""
+    """What the System panel shows: profile, device, dtype, and (outside public mode) the models directory and
+    library versions."""
     from importlib.metadata import PackageNotFoundError, version
 
     settings = runtime.settings()
@@ -140,6 +161,9 @@ def system_info() -> dict[str, str]:
         info["dtype"] = str(runtime.resolve_dtype(device)).removeprefix("torch.")
     except InputError as error:  # e.g. started with --device cuda on a machine without a GPU: the panel says so
         info["device"] = str(error)
+    if settings.public:  # strangers see what runs, not where the server keeps it or which library versions
+        info["mode"] = "public: models from the list only"
+        return info
     info["models dir"] = str(settings.models_dir or "Hugging Face default cache")
     for package in ("torch", "transformers", "open_clip_torch", "faster-whisper", "ctranslate2", "gradio"):
         try:

@@ -61,9 +61,16 @@ def profile_default(task: str, profile: str) -> str:
     return profiles[profile][task]
 
 
-def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
-    """A spec for a registry name, a local directory or a hub id (``None`` or blank = the profile's choice)."""
+def resolve(task: str, model: str | None, profile: str, *, public: bool = False) -> ModelSpec:
+    """A spec for a registry name, or (not ``public``) a local directory or a hub id; ``None`` or blank = the
+    profile's choice.
+
+    In public mode only registry names pass, decided before anything touches the disk: a visitor learns nothing of
+    the server's files from the answer. A ``package:`` source is never taken from a typed name (it would import
+    any installed package)."""
     models = _models(task)
+    if model is not None and not isinstance(model, str):
+        raise UnknownModelError(_unknown(task, str(model), models))
     model = (model or "").strip() or profile_default(task, profile)
     if model in models:
         entry = models[model]
@@ -78,6 +85,19 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
             entry.get("revision"),
             tuple(entry.get("defaults", {}).items()),
         )
+    if public or model.startswith("package:"):
+        raise UnknownModelError(_unknown(task, model, models))
+    try:
+        return _custom(task, model)
+    except (OSError, ValueError, RuntimeError):  # a name the file system cannot look up (too long, NUL, ~nobody)
+        raise UnknownModelError(
+            f"Unknown {task} model {_shown(model)}: not a registry name, an existing local directory or a Hub id "
+            f"(owner/name). Registry names: {', '.join(models)}"
+        ) from None
+
+
+def _custom(task: str, model: str) -> ModelSpec:
+    """A spec for a typed Hub id, open_clip name or local directory (off public mode)."""
     if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
         return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():
@@ -85,9 +105,34 @@ def resolve(task: str, model: str | None, profile: str) -> ModelSpec:
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         return ModelSpec(task, model, "auto", model)
     raise UnknownModelError(
-        f"Unknown {task} model {model!r}: not a registry name, an existing local directory or a Hub id "
-        f"(owner/name). Registry names: {', '.join(models)}"
+        f"Unknown {task} model {_shown(model)}: not a registry name, an existing local directory or a Hub id "
+        f"(owner/name). Registry names: {', '.join(_models(task))}"
     )
+
+
+def _unknown(task: str, model: str, models: dict) -> str:
+    return f"Unknown {task} model {_shown(model)}. Choose one of: {', '.join(models)}"
+
+
+def _shown(model: str, limit: int = 60) -> str:
+    """A typed name as a message quotes it: cut short, so a huge name does not fill the message."""
+    return repr(model if len(model) <= limit else model[:limit] + "...")
+
+
+def is_registered(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a registry entry of its task (not a typed Hub id or directory)."""
+    return spec.name in _models(spec.task)
+
+
+def checkpoint_key(spec: ModelSpec) -> str:
+    """Where ``spec``'s checkpoint lives, the same for every way of naming it: a hub id, or a local directory as
+    an absolute resolved path (a registry name and a typed path to its directory then load once)."""
+    if spec.is_hub:
+        return spec.source
+    try:
+        return str(local_path(spec).resolve())
+    except (ModelLoadError, OSError, ValueError):  # missing: loading it will say so
+        return spec.source
 
 
 def families(task: str) -> dict[str, dict]:
@@ -146,6 +191,8 @@ def _open_clip_hub_id(model: str) -> str | None:
 def local_path(spec: ModelSpec) -> Path:
     """The directory of a local or packaged checkpoint; a clear error if it is missing."""
     if spec.source.startswith("package:"):
+        if not is_registered(spec):  # only the registry names packages: a typed name never imports one
+            raise UnknownModelError(_unknown(spec.task, spec.name, _models(spec.task)))
         package, _, subdir = spec.source.removeprefix("package:").partition("/")
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .errors import InputError
+from .limits import limits
 
 if TYPE_CHECKING:
     import torch
@@ -157,35 +159,102 @@ def release_memory() -> None:
 
 
 class ModelCache:
-    """A thread-safe map from a key to a lazily built value; each value is built at most once."""
+    """A thread-safe map from a key to a lazily built value; each value is built at most once.
 
-    def __init__(self):
+    Values built with ``custom=True`` (models from a typed Hub id or directory) are bounded: past ``limit()`` of
+    them (default: ``limits().custom_models``) the least recently used one is unloaded, with every entry built while
+    it was being built (its parts) and every entry whose key holds the ``id()`` of an unloaded value (derived from
+    it). Other values (registry models) stay for the life of the process; a custom value that a registry name
+    reaches becomes one of them.
+    """
+
+    def __init__(self, limit: Callable[[], int] | None = None):
         self._lock = threading.Lock()
         self._values: dict[tuple, object] = {}
         self._key_locks: dict[tuple, threading.Lock] = {}
+        self._custom: OrderedDict[tuple, None] = OrderedDict()  # custom keys, least recently used first
+        self._parent: dict[tuple, tuple] = {}  # a part's key -> the key it was built for
+        self._building = threading.local()  # this thread's keys being built, innermost last
+        self._limit = limit or (lambda: limits().custom_models)
 
-    def get(self, key: tuple, build: Callable[[], T]) -> T:
+    def get(self, key: tuple, build: Callable[[], T], *, custom: bool = False) -> T:
+        """The value under ``key``, built by ``build()`` the first time (concurrent first calls wait for it)."""
+        stack = self._building.__dict__.setdefault("keys", [])
+        parent = stack[-1] if stack else None
+        limit = max(1, self._limit()) if custom and parent is None else 0  # read first: a bad setting fails early
         with self._lock:
             if key in self._values:
-                return self._values[key]
+                return self._touch(key, custom, parent)
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one builder per key; the others wait here, then find the value
             with self._lock:
                 if key in self._values:
-                    return self._values[key]
-            value = build()  # a failure is not cached: the next request tries again
+                    return self._touch(key, custom, parent)
+            stack.append(key)
+            try:
+                value = build()  # a failure is not cached: the next request tries again
+            finally:
+                stack.pop()
             with self._lock:
                 self._values[key] = value
-            return value
+                if parent is not None:
+                    self._parent[key] = parent
+                elif custom:
+                    self._custom[key] = None
+                unloaded = self._evict(limit) if limit else []
+        if unloaded:
+            del unloaded  # the last references the cache held: in-flight requests keep theirs until they finish
+            release_memory()
+        return value
+
+    def _touch(self, key: tuple, custom: bool, parent: tuple | None):
+        """A hit: a custom key becomes the most recently used; a registry load (no parent, not custom) of a custom
+        value or of a part makes it permanent. Called under the lock."""
+        if key in self._custom:
+            if custom or parent is not None:
+                self._custom.move_to_end(key)
+            else:
+                del self._custom[key]
+        elif parent is None and not custom:
+            self._parent.pop(key, None)
+        return self._values[key]
+
+    def _evict(self, limit: int) -> list[object]:
+        """Unload the least recently used custom values past the limit; returns them. Called under the lock."""
+        unloaded: list[object] = []
+        while len(self._custom) > limit:
+            oldest, _ = self._custom.popitem(last=False)
+            doomed = {oldest}
+            while True:  # its parts, their parts, and entries keyed by the identity of any of them
+                ids = {id(self._values[k]) for k in doomed if k in self._values}
+                more = {k for k, p in self._parent.items() if p in doomed}
+                more |= {k for k in self._values if any(isinstance(part, int) and part in ids for part in k)}
+                if more <= doomed:
+                    break
+                doomed |= more
+            for key in doomed:
+                if key in self._values:
+                    unloaded.append(self._values.pop(key))
+                self._key_locks.pop(key, None)
+                self._parent.pop(key, None)
+                self._custom.pop(key, None)
+        return unloaded
 
     def items(self) -> list[tuple[tuple, object]]:
         with self._lock:
             return list(self._values.items())
 
+    def custom_keys(self) -> list[tuple]:
+        """The keys of custom values, least recently used first."""
+        with self._lock:
+            return list(self._custom)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
             self._key_locks.clear()
+            self._custom.clear()
+            self._parent.clear()
 
 
 cache = ModelCache()
