@@ -8,7 +8,6 @@ import inspect
 import logging
 import math
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -193,7 +192,7 @@ def _refuse_unusable_numbers(signature: inspect.Signature, args: tuple, kwargs: 
 
 def error_id() -> str:
     """A short random id that ties what a visitor is shown to the server's log line."""
-    return secrets.token_hex(4)
+    return pipelines.error_id()
 
 
 @contextlib.contextmanager
@@ -209,8 +208,7 @@ def _translated(name: str):
         log.warning("%s: model unavailable [error id %s]: %s", name, reference, _one_line(str(error)))
         if runtime.settings().public:
             raise gr.Error(
-                f"This model is unavailable right now (error id {reference}). Choose another model from the list, "
-                "or try again later.",
+                pipelines.unavailable_message(reference),
                 title="Model unavailable",
                 print_exception=False,
             ) from None

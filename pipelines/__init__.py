@@ -17,6 +17,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import secrets
 import sys
 
 from .core import registry, runtime
@@ -30,6 +31,8 @@ __all__ = [
     "loaded_models",
     "preload",
     "system_info",
+    "error_id",
+    "visitor_message",
     "InputError",
     "ModelLoadError",
     "PipelineError",
@@ -135,6 +138,31 @@ def _public_models() -> list[str]:
     for (task, wanted), (used, _) in fallbacks.items():
         lines.append(f"{task}: {wanted} is unavailable; using {used}")
     return sorted(set(lines))
+
+
+def error_id() -> str:
+    """A short random id that ties what a visitor is shown to the server's log line."""
+    return secrets.token_hex(4)
+
+
+def unavailable_message(reference: str) -> str:
+    """What a visitor of a public app sees when a model would not load (the details are in the log)."""
+    return (
+        f"This model is unavailable right now (error id {reference}). Choose another model from the list, "
+        "or try again later."
+    )
+
+
+def visitor_message(error: PipelineError) -> str:
+    """The message a visitor may be shown for ``error``: its own, except for a ModelLoadError in public mode (a
+    server problem there: only registry names load), whose details go to the log at warning level under an error
+    id, and the visitor gets one generic line with that id. For parts of a result that fail on their own (a batch
+    item, a studio part); handlers wrapped by demos.common.user_errors get this already."""
+    if not (runtime.settings().public and isinstance(error, ModelLoadError)):
+        return str(error)
+    reference = error_id()
+    log.warning("model unavailable [error id %s]: %s", reference, " ".join(str(error).split()))
+    return unavailable_message(reference)
 
 
 def preload(tasks=None) -> dict[str, str]:

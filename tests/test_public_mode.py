@@ -151,3 +151,14 @@ def test_gpu_handlers_hand_memory_back_when_they_finish(monkeypatch):
             break
         time.sleep(0.01)
     assert released == [1]
+
+
+def test_a_part_that_could_not_load_its_model_says_so_without_details_in_public_mode(monkeypatch, caplog):
+    error = pipelines.ModelLoadError("toy-clip", "the directory /srv/models/clip does not exist", "Re-create it")
+    monkeypatch.setattr(runtime, "_settings", replace(runtime.settings(), public=True))
+    with caplog.at_level(logging.WARNING, logger="pipelines"):
+        shown = pipelines.visitor_message(error)
+    assert "unavailable right now (error id" in shown and "/srv" not in shown
+    assert "/srv/models/clip" in caplog.text  # the details are in the log
+    monkeypatch.setattr(runtime, "_settings", replace(runtime.settings(), public=False))
+    assert pipelines.visitor_message(error) == str(error)
