@@ -14,13 +14,15 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from demos import ask, caption, search, studio, system, transcribe
+from demos import ask, caption, fairness, search, studio, system, transcribe
 from demos.examples import EXAMPLES
 from pipelines.core import runtime
 
 TITLE = "Multimodal demo studio"
 MAX_FILE_SIZE = "200mb"  # larger uploads are refused before any model runs; 10 min of 48 kHz 24-bit stereo WAV fits
 QUEUE_SIZE = 64  # requests waiting beyond this are turned away with a "busy" message
+# Within it, each visitor and each client address may have only a few jobs waiting or running (demos/fairness.py,
+# MM_MAX_QUEUED_PER_VISITOR and MM_MAX_QUEUED_PER_ADDRESS), so one client cannot fill it for everyone else.
 MAX_SESSIONS = 1000  # visitors whose state (e.g. an uploaded gallery) is kept; the least recently active go first
 
 log = logging.getLogger("app")
@@ -55,6 +57,7 @@ def build_demo() -> gr.Blocks:
             api_visibility="private",
         )
     demo.queue(max_size=QUEUE_SIZE)
+    fairness.install(demo)
     return demo
 
 
@@ -150,6 +153,8 @@ def main(argv=None) -> None:
 def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True):
     """Launch with the app's limits: upload size, sessions kept, a login if ``auth`` is given, and of the project's
     files only the example assets served from disk."""
+    if proxies := fairness.space_proxies():  # read by the server at launch: visitors' own addresses, not the proxy's
+        os.environ["FORWARDED_ALLOW_IPS"] = proxies
     return demo.launch(
         server_name=host,
         server_port=port,

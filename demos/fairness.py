@@ -1,0 +1,226 @@
+"""Fair queueing: no visitor can fill the queue, and nobody waits behind one visitor's whole backlog.
+
+Gradio's queue turns requests away only when it is full (``demo.queue(max_size=...)``), so one client that sends
+65 jobs gets every other visitor "Queue is full". ``install(demo)`` wraps the demo's ``Queue.push`` and adds two
+rules to it:
+
+- **A cap per visitor:** a job is refused at once, with a message that reaches gradio_client and the browser as any
+  ``gr.Error`` does, when its browser session already has ``limits().queued_per_visitor`` jobs waiting or running,
+  or its client address ``limits().queued_per_address`` (a session id is the client's to choose; an address is not).
+- **Turns within a lane:** a new job waits behind the jobs of visitors (addresses) that have fewer in that lane than
+  it, not behind a whole backlog: with one of A's long jobs running and three waiting, B's job runs next.
+
+The client address is the one Gradio's server (uvicorn) gives the request: it honours ``X-Forwarded-For`` only from
+the proxies named in ``FORWARDED_ALLOW_IPS`` (by default loopback, so a visitor cannot forge an address by sending
+the header). On a Hugging Face Space the proxy is on a private network: ``space_proxies()`` says which to trust.
+
+This leans on Gradio's queue internals (checked against gradio 6.31). ``install`` checks first that what it uses
+is there; if not, it logs a warning and changes nothing (Gradio's global ``max_size`` still applies): never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import uuid
+from collections import Counter
+from types import SimpleNamespace
+
+import gradio as gr
+
+from pipelines.core import limits
+
+log = logging.getLogger(__name__)
+
+TITLE = "Too many requests"
+# The networks a Space's own proxies sit on: X-Forwarded-For is read from these, right to left, up to the first
+# address outside them (the visitor's; anything to its left the visitor could have written).
+PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
+QUEUE_ATTRIBUTES = (  # what the fair push reads or calls on gradio's Queue
+    "push",
+    "event_ids_to_events",
+    "event_queue_per_concurrency_id",
+    "active_jobs",
+    "pending_messages_per_session",
+    "pending_event_ids_session",
+    "pending_message_lock",
+)
+EVENT_ATTRIBUTES = ("_id", "session_hash", "request", "concurrency_id")
+
+
+def install(demo: gr.Blocks, *, per_visitor: int | None = None, per_address: int | None = None) -> FairQueue | None:
+    """Make ``demo``'s queue fair (call after ``demo.queue()``); the caps default to ``limits()``.
+
+    Returns the FairQueue, or None (and a logged warning) when this Gradio's queue is not the one this module
+    knows: the demo then serves as before, bounded only by the queue's ``max_size``.
+    """
+    queue = getattr(demo, "_queue", None)
+    missing = missing_internals(queue)
+    if missing:
+        log.warning(
+            "Fair queueing is off: gradio %s's queue lacks %s. Each visitor's jobs are not capped; only the queue's "
+            "size (%s) turns requests away.",
+            gr.__version__,
+            ", ".join(missing),
+            getattr(queue, "max_size", "unbounded"),
+        )
+        return None
+    bounds = limits.limits()
+    fair = FairQueue(
+        queue,
+        per_visitor=bounds.queued_per_visitor if per_visitor is None else per_visitor,
+        per_address=bounds.queued_per_address if per_address is None else per_address,
+    )
+    queue.push = fair.push  # routes call blocks._queue.push(body=, request=, username=)
+    return fair
+
+
+def missing_internals(queue) -> list[str]:
+    """The names of what fair queueing needs from Gradio and ``queue`` lacks (empty when all is there)."""
+    if queue is None:
+        return ["a queue (call demo.queue() first)"]
+    missing = [name for name in QUEUE_ATTRIBUTES if not hasattr(queue, name)]
+    push = getattr(queue, "push", None)
+    if push is not None and not {"body", "request", "username"} <= set(inspect.signature(push).parameters):
+        missing.append("push(body, request, username)")
+    try:  # events and lanes are built later, per request: probe one of each
+        from gradio import queueing
+
+        event = queueing.Event(None, SimpleNamespace(concurrency_id="probe"), None, None)
+        missing += [f"Event.{name}" for name in EVENT_ATTRIBUTES if not hasattr(event, name)]
+        if not isinstance(getattr(queueing.EventQueue("probe", 1), "queue", None), list):
+            missing.append("EventQueue.queue")
+        from gradio.server_messages import ProcessCompletedMessage  # noqa: F401
+        from gradio.utils import error_payload  # noqa: F401
+    except Exception as error:  # an import or a signature that moved
+        missing.append(f"queueing internals ({type(error).__name__}: {error})")
+    return missing
+
+
+def client_address(request) -> str:
+    """The client address Gradio's server gives ``request`` (after its trusted-proxy rule), or "unknown"."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or "unknown"
+
+
+def space_proxies(environ=os.environ) -> str | None:
+    """The ``FORWARDED_ALLOW_IPS`` a server should start with, or None to leave uvicorn's default (loopback).
+
+    On a Hugging Face Space (``SPACE_ID`` set) every request comes through the Space's proxy on a private network,
+    so every visitor would share the proxy's address: trust the private networks' X-Forwarded-For instead. An
+    explicit ``FORWARDED_ALLOW_IPS`` always wins.
+    """
+    if environ.get("SPACE_ID") and not environ.get("FORWARDED_ALLOW_IPS"):
+        return PRIVATE_NETWORKS
+    return None
+
+
+class FairQueue:
+    """Gradio's ``Queue.push`` with the caps and the turns described in the module docstring."""
+
+    def __init__(self, queue, *, per_visitor: int, per_address: int):
+        self.queue, self.per_visitor, self.per_address = queue, per_visitor, per_address
+        self._gradio_push = queue.push
+        self._joining: Counter = Counter()  # (kind, key) of pushes in progress: concurrent joins count too
+        self.refused = 0  # jobs turned away so far (tests, the System panel)
+
+    async def push(self, body, request, username):
+        """Refuse the job if its visitor or address has too many; else Gradio's push, then the job takes its turn."""
+        try:
+            keys = [("address", client_address(request))]
+            if body.session_hash:
+                keys.append(("session", body.session_hash))
+            refusal = self.refusal(dict(keys))
+        except Exception:  # never let the fairness layer stop the queue
+            log.exception("fair queueing skipped for one request")
+            return await self._gradio_push(body=body, request=request, username=username)
+        if refusal:
+            return await self._refuse(body, refusal)
+        self._joining.update(keys)
+        try:
+            success, event_id, state = await self._gradio_push(body=body, request=request, username=username)
+        finally:
+            self._joining.subtract(keys)
+        if success:
+            try:
+                self._take_turn(event_id)
+            except Exception:
+                log.exception("a job kept its place in the queue")
+        return success, event_id, state
+
+    def refusal(self, visitor: dict[str, str]) -> str | None:
+        """The message refusing one more job for ``visitor`` ({"address": ..., "session": ...}), or None."""
+        held = self.held()
+        session = visitor.get("session")
+        if session is not None and held[("session", session)] >= self.per_visitor:
+            return (
+                f"You already have {self.per_visitor} requests waiting or running; wait for them to finish, "
+                "then try again."
+            )
+        if held[("address", visitor["address"])] >= self.per_address:
+            return (
+                f"Your network address already has {self.per_address} requests waiting or running (visitors behind "
+                "one address share this limit); wait for them to finish, then try again."
+            )
+        return None
+
+    def held(self) -> Counter:
+        """Jobs waiting or running, and being added, per ("session", id) and per ("address", host)."""
+        held = Counter(self._joining)
+        for event in list(self.queue.event_ids_to_events.values()):  # from push until its run ends
+            held["session", event.session_hash] += 1
+            held["address", client_address(event.request)] += 1
+        return held
+
+    async def _refuse(self, body, message: str):
+        """Answer the join with an event that has already failed with ``message``, as Gradio answers a cached one:
+        gradio_client raises it and the browser shows it like any gr.Error."""
+        from gradio.server_messages import ProcessCompletedMessage
+        from gradio.utils import error_payload
+
+        self.refused += 1
+        queue = self.queue
+        event_id = uuid.uuid4().hex
+        session = body.session_hash or event_id  # as gradio's Event names a session-less (/call) request
+        async with queue.pending_message_lock:
+            if session not in queue.pending_messages_per_session:
+                queue.pending_messages_per_session[session] = asyncio.Queue()
+            queue.pending_event_ids_session.setdefault(session, set()).add(event_id)
+        payload = error_payload(gr.Error(message, title=TITLE, print_exception=False), True)
+        queue.pending_messages_per_session[session].put_nowait(
+            ProcessCompletedMessage(output=payload, title=TITLE, success=False, event_id=event_id)
+        )
+        log.info("refused a job: %s", message)
+        return True, event_id, "success"
+
+    def _take_turn(self, event_id: str) -> None:
+        """Move the job just queued ahead of the waiting jobs of addresses that have more in its lane than it does.
+
+        A job's rank is how many jobs of its address run or wait ahead of it in the lane; the new job goes before the
+        first waiting job of a higher rank, so addresses take turns and each address's own jobs keep their order.
+        """
+        queue = self.queue
+        event = queue.event_ids_to_events.get(event_id)
+        lane = event and queue.event_queue_per_concurrency_id.get(event.concurrency_id)
+        if lane is None or not lane.queue or lane.queue[-1] is not event:  # already running, or served from a cache
+            return
+        ahead = Counter(
+            client_address(running.request)
+            for job in queue.active_jobs
+            if job
+            for running in job
+            if running.concurrency_id == event.concurrency_id
+        )
+        waiting = lane.queue[:-1]
+        ranks = []
+        for other in waiting:
+            address = client_address(other.request)
+            ranks.append(ahead[address])
+            ahead[address] += 1
+        mine = ahead[client_address(event.request)]
+        place = next((i for i, rank in enumerate(ranks) if rank > mine), None)
+        if place is not None:
+            lane.queue.pop()
+            lane.queue.insert(place, event)

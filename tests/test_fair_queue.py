@@ -1,0 +1,266 @@
+"""Fair queueing: one visitor (or one address) cannot fill the queue, its excess is refused with a message that
+says what to do, and another visitor's request is served meanwhile, ahead of the first one's backlog.
+
+Most tests use a tiny app whose one event waits on a gate the test opens, so what is queued when is certain; the last
+two drive the real app (toy profile) with its worst allowed request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import wave
+from concurrent.futures import as_completed
+
+import gradio as gr
+import httpx
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.utils import Status
+from PIL import Image
+
+import app
+from demos import fairness
+from pipelines.core import limits
+from tests.conftest import ROOT
+from tests.serving import free_port, serve
+
+SPEECH = ROOT / "assets/examples/speech/what_color_is_the_shape.wav"
+RED_CIRCLE = ROOT / "assets/examples/toy/red_circle.png"
+WAIT = 60  # seconds any one wait in these tests gives up after (a failure, never a measurement)
+
+
+class GatedApp:
+    """A served app with one event, /work(label), that records its label and waits until the gate opens."""
+
+    def __init__(self, *, per_visitor: int, per_address: int):
+        self.gate, self.started = threading.Event(), []
+
+        def work(label: str) -> str:
+            self.started.append(label)
+            self.gate.wait(WAIT)
+            return f"done {label}"
+
+        with gr.Blocks() as self.demo:
+            label, result = gr.Textbox(), gr.Textbox()
+            button = gr.Button("Work")  # "multiple": a person's every click is sent, as an API client's every call is
+            button.click(work, label, result, api_name="work", concurrency_limit=1, trigger_mode="multiple")
+        self.demo.queue(max_size=64)
+        self.fair = fairness.install(self.demo, per_visitor=per_visitor, per_address=per_address)
+        self.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        self.url = self.demo.local_url
+
+    def client(self, address: str | None = None) -> Client:
+        """A new visitor (its own session), seen at ``address`` as a proxy on loopback would report it."""
+        headers = {"X-Forwarded-For": address} if address else None
+        return Client(self.url, headers=headers, verbose=False)
+
+    def held(self, kind: str, key: str) -> int:
+        return self.fair.held()[kind, key]
+
+    def close(self) -> None:
+        self.gate.set()
+        self.demo.close()
+
+
+@pytest.fixture
+def gated(request):
+    caps = getattr(request, "param", {"per_visitor": 2, "per_address": 5})
+    served = GatedApp(**caps)
+    yield served
+    served.close()
+
+
+def until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting until {what}")
+        time.sleep(0.02)
+
+
+def test_a_visitors_excess_is_refused_with_what_to_do_and_another_visitor_is_served(gated):
+    flooder, other = gated.client(), gated.client()
+    first = flooder.submit("f1", api_name="/work")
+    until(lambda: gated.started == ["f1"], "the first job runs")
+    second = flooder.submit("f2", api_name="/work")
+    until(lambda: gated.held("session", flooder.session_hash) == 2, "the second job waits")
+    for label in ("f3", "f4"):
+        with pytest.raises(Exception, match="You already have 2 requests waiting or running.*then try again"):
+            flooder.predict(label, api_name="/work")
+    served = other.submit("o1", api_name="/work")
+    until(lambda: gated.held("session", other.session_hash) == 1, "the other visitor's job is taken")
+    gated.gate.set()
+    assert [job.result(WAIT) for job in (first, second, served)] == ["done f1", "done f2", "done o1"]
+    assert "f3" not in gated.started and "f4" not in gated.started and gated.fair.refused == 2
+    assert flooder.predict("f5", api_name="/work") == "done f5"  # once its jobs are done, the visitor is welcome
+
+
+@pytest.mark.browser
+def test_a_refused_job_shows_its_message_in_the_browser(gated):
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(gated.url)
+            button = page.get_by_role("button", name="Work")
+            for held in (1, 2):
+                button.click()
+                until(lambda: gated.held("address", "127.0.0.1") == held, f"{held} of the page's jobs are held")
+            button.click()
+            page.get_by_text("You already have 2 requests waiting or running").first.wait_for(timeout=WAIT * 1000)
+        finally:
+            gated.gate.set()
+            browser.close()
+
+
+@pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 2}], indirect=True)
+def test_an_address_is_capped_across_its_sessions_and_a_forged_header_does_not_escape_the_cap(gated):
+    first, second, elsewhere = gated.client("203.0.113.7"), gated.client("203.0.113.7"), gated.client("198.51.100.9")
+    jobs = [first.submit("a1", api_name="/work")]
+    until(lambda: gated.started == ["a1"], "the first job runs")
+    jobs.append(second.submit("a2", api_name="/work"))
+    until(lambda: gated.held("address", "203.0.113.7") == 2, "the second session's job waits")
+    with pytest.raises(Exception, match="Your network address already has 2 requests"):
+        gated.client("203.0.113.7").predict("a3", api_name="/work")  # a fresh session does not help
+    jobs.append(elsewhere.submit("b1", api_name="/work"))
+    until(lambda: gated.held("address", "198.51.100.9") == 1, "another address is taken")
+
+    # A visitor that is not a trusted proxy (not loopback) cannot pick its address by sending the header itself.
+    direct = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), base_url=gated.url, timeout=WAIT)
+    answers = []
+    for forged in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        joined = direct.post("gradio_api/call/work", json={"data": [forged]}, headers={"X-Forwarded-For": forged})
+        answers.append(joined.json()["event_id"])
+    until(lambda: gated.held("address", "127.0.0.2") == 2, "two of the direct visitor's jobs wait")
+    refused = direct.get(f"gradio_api/call/work/{answers[-1]}").text
+    assert "event: error" in refused and "Your network address already has 2 requests" in refused
+    assert not any(gated.held("address", forged) for forged in ("192.0.2.1", "192.0.2.2", "192.0.2.3"))
+    gated.gate.set()
+    assert [job.result(WAIT) for job in jobs] == ["done a1", "done a2", "done b1"]
+
+
+@pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 5}], indirect=True)
+def test_a_newcomer_goes_ahead_of_another_visitors_backlog_and_each_keeps_its_own_order(gated):
+    heavy, light, third = gated.client("203.0.113.1"), gated.client("203.0.113.2"), gated.client("203.0.113.3")
+    heavy.submit("A1", api_name="/work")
+    until(lambda: gated.started == ["A1"], "A's first job runs")
+    for label in ("A2", "A3", "A4"):
+        heavy.submit(label, api_name="/work")
+        until(lambda: gated.held("session", heavy.session_hash) == int(label[1]), f"{label} waits")
+    light.submit("B1", api_name="/work")
+    until(lambda: gated.held("session", light.session_hash) == 1, "B1 waits")
+    light.submit("B2", api_name="/work")
+    until(lambda: gated.held("session", light.session_hash) == 2, "B2 waits")
+    last = third.submit("C1", api_name="/work")
+    until(lambda: gated.held("session", third.session_hash) == 1, "C1 waits")
+    gated.gate.set()
+    last.result(WAIT)
+    until(lambda: len(gated.started) == 7, "every job ran")
+    # Turns by address: each visitor's next job in turn, not A's whole backlog first; A's own jobs in its order.
+    assert gated.started == ["A1", "B1", "C1", "A2", "B2", "A3", "A4"]
+
+
+def test_the_guard_passes_on_this_gradio_and_notices_what_a_new_one_lacks(monkeypatch, caplog):
+    with gr.Blocks() as demo:
+        gr.Button().click(lambda: None, api_name="nothing")
+    demo.queue(max_size=7)
+    assert fairness.missing_internals(demo._queue) == []
+    assert isinstance(fairness.install(demo), fairness.FairQueue)
+
+    with gr.Blocks() as changed:
+        gr.Button().click(lambda: None, api_name="nothing")
+    changed.queue(max_size=7)
+    gradios_push = changed._queue.push
+    del changed._queue.event_ids_to_events  # as if a new gradio kept its events elsewhere
+    with caplog.at_level(logging.WARNING, logger="demos.fairness"):
+        assert fairness.install(changed) is None
+    assert "Fair queueing is off" in caplog.text and "event_ids_to_events" in caplog.text and "(7)" in caplog.text
+    assert changed._queue.push == gradios_push  # Gradio's own queue, bounded by its max_size, serves on
+
+    from gradio import queueing
+
+    plain_init = queueing.Event.__init__
+
+    def without_request(self, session_hash, fn, request, username):
+        plain_init(self, session_hash, fn, request, username)
+        del self.request
+
+    monkeypatch.setattr(queueing.Event, "__init__", without_request)
+    assert "Event.request" in fairness.missing_internals(demo._queue)
+
+
+def test_on_a_space_visitors_are_told_apart_by_the_proxys_header_and_an_operators_setting_wins():
+    assert fairness.space_proxies({}) is None  # elsewhere: uvicorn's default, loopback proxies only
+    assert "10.0.0.0/8" in fairness.space_proxies({"SPACE_ID": "someone/demo"})
+    assert fairness.space_proxies({"SPACE_ID": "someone/demo", "FORWARDED_ALLOW_IPS": "10.1.2.3"}) is None
+
+
+def own(data: np.ndarray, at: int = -1) -> np.ndarray:
+    """``data`` with one random byte: an upload whose content (hence Gradio's cache path) is this run's own, which
+    another process on the machine closing its app cannot delete from the shared cache."""
+    data = data.copy()
+    data.flat[at] = secrets.randbelow(256)
+    return data
+
+
+@pytest.fixture(scope="module")
+def uploads(tmp_path_factory) -> dict:
+    """This run's own copies of a toy image and a recording, and the worst caption batch allowed: the most images per
+    request, each larger than the app's largest side (decoded in full, then scaled down); smooth, for a small upload.
+    """
+    folder = tmp_path_factory.mktemp("uploads")
+    Image.fromarray(own(np.asarray(Image.open(RED_CIRCLE).convert("RGB")))).save(folder / "red_circle.png")
+    with wave.open(str(SPEECH)) as source, wave.open(str(folder / "speech.wav"), "wb") as copy:
+        copy.setparams(source.getparams())
+        frames = np.frombuffer(source.readframes(source.getnframes()), np.uint8)
+        copy.writeframes(own(frames, at=-source.getsampwidth()).tobytes())  # the last sample's lowest byte
+    side = 2 * limits.limits().image_side
+    y, x = np.mgrid[0:side, 0:side]
+    pixels = np.stack([x * 255 // (side - 1), y * 255 // (side - 1), (x + y) * 255 // (2 * side - 2)], -1)
+    Image.fromarray(own(pixels.astype(np.uint8))).save(folder / "large.png")
+    return {
+        "image": handle_file(str(folder / "red_circle.png")),
+        "speech": handle_file(str(folder / "speech.wav")),
+        "worst": [handle_file(str(folder / "large.png"))] * limits.limits().images_per_request,
+    }
+
+
+@pytest.mark.slow
+def test_a_small_request_is_served_while_another_visitors_worst_request_runs_and_a_flood_is_cut(uploads):
+    demo = serve("toy")
+    try:
+        heavy = Client(demo.local_url, headers={"X-Forwarded-For": "203.0.113.10"}, verbose=False)
+        light = Client(demo.local_url, headers={"X-Forwarded-For": "198.51.100.20"}, verbose=False)
+        light.predict(uploads["image"], api_name="/caption")  # models loaded: no one waits for that
+        light.predict(uploads["speech"], api_name="/transcribe")
+
+        worst = heavy.submit(uploads["worst"], api_name="/caption_batch")
+        until(lambda: worst.status().code in (Status.PROCESSING, Status.PROGRESS), "the worst request runs")
+        flood = [heavy.submit(uploads["speech"], api_name="/transcribe") for _ in range(6)]
+        caption = light.submit(uploads["image"], api_name="/caption")
+        transcript = light.submit(uploads["speech"], api_name="/transcribe")
+
+        jobs = {job.future: job for job in [worst, *flood, caption, transcript]}  # a Job wraps its future
+        finished = [jobs[future] for future in as_completed(jobs, timeout=10 * WAIT)]
+        refused = [job for job in flood if job.exception() is not None]
+        queued = [job for job in flood if job.exception() is None]
+        assert len(refused) == 3 and len(queued) == 3  # the worst request and 3 more: the visitor's 4
+        for job in refused:
+            assert "You already have 4 requests waiting or running" in str(job.exception())
+        assert caption.result()[0] == "a red circle"  # another lane's small request
+        assert all("color" in job.result()[0].lower() for job in [transcript, *queued])
+        served = [job for job in finished if job not in refused]
+        assert served.index(caption) < served.index(worst)  # served while the worst request still ran
+        # In the same lane, the other visitor's request goes before the first visitor's waiting backlog.
+        assert served.index(worst) < served.index(transcript) < min(served.index(job) for job in queued)
+        assert app.QUEUE_SIZE > limits.limits().queued_per_address  # the caps bite before the queue is full
+    finally:
+        demo.close()
