@@ -9,6 +9,7 @@ import gradio as gr
 
 import pipelines
 from pipelines import fusion
+from pipelines.core import budget, limits
 from pipelines.core.batching import batcher
 from pipelines.search import heatmap as heatmaps
 from pipelines.vqa import Answer, AskOptions
@@ -59,7 +60,8 @@ def ask_voice(image: str | None, audio: str | None = None, model: str | None = N
     """Image + spoken question -> best answer, ranked answers, table, and the transcript (the question asked)."""
     require(image, "Upload an image (or pick an example) to ask about")
     require(audio, "Record or upload a spoken question, e.g. 'what color is the shape?'")
-    [transcript] = pipelines.load("transcribe")([audio])
+    # Bounded like any recording (limits(): its length, checked before the model runs; the time per request).
+    [transcript] = pipelines.load("transcribe")([audio], deadline=limits.limits().request_seconds)
     if not transcript.has_speech:
         raise gr.Error(
             f"No speech was found in this {transcript.duration:.1f} s recording. Ask again a little louder "
@@ -102,6 +104,8 @@ def forget_heatmap():
 
 
 def _questions(text: str) -> list[str]:
+    # Each question is cut at the text limit later; a box far longer than all of them could hold is refused at once.
+    limits.check_text("The questions", text, limits.limits().text_chars * MAX_QUESTIONS)
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if len(questions) > MAX_QUESTIONS:
         raise gr.Error(
@@ -114,7 +118,11 @@ def _questions(text: str) -> list[str]:
 def _answer(image, questions: list[str], model: str | None, top_k):
     answerer = pipelines.load("ask", model or None)
     # One forward pass, shared with other visitors' questions that arrive at the same moment.
-    answers = batcher.run(answerer, [(image, q) for q in questions], top_k=int(top_k))
+    # The time limit as seconds (not a Deadline), so that concurrent requests with the same options still join.
+    seconds = limits.limits().request_seconds
+    answers = batcher.run(answerer, [(image, q) for q in questions], top_k=int(top_k), deadline=seconds)
+    if any(a.stopped for a in answers):
+        gr.Warning(f"An answer may be unfinished: {budget.limit_phrase(seconds)}.")
     cut = [a for a in answers if a.truncated]
     if cut:
         gr.Warning(

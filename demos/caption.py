@@ -15,7 +15,7 @@ import pipelines
 from pipelines import fusion
 from pipelines.caption.options import CaptionOptions, RerankOptions
 from pipelines.caption.rerank import Ranked, caption_and_rerank
-from pipelines.core import limits, registry, runtime
+from pipelines.core import budget, limits, registry, runtime
 from pipelines.core.batching import batcher
 from pipelines.core.io import load_image
 from pipelines.core.options import declarations
@@ -103,10 +103,17 @@ def caption(image: str | None, controls: Controls = Controls()):
     require(image, "Upload an image (or pick an example) to caption")
     options = controls.options()
     captioner, weight = pipelines.load("caption", controls.model or None), _number(controls.clip_weight)
+    # Generation stops at the per-request time limit; as seconds (not a Deadline), so that concurrent requests with
+    # the same options still join one batch.
+    seconds = limits.limits().request_seconds
     if options.get("sample"):  # a seeded draw must not depend on which other visitors' images share its batch
-        [ranked] = _captioned([image], captioner, weight, **options)
+        [ranked] = _captioned([image], captioner, weight, deadline=seconds, **options)
     else:  # one forward pass, shared with other visitors' images that arrive at the same moment
-        [ranked] = batcher.run(_captioned, [image], captioner=captioner, clip_weight=weight, **options)
+        [ranked] = batcher.run(
+            _captioned, [image], captioner=captioner, clip_weight=weight, deadline=seconds, **options
+        )
+    if ranked[0].stopped:
+        gr.Warning(f"The caption may be unfinished: {budget.limit_phrase(seconds)}.")
     rows = [[r.text, *_scores(r)] for r in ranked]
     return ranked[0].text, {"headers": CANDIDATE_HEADERS, "data": rows}
 
@@ -115,7 +122,9 @@ def caption(image: str | None, controls: Controls = Controls()):
 def caption_batch(files: list[str] | None, controls: Controls = Controls(), progress=gr.Progress()):
     """Many images -> (a table: file, best caption, its scores, problem; [CSV file, JSON file]), in upload order.
 
-    A file that is not a usable image gets its reason in the problem column; the others are still captioned.
+    A file that is not a usable image gets its reason in the problem column; the others are still captioned. Once
+    the request's time is up (limits().request_seconds) no further batch starts: the images left get the notice in
+    their problem column, and the visitor a warning.
     """
     if not files:
         raise gr.Error(
@@ -123,6 +132,7 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
         )
     bounds = limits.limits()  # checked before any model loads or any file is read
     limits.check_count("images", len(files), bounds.images_per_request, limits.IMAGES_ENV)
+    deadline = budget.Deadline(bounds.request_seconds)
     options = controls.options()
     progress(0, desc="Loading the models")
     captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()
@@ -138,9 +148,16 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
         space,
         _number(controls.clip_weight),
         progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
+        deadline=deadline,
         **options,
     )
     best = dict(zip(usable, (r[0] for r in ranked)))
+    if len(ranked) < len(usable):  # stopped at the time limit: the rest are not captioned, and the table says so
+        notice = budget.stopped_notice(len(ranked), len(usable), "images", deadline)
+        problems.update((i, notice) for i in usable[len(ranked) :])
+        gr.Warning(notice)
+    elif any(r[0].stopped for r in ranked):
+        gr.Warning(f"Some captions may be unfinished: {budget.limit_phrase(deadline.seconds)}.")
     rows = []
     for i, path in enumerate(files):
         result = [best[i].text, *_scores(best[i]), ""] if i in best else ["", None, None, None, problems[i]]
@@ -186,8 +203,8 @@ def _unusable(path: str) -> str | None:
     return None
 
 
-def _captioned(images: list, captioner, clip_weight, **options):
-    return caption_and_rerank(captioner, images, fusion.shared_space(), clip_weight, **options)
+def _captioned(images: list, captioner, clip_weight, deadline=None, **options):
+    return caption_and_rerank(captioner, images, fusion.shared_space(), clip_weight, deadline=deadline, **options)
 
 
 def _whole(value):

@@ -7,6 +7,7 @@ import functools
 import gradio as gr
 
 from pipelines import studio
+from pipelines.core import budget, limits
 from pipelines.search import heatmap as heatmaps
 from pipelines.studio import Unavailable, Vectors
 
@@ -46,11 +47,14 @@ def run(
     labels: str = DEFAULTS.labels,
 ):
     """Streams (transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes, vectors)."""
+    deadline = budget.Deadline()  # one time budget for the whole run (limits().request_seconds)
+    limits.check_text("The typed text", text)  # refused before any model runs, as the labels are by their option
     shown = dict.fromkeys(OUTPUTS)
     notes: dict[str, str] = {name: WAITING for name in NAMES}
     options = studio.StudioOptions(text_weight=float(text_weight), top_k=int(top_k), labels=labels or "")
+    options.verify()
     vectors = None
-    for part, result in studio.run(image, audio, text or None, options):
+    for part, result in studio.run(image, audio, text or None, options, deadline):
         if part == "vectors":
             vectors = result
             continue

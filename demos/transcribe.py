@@ -7,8 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from pipelines.core import limits
-from pipelines.core.io import header_seconds
+from pipelines.core import budget, limits
+from pipelines.core.io import audio_seconds
 from pipelines.speech import LANGUAGES, TranscribeOptions, Transcript, subtitles
 
 from . import examples
@@ -39,14 +39,21 @@ def transcribe(
 ):
     """One recording -> transcript, details, segment table, [.srt, .vtt, .txt]."""
     require(audio, "Record or upload some speech to transcribe")
+    deadline = budget.Deadline()
     transcriber, options = _prepare(
         model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
     )
-    [result] = transcriber([audio], **options, progress=lambda done: progress(done, desc="Transcribing"))
+    [result] = transcriber(
+        [audio], **options, deadline=deadline, progress=lambda done: progress(done, desc="Transcribing")
+    )
+    if result.stopped_at is not None and result.has_speech:
+        gr.Warning(_stopped(result, deadline))
+    if not result.has_speech and result.stopped_at is not None:
+        raise gr.Error(_stopped(result, deadline), title="Time limit")
     if not result.has_speech:
         raise gr.Error(_no_speech(result), title="No speech")
     files = subtitles.write(result, request_dir("transcribe"), _stem(audio))
-    return result.text, _details(result), _table([("", result)]), [str(path) for path in files]
+    return result.text, _details(result, deadline), _table([("", result)]), [str(path) for path in files]
 
 
 @user_errors
@@ -64,30 +71,47 @@ def transcribe_files(
 ):
     """Many recordings -> one result each: transcripts, a table of files, segment table with a file column, files.
 
-    A file that cannot be used gets its message in the table; the others are still transcribed.
+    A file that cannot be used gets its message in the table; the others are still transcribed. Once the
+    request's time is up (limits().request_seconds), the file being transcribed keeps what was done and no further
+    file starts: each says so in the table.
     """
     if not files:
         raise gr.Error(f"Upload one or more recordings ({FORMATS_LABEL}) to transcribe", title="Missing input")
     bounds = limits.limits()  # checked before any model loads or any audio is decoded
+    deadline = budget.Deadline(bounds.request_seconds)
     limits.check_count("recordings", len(files), bounds.audio_files_per_request, limits.AUDIO_FILES_ENV)
-    limits.check_audio_seconds(sum(header_seconds(path) or 0.0 for path in files))
+    total = 0.0  # every file counts: from its header, else by decoding it (bounded)
+    for path in files:
+        total += audio_seconds(path, at_most=bounds.audio_seconds_per_request) or 0.0
+        limits.check_audio_seconds(total, bounds.audio_seconds_per_request)
     transcriber, options = _prepare(
         model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
     )
     outcomes: list[tuple[str, Transcript | str]] = []  # (file name, transcript or what went wrong)
     for index, path in enumerate(files):
         name = Path(path).name
+        if index and deadline.expired():
+            outcomes.append((name, budget.stopped_notice(index, len(files), "recordings", deadline)))
+            continue
 
         def report(done: float, i: int = index, n: str = name) -> None:
             progress((i + done) / len(files), desc=f"{n} ({i + 1} of {len(files)})")
 
         try:
-            [result] = transcriber([path], **options, progress=report)
+            [result] = transcriber([path], **options, deadline=deadline, progress=report)
         except pipelines.InputError as error:
             outcomes.append((name, str(error)))
             continue
-        outcomes.append((name, result if result.has_speech else _no_speech(result)))
-    return _many_outputs(outcomes)
+        if result.has_speech:
+            outcomes.append((name, result))
+        else:
+            outcomes.append((name, _stopped(result, deadline) if result.stopped_at is not None else _no_speech(result)))
+    if any(
+        (result.stopped_at is not None) if isinstance(result, Transcript) else result.startswith("Stopped after")
+        for _, result in outcomes
+    ):
+        gr.Warning(f"Not everything was transcribed: {budget.limit_phrase(deadline.seconds)}. See the table.")
+    return _many_outputs(outcomes, deadline)
 
 
 def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress):
@@ -107,7 +131,7 @@ def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_pro
     return transcriber, options
 
 
-def _many_outputs(outcomes: list[tuple[str, Transcript | str]]):
+def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline | None = None):
     done = [(name, result) for name, result in outcomes if isinstance(result, Transcript)]
     if not done:
         problems = "\n".join(f"- {name}: {problem}" for name, problem in outcomes)
@@ -116,25 +140,36 @@ def _many_outputs(outcomes: list[tuple[str, Transcript | str]]):
     for name, result in done:
         paths += subtitles.write(result, directory, _stem(name, stems))
     text = "\n\n".join(result.text for _, result in done)
-    return text, _files_details(outcomes), _table(done), [str(path) for path in paths]
+    return text, _files_details(outcomes, deadline), _table(done), [str(path) for path in paths]
 
 
-def _details(result: Transcript) -> str:
+def _details(result: Transcript, deadline: budget.Deadline | None = None) -> str:
     language = f"{LANGUAGES.get(result.language, result.language).title()} ({result.language})"
     task = " · translated to English" if result.task == "translate" else ""
+    stopped = f" · {_stopped(result, deadline)}" if result.stopped_at is not None else ""
     return (
         f"{result.duration:.1f} s of audio · {_count(result.segments, 'segment')} · language {language}, "
-        f"probability {result.language_probability:.0%}{task} · model {result.model}"
+        f"probability {result.language_probability:.0%}{task} · model {result.model}{stopped}"
     )
 
 
-def _files_details(outcomes: list[tuple[str, Transcript | str]]) -> str:
+def _stopped(result: Transcript, deadline: budget.Deadline | None) -> str:
+    """What a transcript cut short by the time limit says: how far it got, the limit, what to do."""
+    seconds = deadline.seconds if deadline is not None else limits.limits().request_seconds
+    return (
+        f"Stopped after {result.stopped_at:.1f} s of this {result.duration:.1f} s recording: "
+        f"{budget.limit_phrase(seconds)}. Send the rest in another request (a shorter recording)."
+    )
+
+
+def _files_details(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline | None = None) -> str:
     rows = ["| file | length | language | result |", "|---|---|---|---|"]
     for name, result in outcomes:
         if isinstance(result, Transcript):
+            stopped = f" · {_stopped(result, deadline)}" if result.stopped_at is not None else ""
             rows.append(
                 f"| {name} | {result.duration:.1f} s | {result.language} ({result.language_probability:.0%}) "
-                f"| {_count(result.segments, 'segment')} · model {result.model} |"
+                f"| {_count(result.segments, 'segment')} · model {result.model}{stopped} |"
             )
         else:
             rows.append(f"| {name} | | | {result.replace('|', '/')} |")

@@ -21,8 +21,10 @@ import numpy as np
 from . import load
 from .caption.options import MAX_CANDIDATES
 from .caption.rerank import Ranked, rerank
+from .core.budget import Deadline, limit_phrase
 from .core.errors import InputError, PipelineError
 from .core.io import load_image
+from .core.limits import check_text, limits
 from .core.options import option, verify
 from .fusion import ClipSpace, early_fusion, late_fusion, shared_space
 from .search.classify import DEFAULT_TEMPLATE, Classification, classifier
@@ -92,11 +94,16 @@ class StudioOptions:
         0.5, low=0, high=1, step=0.05, help="caption re-ranking: 0 = the captioner's score only, 1 = CLIP's only"
     )
     labels: str = option(
-        DEFAULT_LABELS, help='comma-separated; used when the words name no alternatives ("a cat or a dog?")'
+        DEFAULT_LABELS,
+        what="The labels",
+        max_chars=limits().text_chars,
+        help='comma-separated; used when the words name no alternatives ("a cat or a dog?")',
     )
     template: str | None = option(
         DEFAULT_TEMPLATE,
         optional=True,
+        what="The template",
+        max_chars=limits().text_chars,
         help="how each label becomes a sentence, e.g. 'a photo of a {}'; none = the model's",
     )
 
@@ -105,17 +112,25 @@ class StudioOptions:
 
 
 def run(
-    image: Any = None, audio: Any = None, text: str | None = None, options: StudioOptions = StudioOptions()
+    image: Any = None,
+    audio: Any = None,
+    text: str | None = None,
+    options: StudioOptions = StudioOptions(),
+    deadline: Deadline | float | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Yield (part, result) for every name in PARTS, in that order; a result is an Unavailable if it cannot run.
 
     ``audio`` (a recording of a question or a description) wins over ``text`` (typed words) when both are given.
+    Inputs are bounded as in every task (limits(): typed words and labels in characters, the recording in
+    seconds). ``deadline`` (a Deadline, or seconds from now; None: no limit): transcription and generation stop
+    there, and the caption and the answer do not start once it has passed (each says so).
     """
     options.verify()
+    deadline = Deadline.of(deadline)
     space = shared_space()
     gallery = bundled()
 
-    words = _attempt(lambda: _words(audio, text))
+    words = _attempt(lambda: _words(audio, text, deadline))
     yield "words", words
     picture = _attempt(lambda: _picture(image))
     said = words.text if isinstance(words, Words) else None
@@ -132,8 +147,8 @@ def run(
         ),
     )
     yield "labels", _needs(image_vector, lambda: _labels(image_vector, said, options))
-    yield "caption", _needs(image_vector, lambda: _caption(picture, image_vector, space, options))
-    yield "answer", _needs([picture, words], lambda: _answer(picture, said, space))
+    yield "caption", _needs(image_vector, lambda: _caption(picture, image_vector, space, options, deadline), deadline)
+    yield "answer", _needs([picture, words], lambda: _answer(picture, said, space, deadline), deadline)
 
 
 def _ok(value) -> bool:
@@ -146,20 +161,24 @@ def _attempt(work) -> Any:
         return work()
     except PipelineError as error:
         return Unavailable(str(error))
-    except Exception as error:  # a bug or a library failure: this part fails, the others still run
+    except Exception:  # a bug or a library failure: this part fails, the others still run
         log.exception("studio part failed")
-        return Unavailable(f"Something went wrong ({type(error).__name__}: {error}); the other parts still ran")
+        return Unavailable("Something went wrong in this part (the server log has the details); the others still ran")
 
 
-def _needs(inputs, work) -> Any:
-    """work() if every input is there, else the first input's reason for not being there."""
+def _needs(inputs, work, deadline: Deadline | None = None) -> Any:
+    """work() if every input is there (and ``deadline`` has not passed), else the reason it cannot run."""
     missing = [value for value in (inputs if isinstance(inputs, list) else [inputs]) if not _ok(value)]
-    return missing[0] if missing else _attempt(work)
+    if missing:
+        return missing[0]
+    if deadline is not None and deadline.expired():
+        return Unavailable(f"Not started: {limit_phrase(deadline.seconds)}. Run again for this part")
+    return _attempt(work)
 
 
-def _words(audio, text) -> Words:
+def _words(audio, text, deadline: Deadline | None = None) -> Words:
     if audio is not None:
-        [transcript] = load("transcribe")([audio])
+        [transcript] = load("transcribe")([audio], deadline=deadline)
         if not transcript.has_speech:
             raise InputError(
                 f"No speech was found in this {transcript.duration:.1f} s recording. Record again, "
@@ -167,6 +186,7 @@ def _words(audio, text) -> Words:
             )
         return Words(transcript.text, spoken=True, transcript=transcript)
     if text is not None and text.strip():
+        check_text("The typed text", text)
         return Words(" ".join(text.split()), spoken=False)
     raise InputError("No speech or text was given: record a question (or upload one), or type it")
 
@@ -225,11 +245,11 @@ def alternatives(words: str) -> list[str]:
     return choices if len(choices) >= 2 else []
 
 
-def _caption(picture, image_vector, space: ClipSpace, options: StudioOptions) -> list[Ranked]:
-    [caption] = load("caption")([picture], num_candidates=options.num_candidates)
+def _caption(picture, image_vector, space: ClipSpace, options: StudioOptions, deadline=None) -> list[Ranked]:
+    [caption] = load("caption")([picture], num_candidates=options.num_candidates, deadline=deadline)
     return rerank(caption.candidates, image_vector, space, options.clip_weight)
 
 
-def _answer(picture, question: str, space: ClipSpace) -> Answered:
-    [answer] = load("ask")([(picture, question)])
+def _answer(picture, question: str, space: ClipSpace, deadline=None) -> Answered:
+    [answer] = load("ask")([(picture, question)], deadline=deadline)
     return Answered(answer, relevance_map(space, picture, answer.text or question))

@@ -12,8 +12,17 @@ from pipelines import fusion
 from pipelines.caption.base import generate_kwargs
 from pipelines.caption.options import Candidate
 from pipelines.caption.rerank import caption_and_rerank, rerank
+from pipelines.core import limits
 from pipelines.fast import blip_attention
 from pipelines.fast.blip_attention import use_sdpa
+
+
+@pytest.fixture(autouse=True)
+def every_scene_in_one_call(monkeypatch):
+    """These checks send all the held-out scenes in one call, as an offline script may: with the per-request
+    count limit (which the pipelines enforce) raised, as such a script would raise it."""
+    monkeypatch.setenv(limits.IMAGES_ENV, "1000")
+
 
 MODELS = ["toy-blip", "toy-vit-gpt2"]
 COLORS = list(toyworld.COLORS)

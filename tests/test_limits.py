@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import av
 import numpy as np
 import pytest
 import soundfile
@@ -13,7 +16,7 @@ import pipelines
 from demos import transcribe as transcribe_tab
 from pipelines import fusion
 from pipelines.core import limits
-from pipelines.core.io import header_seconds
+from pipelines.core.io import audio_seconds, header_seconds
 from pipelines.search import heatmap
 
 
@@ -131,3 +134,59 @@ def test_a_megabyte_search_query_is_cut_before_the_tokenizer_and_says_so():
         search.space.tokenizer = tokenizer
     assert any("only its beginning" in notice for notice in result.notices)
     assert seen and max(len(text) for text in seen) <= limits.TEXT_CHARS
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only stream that cannot seek, as a browser's MediaRecorder writes: the muxer cannot go back to put
+    the duration in the header."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, chunk):
+        self.data += bytes(chunk)
+        return len(chunk)
+
+
+def _headerless_webm(path, seconds: float, rate: int = 48_000) -> str:
+    pipe = _Pipe()
+    with av.open(pipe, "w", format="webm") as container:
+        stream = container.add_stream("libopus", rate=rate, layout="mono")
+        samples = (0.3 * np.sin(np.arange(int(seconds * rate)) / rate * 2 * np.pi * 440)).astype(np.float32)
+        step = stream.codec_context.frame_size or 960
+        for start in range(0, len(samples), step):
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + step], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    path.write_bytes(bytes(pipe.data))
+    return str(path)
+
+
+def test_recordings_without_a_duration_in_their_header_count_by_decoding(tmp_path, monkeypatch):
+    webm = _headerless_webm(tmp_path / "recorded.webm", 4.0)
+    assert header_seconds(webm) is None  # what counted 0 s before
+    assert audio_seconds(webm) == pytest.approx(4.0, abs=0.1)
+    monkeypatch.setenv(limits.AUDIO_SECONDS_ENV, "6")
+    with pytest.raises(Exception, match=r"last 8 s together; the limit is 6 s per request"):
+        transcribe_tab.transcribe_files([webm, webm])
+    with pytest.raises(pipelines.InputError, match=r"last 8 s together; the limit is 6 s per request"):
+        pipelines.load("transcribe")([webm, webm])  # the pipeline itself, as a script calls it
+
+
+def test_the_pipelines_themselves_refuse_too_many_inputs_with_the_same_message(monkeypatch):
+    monkeypatch.setenv(limits.IMAGES_ENV, "2")
+    image = Image.new("RGB", (32, 32), "red")
+    message = r"Too many images: 3 were given; the limit is 2 images per request \(MM_MAX_IMAGES_PER_REQUEST\)"
+    with pytest.raises(pipelines.InputError, match=message):
+        pipelines.load("caption")([image] * 3)
+    with pytest.raises(pipelines.InputError, match=r"Too many \(image, question\) pairs: 3 were given"):
+        pipelines.load("ask")([(image, "what color is it?")] * 3)
+    monkeypatch.setenv(limits.AUDIO_FILES_ENV, "1")
+    with pytest.raises(pipelines.InputError, match=r"Too many recordings: 2 were given; the limit is 1"):
+        pipelines.load("transcribe")([(16_000, np.zeros(16_000, np.float32))] * 2)

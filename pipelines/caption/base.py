@@ -16,9 +16,11 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from ..core import registry
+from ..core.budget import Deadline, mark_stopped, stopped
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
+from ..core.limits import IMAGES_ENV, check_count, limits
 from .options import Candidate, Caption, CaptionOptions
 
 _SAMPLING = threading.Lock()  # see _sampling
@@ -29,6 +31,16 @@ class Captioner(TransformersPipeline):
 
     Options = CaptionOptions
     accepts_prefix = True
+
+    def __call__(self, images: Sequence, *, deadline: Deadline | float | None = None, **overrides: Any) -> list:
+        """One Caption per image in ``images`` (at most limits().images_per_request of them).
+
+        ``deadline`` (a Deadline, or seconds from now; None: no limit): generation stops there, and a caption cut
+        short by it says so (``Caption.stopped``); every image still gets one.
+        """
+        _check_count(images)
+        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
+        return self.run(images, self.options(**overrides), **context)
 
     def options(self, **overrides: Any) -> CaptionOptions:
         """The caller's options, checked, with this model's registry defaults for what they left at None."""
@@ -53,11 +65,8 @@ class Captioner(TransformersPipeline):
     def encode(self, images: list, options: CaptionOptions) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def _forward(self, inputs: dict[str, torch.Tensor], options: CaptionOptions):
-        with _sampling(options, self.device):
-            return self.model.generate(
-                **inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True
-            )
+    def _forward(self, inputs: dict[str, torch.Tensor], options: CaptionOptions, deadline: Deadline | None = None):
+        return timed(deadline, self.model.generate, inputs, options)
 
     def postprocess(self, outputs, inputs, options: CaptionOptions) -> list[Caption]:
         generated = outputs.sequences[:, self.prompt_length(inputs) :]
@@ -67,7 +76,8 @@ class Captioner(TransformersPipeline):
         texts = [" ".join(text.split()) for text in self.decode(outputs.sequences)]
         per_image = len(texts) // len(inputs["pixel_values"])
         return [
-            _best_distinct(texts[i : i + per_image], scores[i : i + per_image]) for i in range(0, len(texts), per_image)
+            _best_distinct(texts[i : i + per_image], scores[i : i + per_image], stopped(outputs))
+            for i in range(0, len(texts), per_image)
         ]
 
     def end_token_ids(self) -> set[int]:
@@ -88,6 +98,7 @@ class Captioner(TransformersPipeline):
         """
         if len(images) != len(texts):
             raise InputError(f"Give one list of captions per image; got {len(images)} images and {len(texts)} lists")
+        _check_count(images)
         options = self.options()
         scores = []
         for image, captions in zip(images, texts):
@@ -103,6 +114,22 @@ class Captioner(TransformersPipeline):
     def teacher_forced(self, inputs: dict, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-probabilities, token ids) of each caption's tokens, end token included, given one image."""
         raise NotImplementedError
+
+
+def _check_count(images: Sequence) -> None:
+    if isinstance(images, Sequence) and not isinstance(images, (str, bytes)):
+        check_count("images", len(images), limits().images_per_request, IMAGES_ENV)
+
+
+def timed(deadline: Deadline | None, generate, inputs: dict[str, torch.Tensor], options: CaptionOptions):
+    """``generate``'s output for ``inputs``; with a deadline, generation stops there (transformers' ``max_time``),
+    which may leave captions unfinished: the output is then marked (``budget.stopped``)."""
+    limit = {} if deadline is None else {"max_time": deadline.generation_seconds()}
+    with _sampling(options, inputs["pixel_values"].device):
+        output = generate(
+            **inputs, **generate_kwargs(options), **limit, output_logits=True, return_dict_in_generate=True
+        )
+    return mark_stopped(output, deadline)
 
 
 def generate_kwargs(options: CaptionOptions) -> dict[str, Any]:
@@ -168,9 +195,9 @@ def mean_log_probs(log_probs: torch.Tensor, tokens: torch.Tensor, end_ids: set[i
     return (total / counted.sum(dim=1).clamp(min=1)).tolist()
 
 
-def _best_distinct(texts: list[str], scores: list[float]) -> Caption:
+def _best_distinct(texts: list[str], scores: list[float], cut: bool = False) -> Caption:
     best: dict[str, float] = {}
     for text, score in zip(texts, scores):
         best[text] = max(score, best.get(text, float("-inf")))
     ranked = sorted(best.items(), key=lambda item: -item[1])
-    return Caption(tuple(Candidate(text, score) for text, score in ranked))
+    return Caption(tuple(Candidate(text, score) for text, score in ranked), cut)

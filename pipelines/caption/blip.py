@@ -10,7 +10,7 @@ import torch
 from .. import fast
 from ..fast import blip as fast_blip
 from ..fast import blip_generate
-from .base import Captioner, _sampling, generate_kwargs
+from .base import Captioner, timed
 
 
 class BlipCaptioner(Captioner):
@@ -29,9 +29,8 @@ class BlipCaptioner(Captioner):
             return dict(self.processor(images=images, text=prefixes, return_tensors="pt"))
         return dict(self.processor(images=images, return_tensors="pt"))
 
-    def _forward(self, inputs, options):
-        with _sampling(options, self.device):
-            return self.generate(**inputs, **generate_kwargs(options), output_logits=True, return_dict_in_generate=True)
+    def _forward(self, inputs, options, deadline=None):
+        return timed(deadline, self.generate, inputs, options)
 
     def end_token_ids(self):
         return {self.model.config.text_config.sep_token_id}

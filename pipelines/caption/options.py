@@ -149,6 +149,7 @@ class Caption:
     """One image's captions, best first by the captioner's score."""
 
     candidates: tuple[Candidate, ...]
+    stopped: bool = False  # generation reached the request's time limit: the captions may be unfinished
 
     @property
     def text(self) -> str:

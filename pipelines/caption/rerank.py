@@ -6,13 +6,15 @@ words match the picture. ``late_fusion`` rescales both over one image's candidat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from ..core.budget import Deadline
 from ..core.errors import InputError
 from ..core.io import load_image
+from ..core.limits import IMAGES_ENV, check_count, limits
 from ..fusion.operators import late_fusion, similarity
 from ..fusion.space import ClipSpace
 from .options import Candidate, Caption, RerankOptions
@@ -29,6 +31,7 @@ class Ranked:
     caption_score: float  # the captioner's mean log-probability per token
     similarity: float  # CLIP cosine between the caption and the image
     fused: float  # (1 - weight) * rescaled caption_score + weight * rescaled similarity, in [0, 1]
+    stopped: bool = False  # the captioner stopped at the request's time limit: the caption may be unfinished
 
 
 def check_weight(weight: float) -> float:
@@ -82,20 +85,36 @@ def caption_and_rerank(
     space: ClipSpace,
     weight: float,
     progress: Callable[[float], None] | None = None,
+    deadline: Deadline | float | None = None,
     **options,
 ) -> list[list[Ranked]]:
     """Caption ``images`` and re-rank each one's candidates; one batched captioner and CLIP pass per batch.
 
-    ``options`` are the captioner's (num_candidates, sample, ...); ``progress`` gets the fraction done.
+    ``options`` are the captioner's (num_candidates, sample, ...); ``progress`` gets the fraction done. At most
+    limits().images_per_request images. ``deadline`` (a Deadline, or seconds from now; None: no limit): once it
+    has passed, no further batch starts (the first always runs, its generation bounded by the deadline), so the
+    list may hold only the first images' results; compare its length with ``len(images)`` (``budget.stopped_notice``
+    says what to tell the visitor).
     """
     weight = check_weight(weight)
+    check_count("images", len(images), limits().images_per_request, IMAGES_ENV)
     captioner.options(**options)  # refuse bad options before decoding any image
+    deadline = Deadline.of(deadline)
     results: list[list[Ranked]] = []
     step = captioner.batch_size
     for start in range(0, len(images), step):
-        batch = [load_image(image) for image in images[start : start + step]]  # decoded once, for both models
-        captions: list[Caption] = captioner(batch, **options)
-        results += rerank_many([c.candidates for c in captions], space.embed_images(batch), space, weight)
+        if results and deadline is not None and deadline.expired():
+            break
+        # Decoded once for both models, one at a time, each scaled down at decode (io.load_image): a batch holds
+        # at most `step` images of limits().image_side pixels, never a full-size photo.
+        batch = [load_image(image) for image in images[start : start + step]]
+        captions: list[Caption] = captioner(batch, deadline=deadline, **options)
+        ranked = rerank_many([c.candidates for c in captions], space.embed_images(batch), space, weight)
+        del batch
+        results += [
+            [replace(r, stopped=True) for r in rows] if caption.stopped else rows
+            for caption, rows in zip(captions, ranked)
+        ]
         if progress is not None:
             progress(len(results) / len(images))
     return results

@@ -1,13 +1,15 @@
 """The one place where user input (uploads, microphone recordings, arrays) becomes clean data.
 
-Images come out as fully decoded RGB PIL images, audio as mono float32 samples at SAMPLE_RATE.
-Anything that cannot be used raises InputError with a message that says what was received and
-what to do instead.
+Images come out as fully decoded RGB PIL images, scaled down at decode so their longer side is at most the image
+side limit (limits().image_side); audio as mono float32 samples at SAMPLE_RATE. Anything that cannot be used raises
+InputError with a message that says what was received and what to do instead; what a decoding library said goes to
+the log, not to the visitor.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,9 @@ import soxr
 from PIL import Image, ImageOps
 
 from .errors import InputError, PipelineError
+from .limits import limits
+
+log = logging.getLogger(__name__)
 
 MAX_IMAGE_PIXELS = 40_000_000  # pixels (width * height), checked from the header before decoding
 SAMPLE_RATE = 16_000  # Hz; every decoded clip is resampled to this rate
@@ -46,35 +51,43 @@ Source = str | os.PathLike | bytes | bytearray | memoryview
 # ---------------------------------------------------------------------------------------- images
 
 
-def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS, max_side: int | None = None) -> Image.Image:
     """Return ``source`` as a fully decoded RGB image, upright according to its EXIF orientation.
 
     ``source`` is a file path, the bytes of an image file, a PIL image or a numpy array
     (HxW, HxWx3 or HxWx4; uint8, or float in [0, 1]). Transparent pixels are composited on white
     and 16-bit images are scaled to 8 bits. Images with more than ``max_pixels`` pixels are
-    refused from their header, before any pixel is decoded.
+    refused from their header, before any pixel is decoded. A larger image than ``max_side`` (default:
+    limits().image_side, MM_MAX_IMAGE_SIDE) on its longer side is scaled down to it, not refused: a JPEG is
+    decoded at a reduced scale, other formats are reduced right after decoding, so a full-size copy never
+    outlives this call.
     """
+    side = limits().image_side if max_side is None else int(max_side)
     if source is None:
         raise InputError(f"No image was given. {_IMAGE_ADVICE}")
     if isinstance(source, Image.Image):
-        return _decode_image(source, max_pixels)
+        return _decode_image(source, max_pixels, side)
     if isinstance(source, np.ndarray):
-        return _decode_image(_image_from_array(source), max_pixels)
+        return _decode_image(_image_from_array(source), max_pixels, side)
     open_file = _opener(source, "image")
     with open_file() as fp:
         try:
             image = Image.open(fp, formats=_IMAGE_FORMATS)
         except Image.DecompressionBombError as err:
-            raise InputError(f"This image is far too large to open safely ({err}). Upload a smaller image.") from err
+            log.warning("image refused as a decompression bomb: %s", err)
+            raise InputError(
+                f"This image is far too large to open safely (the limit is {max_pixels / 1e6:g} megapixels). "
+                "Upload a smaller image."
+            ) from err
         except Image.UnidentifiedImageError as err:
             raise InputError(f"This file is not an image ({_describe(source)}). {_IMAGE_ADVICE}") from err
         except Exception as err:  # a known format whose header is cut short or damaged
             raise _damaged(err) from err
         with image:
-            return _decode_image(image, max_pixels)
+            return _decode_image(image, max_pixels, side)
 
 
-def _decode_image(image: Image.Image, max_pixels: int) -> Image.Image:
+def _decode_image(image: Image.Image, max_pixels: int, side: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise InputError(
@@ -84,15 +97,32 @@ def _decode_image(image: Image.Image, max_pixels: int) -> Image.Image:
     if width == 0 or height == 0:
         raise InputError(f"This image is empty ({width}x{height} pixels). {_IMAGE_ADVICE}")
     try:
+        if image.format == "JPEG" and max(width, height) > side:
+            image.draft("RGB", _fitted(image.size, side))  # the decoder skips detail: 1/2, 1/4 or 1/8 scale
         image.load()  # decodes every pixel, so a truncated or corrupt file fails here
-        return _to_rgb(ImageOps.exif_transpose(image))
+        image = _to_rgb(ImageOps.exif_transpose(_scaled(image, side)))
+        return _scaled(image, side)  # a palette or 1-bit image is scaled once it is RGB
     except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, struct.error, ...
         raise _damaged(err) from err
 
 
+def _fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` scaled so its longer side is ``side``, keeping the aspect ratio (each side at least 1)."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _scaled(image: Image.Image, side: int) -> Image.Image:
+    """``image`` with its longer side at most ``side``: reduced by whole factors (box filter), then resampled."""
+    if max(image.size) <= side or image.mode in ("P", "1"):  # palette and 1-bit would resample without averaging
+        return image
+    return image.resize(_fitted(image.size, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+
+
 def _damaged(err: Exception) -> InputError:
+    log.warning("image could not be decoded: %s: %s", type(err).__name__, err)
     return InputError(
-        f"This image could not be decoded; the file may be truncated or damaged ({err}). "
+        "This image could not be decoded; the file may be truncated or damaged. "
         "Save or export it again and upload the new file."
     )
 
@@ -191,6 +221,45 @@ def header_seconds(source) -> float | None:
         return None
 
 
+def audio_seconds(source, *, at_most: float | None = None) -> float | None:
+    """Length in seconds of a recording: from its header, else by decoding it (nothing kept) until its end or until
+    past ``at_most`` seconds, whichever comes first; None if it is not audio at all (loading it will say why).
+
+    Decoding stops at MAX_SAMPLES samples, as ``load_audio`` does, so a header-less stream costs bounded work.
+    A (sample_rate, array) pair is measured from its array.
+    """
+    if isinstance(source, tuple):
+        try:
+            rate, samples = source
+            return len(samples) / float(rate) if rate > 0 else None
+        except (TypeError, ValueError):
+            return None
+    seconds = header_seconds(source)
+    if seconds is not None:
+        return seconds
+    try:
+        with _opener(source, "audio")() as fp:
+            return _counted_seconds(fp, at_most)
+    except Exception as err:  # not audio, or damaged: loading it gives the visitor the reason
+        log.info("audio length not measurable by decoding: %s: %s", type(err).__name__, err)
+        return None
+
+
+def _counted_seconds(fp: BinaryIO, at_most: float | None) -> float:
+    """Seconds of the first audio stream, counted by decoding and dropping its frames."""
+    with av.open(fp, container_options={"format_whitelist": _AV_FORMATS}) as container:
+        stream = container.streams.audio[0]
+        rate, channels = stream.rate, max(1, stream.codec_context.channels)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise ValueError(f"sample rate {rate}")
+        frames = 0
+        for frame in container.decode(stream):
+            frames += frame.samples
+            if (at_most is not None and frames / rate > at_most) or frames * channels > MAX_SAMPLES:
+                break
+        return frames / rate
+
+
 def _max_seconds() -> float:
     value = os.environ.get(MAX_SECONDS_ENV)
     if value is None:
@@ -275,10 +344,8 @@ def _decode_audio(source: Source, max_seconds: float) -> tuple[int, np.ndarray]:
             except Exception as err:  # decoders raise many types for unreadable input
                 problems.append(err)
     soundfile_error, av_error = problems
-    reason = getattr(av_error, "strerror", None) or av_error
-    refusal = InputError(f"This file could not be decoded as audio ({_describe(source)}: {reason}). {_AUDIO_ADVICE}")
-    refusal.add_note(f"soundfile said: {soundfile_error}")
-    raise refusal from av_error
+    log.warning("audio could not be decoded: soundfile said %r; PyAV said %r", soundfile_error, av_error)
+    raise InputError(f"This file could not be decoded as audio ({_describe(source)}). {_AUDIO_ADVICE}") from av_error
 
 
 def _decode_with_soundfile(fp: BinaryIO, max_seconds: float) -> tuple[int, np.ndarray]:
@@ -325,13 +392,24 @@ def _opener(source: Source, kind: str) -> Callable[[], BinaryIO]:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"Expected a path or bytes for the {kind}, got {type(source).__name__}")
     path = Path(source)
-    if not path.exists():
-        raise InputError(f"There is no {kind} file at '{path}'. Upload the file again.")
-    if not path.is_file():
-        raise InputError(f"'{path}' is a folder, not an {kind} file. Upload a single file.")
-    if path.stat().st_size == 0:
-        raise InputError(f"The {kind} file '{path.name}' is empty (0 bytes). Upload the file again.")
+    try:  # a name too long or otherwise impossible raises here: the visitor hears only that there is no such file
+        found, folder, empty = path.exists(), path.is_dir(), path.is_file() and path.stat().st_size == 0
+    except (OSError, ValueError) as err:
+        log.warning("%s path refused: %s: %s", kind, type(err).__name__, err)
+        found = folder = empty = False
+    if folder:
+        raise InputError(f"'{_name(path)}' is a folder, not an {kind} file. Upload a single file.")
+    if not found:
+        raise InputError(f"There is no {kind} file named '{_name(path)}'. Upload the file again.")
+    if empty:
+        raise InputError(f"The {kind} file '{_name(path)}' is empty (0 bytes). Upload the file again.")
     return lambda: path.open("rb")
+
+
+def _name(path: Path, most: int = 80) -> str:
+    """The file's own name (never the server's folders), shortened if it is very long."""
+    name = path.name
+    return name if len(name) <= most else name[: most - 1] + "…"
 
 
 def _describe(source) -> str:
@@ -339,5 +417,8 @@ def _describe(source) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"{len(source):,} bytes of data"
     if isinstance(source, (str, os.PathLike)):
-        return f"'{Path(source).name}', {Path(source).stat().st_size:,} bytes"
+        try:
+            return f"'{_name(Path(source))}', {Path(source).stat().st_size:,} bytes"
+        except OSError:
+            return f"'{_name(Path(source))}'"
     return type(source).__name__

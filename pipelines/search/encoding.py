@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..core.budget import Deadline, stopped_notice
 from ..core.errors import PipelineError
 from ..core.io import load_image
 from ..fusion.space import BATCH_SIZE, ClipSpace
@@ -26,9 +27,17 @@ Progress = Callable[[int, int, str], None]  # (done, total, what is being done)
 
 
 def encode_images(
-    space: ClipSpace, sources: Sequence, *, progress: Progress | None = None, batch_size: int = BATCH_SIZE
+    space: ClipSpace,
+    sources: Sequence,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+    deadline: Deadline | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of the images that decode, and {position: message} for those that do not.
+
+    ``deadline`` (None: no limit): once it has passed no further batch starts (the first always runs); the images
+    left get the budget's "Stopped after ..." notice as their message.
 
     A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves
     idle. It never preempts the encoder: a stalled thread stalls its partner in every matrix product, so decoding
@@ -62,6 +71,10 @@ def encode_images(
         queued = len(pending)
         done = 0
         while pending:
+            if done and deadline is not None and deadline.expired():  # stop here: what is left is reported
+                notice = stopped_notice(done, len(sources), "images", deadline)
+                failures.update((p, notice) for p in range(done, len(sources)))  # batches run in order
+                break
             decoded = collect(pending.popleft())
             if queued < len(batches):
                 pending.append([(p, pool.submit(decode, p)) for p in batches[queued]])

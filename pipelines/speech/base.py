@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from ..core.base import Pipeline
+from ..core.budget import Deadline
 from ..core.errors import InputError
-from ..core.io import audio_duration, load_audio
+from ..core.io import audio_duration, audio_seconds, load_audio
+from ..core.limits import AUDIO_FILES_ENV, check_audio_seconds, check_count, limits
 from .chunks import Chunk, speech_windows
 from .options import LANGUAGES, TranscribeOptions
 from .results import Decoding, Segment, Transcript, Word
@@ -40,13 +43,30 @@ class SpeechPipeline(Pipeline):
     def description(self) -> str:
         return f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {self.compute_type} ({self.engine})"
 
-    def __call__(self, inputs, *, progress: Callable[[float], None] | None = None, **overrides) -> list[Transcript]:
+    def __call__(
+        self,
+        inputs,
+        *,
+        progress: Callable[[float], None] | None = None,
+        deadline: Deadline | float | None = None,
+        **overrides,
+    ) -> list[Transcript]:
         """Transcripts of ``inputs``; ``progress`` (not an option) is called with the fraction (0 to 1) of the
-        current recording done, as segments finish; recordings are transcribed one after another, in list order."""
+        current recording done, as segments finish; recordings are transcribed one after another, in list order.
+
+        At most limits().audio_files_per_request recordings lasting limits().audio_seconds_per_request together
+        (measured before any model runs: from headers, else by decoding). ``deadline`` (a Deadline, or seconds from
+        now; None: no limit): once it has passed no further window of speech starts (the first always runs); a
+        transcript cut short says where (``Transcript.stopped_at``), and later recordings get no segments.
+        """
         if progress is not None and not callable(progress):
             raise InputError(f"progress must be a function taking a fraction; got {type(progress).__name__}")
-        context = {} if progress is None else {"progress": progress}  # _forward(batch, options) as elsewhere
-        return self.run(inputs, self.options(**overrides), **context)
+        options = self.options(**overrides)
+        check_audio_bounds(inputs)
+        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
+        if progress is not None:
+            context["progress"] = progress
+        return self.run(inputs, options, **context)
 
     def options(self, **overrides) -> TranscribeOptions:
         options = super().options(**overrides)
@@ -58,22 +78,37 @@ class SpeechPipeline(Pipeline):
         return [load_audio(source) for source in sources]
 
     def _forward(
-        self, audios: list[np.ndarray], options: TranscribeOptions, progress: Callable[[float], None] | None = None
+        self,
+        audios: list[np.ndarray],
+        options: TranscribeOptions,
+        progress: Callable[[float], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> list[Decoding]:
         decodings = []
         for audio in audios:
+            if decodings and deadline is not None and deadline.expired():  # not started: nothing of it transcribed
+                decodings.append(replace(self._silence(options), stopped_at=0.0))
+                continue
             duration = audio_duration(audio)
             report = _reporter(progress, duration)
             windows = speech_windows(audio) if options.vad else None
-            decodings.append(self.decode(audio, windows, options, report) if windows != [] else self._silence(options))
+            decodings.append(
+                self.decode(audio, windows, options, report, deadline) if windows != [] else self._silence(options)
+            )
             report(duration)
         return decodings
 
     def decode(
-        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+        self,
+        audio: np.ndarray,
+        windows: list[Chunk] | None,
+        options: TranscribeOptions,
+        report: Report,
+        deadline: Deadline | None = None,
     ) -> Decoding:
         """Transcribe one recording (mono float32 at SAMPLE_RATE): only ``windows`` (the speech VAD found, each at
-        most 30 s) or, for None, all of it. Segment times are the recording's; call ``report`` as they finish."""
+        most 30 s) or, for None, all of it. Segment times are the recording's; call ``report`` as they finish.
+        Once ``deadline`` has passed, stop before the next window (or segment) and say where (``stopped_at``)."""
         raise NotImplementedError
 
     def _silence(self, options: TranscribeOptions) -> Decoding:
@@ -96,9 +131,24 @@ class SpeechPipeline(Pipeline):
                     duration,
                     self.spec.name,
                     options.task,
+                    None if decoding.stopped_at is None else round(min(decoding.stopped_at, duration), 2),
                 )
             )
         return results
+
+
+def check_audio_bounds(sources) -> None:
+    """Refuse more recordings, or more seconds of them together, than one request may hold (limits()), before any
+    model runs. Lengths come from headers, else from decoding (bounded); a file that is not audio counts 0 here and
+    is refused when it is loaded."""
+    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__len__"):
+        return  # Pipeline.run refuses it with its own message
+    bounds = limits()
+    check_count("recordings", len(sources), bounds.audio_files_per_request, AUDIO_FILES_ENV)
+    total = 0.0
+    for source in sources:
+        total += audio_seconds(source, at_most=bounds.audio_seconds_per_request) or 0.0
+        check_audio_seconds(total, bounds.audio_seconds_per_request)
 
 
 def _check_english_only(model: str, options: TranscribeOptions) -> None:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ..core.budget import Deadline
 from ..core.checkpoints import CTRANSLATE2, checkpoint_dir, translating_load_errors, weights_files
 from ..core.io import SAMPLE_RATE
 from ..core.registry import ModelSpec
@@ -62,7 +63,12 @@ class FasterWhisper(SpeechPipeline):
         return self.model.model.compute_type
 
     def decode(
-        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+        self,
+        audio: np.ndarray,
+        windows: list[Chunk] | None,
+        options: TranscribeOptions,
+        report: Report,
+        deadline: Deadline | None = None,
     ) -> Decoding:
         settings = dict(
             task=options.task,
@@ -74,31 +80,48 @@ class FasterWhisper(SpeechPipeline):
         )
         if windows is None:  # no VAD: faster-whisper walks the whole recording, window after window
             found, info = self.model.transcribe(audio, vad_filter=False, **settings)
-            return Decoding(_collected(found, report), info.language, info.language_probability)
+            segments, stopped = _collected(found, report, deadline)
+            return Decoding(segments, info.language, info.language_probability, stopped)
         # The VAD windows go through the encoder and decoder in batches (~1.5x faster on CPU). Each is
         # decoded once (no seeking on as in the sequential walk), and the decoder can stop before a window's last
         # sentence: what it left unheard is decoded again on its own, in the detected language.
-        segments, info = self._batched(audio, windows, settings, report)
-        tails = _unheard_tails(windows, segments)
-        if tails:
+        segments, info, stopped = self._batched(audio, windows, settings, report, deadline)
+        tails = _unheard_tails(windows, segments) if stopped is None else []
+        if tails and not (deadline is not None and deadline.expired()):
             segments += self._batched(audio, tails, dict(settings, language=info.language), report)[0]
-        return Decoding(segments, info.language, info.language_probability)
+        return Decoding(segments, info.language, info.language_probability, stopped)
 
-    def _batched(self, audio: np.ndarray, windows: list[Chunk], settings: dict, report: Report):
-        """Segments of ``windows``, decoded in groups by the model's workers at once, and what faster-whisper says of
-        the language. The progress bar moves as groups finish, in order."""
+    def _batched(
+        self, audio: np.ndarray, windows: list[Chunk], settings: dict, report: Report, deadline: Deadline | None = None
+    ):
+        """Segments of ``windows``, decoded in groups by the model's workers at once, what faster-whisper says of
+        the language, and where the deadline stopped the work (None: it did not). The progress bar moves as groups
+        finish, in order. The first group always runs; a later one starts only before the deadline."""
         groups = _groups(windows, self.workers)
-        segments, info = [], None
+        segments, info, stopped = [], None, None
+        first, rest = groups[0], groups[1:]
         if settings["language"] is None and self.multilingual:  # detected once, then every group speaks it
-            segments, info = self._group(audio, groups.pop(0), settings)
+            segments, info = self._group(audio, first, settings)
             settings = dict(settings, language=info.language)
             _report_each(segments, report)
+        else:
+            rest = groups
+
+        def run(group: list[Chunk]):
+            if group is not groups[0] and deadline is not None and deadline.expired():
+                return None  # not started: groups start in order, so every later one is skipped too
+            return self._group(audio, group, settings)
+
         with ThreadPoolExecutor(self.workers, thread_name_prefix="whisper") as pool:
-            for found, group_info in pool.map(lambda group: self._group(audio, group, settings), groups):
+            for group, done in zip(rest, pool.map(run, rest)):
+                if done is None:
+                    stopped = group[0].start / SAMPLE_RATE if stopped is None else stopped
+                    continue
+                found, group_info = done
                 segments += found
                 info = info or group_info
                 _report_each(found, report)
-        return segments, info
+        return segments, info, stopped
 
     def _group(self, audio: np.ndarray, windows: list[Chunk], settings: dict) -> tuple[list[Segment], object]:
         from faster_whisper import BatchedInferencePipeline
@@ -119,12 +142,16 @@ def _groups(windows: list[Chunk], workers: int) -> list[list[Chunk]]:
     return [windows[start : start + size] for start in range(0, len(windows), size)]
 
 
-def _collected(found, report: Report) -> list[Segment]:
+def _collected(found, report: Report, deadline: Deadline | None = None) -> tuple[list[Segment], float | None]:
+    """The segments of faster-whisper's walk, and where the deadline stopped it (None: at the end)."""
     segments: list[Segment] = []
     for segment in found:  # a generator that decodes as it goes: segments move the progress bar
         segments.append(_converted(segment))
         report(segments[-1].end)
-    return segments
+        if deadline is not None and deadline.expired():
+            getattr(found, "close", lambda: None)()  # the walk stops here: no further window is decoded
+            return segments, segments[-1].end
+    return segments, None
 
 
 def _report_each(segments: list[Segment], report: Report) -> None:

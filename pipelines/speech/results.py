@@ -30,6 +30,9 @@ class Transcript:
     duration: float  # seconds of audio
     model: str  # the model that actually ran (after any fallback)
     task: str = "transcribe"  # or "translate" (the text is English)
+    # Seconds of the recording transcribed when the request's time limit stopped the work (the segments cover only
+    # that far); None when it was transcribed to its end.
+    stopped_at: float | None = None
 
     @property
     def has_speech(self) -> bool:
@@ -43,3 +46,4 @@ class Decoding:
     segments: list[Segment]  # in the backend's order and precision
     language: str
     language_probability: float
+    stopped_at: float | None = None  # seconds: where the deadline stopped decoding; None if it reached the end

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..core.budget import Deadline
 from ..core.checkpoints import TRANSFORMERS
 from ..core.hf import load_part, load_pretrained
 from ..core.io import SAMPLE_RATE
@@ -48,13 +49,21 @@ class TransformersWhisper(SpeechPipeline):
         return str(self.dtype).removeprefix("torch.")
 
     def decode(
-        self, audio: np.ndarray, windows: list[Chunk] | None, options: TranscribeOptions, report: Report
+        self,
+        audio: np.ndarray,
+        windows: list[Chunk] | None,
+        options: TranscribeOptions,
+        report: Report,
+        deadline: Deadline | None = None,
     ) -> Decoding:
         chunks = windows or overlapping_windows(len(audio))
         language, probability = (options.language, 1.0) if self.multilingual else ("en", 1.0)
         segments: list[Segment] = []
         for first in range(0, len(chunks), self.windows_per_batch):
             batch = chunks[first : first + self.windows_per_batch]
+            if first and deadline is not None and deadline.expired():  # what earlier windows owned is kept
+                stopped = batch[0].owns_from or batch[0].start / SAMPLE_RATE  # VAD windows own all they hold
+                return Decoding(segments, language, probability, stopped_at=stopped)
             inputs = self._features(audio, batch)
             if language is None:  # detected once, on the first window, as faster-whisper does
                 language, probability = self._detect_language(inputs["input_features"][:1])

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import unicodedata
 from dataclasses import dataclass
 
 import torch
 
+from ..core.budget import Deadline
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
-from ..core.limits import limits
+from ..core.limits import IMAGES_ENV, check_count, limits
 from .options import AskOptions
 
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about
@@ -22,16 +25,32 @@ class VqaPipeline(TransformersPipeline):
 
     Options = AskOptions
 
+    def __call__(self, pairs, *, deadline: Deadline | float | None = None, **overrides) -> list:
+        """One Answer per (image, question) pair (at most limits().images_per_request pairs). ``deadline`` (a
+        Deadline, or seconds from now; None: no limit): a generated answer stops there and says so
+        (``Answer.stopped``)."""
+        if isinstance(pairs, (list, tuple)):
+            check_count("(image, question) pairs", len(pairs), limits().images_per_request, IMAGES_ENV)
+        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
+        return self.run(pairs, self.options(**overrides), **context)
+
     @property
     def max_question_tokens(self) -> int:
         raise NotImplementedError
 
     def preprocess(self, pairs: list, options: AskOptions) -> "VqaBatch":
         images, questions, cut = [], [], []
+        decoded: dict[str, object] = {}  # several questions about one file: it is decoded once
         for pair in pairs:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
-            images.append(_usable_image(pair[0]))
+            source = pair[0]
+            if isinstance(source, (str, os.PathLike)):
+                key = os.fspath(source)
+                decoded[key] = decoded[key] if key in decoded else _usable_image(source)
+                images.append(decoded[key])
+            else:
+                images.append(_usable_image(source))
             questions.append(clean_question(pair[1], self.spec.name))
             cut.append(isinstance(pair[1], str) and len(pair[1].strip()) > limits().text_chars)
         # Several questions about one image: each distinct image is prepared (and, where the family allows,
@@ -67,8 +86,8 @@ class VqaBatch:
 
 def _distinct(images: list) -> tuple[list, list[int]]:
     """The distinct images (by pixels) and, for each input, the index of its distinct image."""
-    rows: dict[tuple, int] = {}
-    index = [rows.setdefault((image.size, image.tobytes()), len(rows)) for image in images]
+    rows: dict[tuple, int] = {}  # keyed by a digest of the pixels: a batch keeps no copy of them
+    index = [rows.setdefault((image.size, hashlib.blake2b(image.tobytes()).digest()), len(rows)) for image in images]
     unique = [None] * len(rows)
     for image, i in zip(images, index):
         unique[i] = image

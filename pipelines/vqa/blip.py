@@ -7,6 +7,7 @@ from functools import partial
 import torch
 
 from .. import fast
+from ..core.budget import Deadline, mark_stopped, stopped
 from ..fast import blip as fast_blip
 from ..fast.blip_attention import ImageRows
 from ..fast.blip_generate import encode_images
@@ -26,8 +27,11 @@ class BlipVqa(VqaPipeline):
     def max_question_tokens(self) -> int:
         return int(self.model.config.text_config.max_position_embeddings)
 
-    def _forward(self, batch: VqaBatch, options: AskOptions) -> list[tuple[list[int], object]]:
-        """(rows of the batch, their generate output) for each group of questions answered together."""
+    def _forward(
+        self, batch: VqaBatch, options: AskOptions, deadline: Deadline | None = None
+    ) -> list[tuple[list[int], object]]:
+        """(rows of the batch, their generate output) for each group of questions answered together; with a
+        deadline, generation stops there (``max_time``)."""
         run = partial(
             answer,
             self.model,
@@ -35,6 +39,7 @@ class BlipVqa(VqaPipeline):
             beams=options.num_beams,
             top_k=options.top_k,
             max_new_tokens=options.max_new_tokens,
+            deadline=deadline,
         )
         if self.accelerations[0].active:  # our attention honours the question mask: one batch
             return [(list(range(len(batch.questions))), run(batch.text, batch.image_index, accelerated=True))]
@@ -56,9 +61,10 @@ class BlipVqa(VqaPipeline):
             texts = [" ".join(t.split()) for t in decoded]
             scores = getattr(output, "sequences_scores", None)  # None when decoding was greedy (one beam, one answer)
             scores = scores.float().view(-1, k).cpu() if scores is not None else torch.zeros(len(rows), 1)
+            cut = stopped(output)
             for index, row in enumerate(rows):
                 ranked = _ranked(texts[index * k : (index + 1) * k], scores[index])
-                answers[row] = Answer(batch.questions[row], ranked, batch.truncated[row])
+                answers[row] = Answer(batch.questions[row], ranked, batch.truncated[row], cut)
         return answers
 
 
@@ -72,6 +78,7 @@ def answer(
     top_k: int,
     max_new_tokens: int,
     accelerated: bool,
+    deadline: Deadline | None = None,
 ):
     """``BlipForQuestionAnswering.generate`` step by step, for a batch of questions (``text``) about the distinct
     images ``pixels`` (question i about image ``image_index[i]``): vision tower once per distinct image, question
@@ -95,7 +102,9 @@ def answer(
     # The answer reads its question's tokens, not the padding a longer question in the batch brings (BLIP's
     # generate() masks nothing: it reads one question at a time).
     search = {"num_beams": beams, "length_penalty": 0.0} if beams > 1 else {}
-    return model.text_decoder.generate(
+    if deadline is not None:
+        search["max_time"] = deadline.generation_seconds()
+    output = model.text_decoder.generate(
         input_ids=start,
         eos_token_id=model.config.text_config.sep_token_id,
         pad_token_id=model.config.text_config.pad_token_id,
@@ -107,6 +116,7 @@ def answer(
         output_scores=True,
         return_dict_in_generate=True,
     )
+    return mark_stopped(output, deadline)
 
 
 # The check batch of BLIP's acceleration: four questions about two images, asked in image order (each image's

@@ -32,6 +32,7 @@ class Answer:
     question: str  # as the model read it (after truncation; words its tokenizer does not know are dropped)
     ranked: tuple[tuple[str, float], ...]  # (answer, probability)
     truncated: bool = False  # the question was longer than the model reads and was cut
+    stopped: bool = False  # generation reached the request's time limit: the answer may be unfinished
 
     @property
     def text(self) -> str:

@@ -16,7 +16,7 @@ class ViltVqa(VqaPipeline):
     def max_question_tokens(self) -> int:
         return int(self.model.config.max_position_embeddings)
 
-    def _forward(self, batch: VqaBatch, options: AskOptions):
+    def _forward(self, batch: VqaBatch, options: AskOptions, deadline=None):  # one forward: nothing to stop
         # ViLT reads question and image patches in one transformer, so every pair needs its own rows. Images keep
         # their aspect ratio; one forward per image size spares the padded patches of a batch of mixed sizes.
         pixels = batch.pixels_per_pair()
