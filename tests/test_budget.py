@@ -85,9 +85,10 @@ def test_a_long_recording_keeps_what_was_transcribed_and_says_where_it_stopped(s
     [whole] = transcriber([_speech(speak, tmp_path, 1)], vad=vad)
     [cut] = transcriber([long], vad=vad, deadline=0.0)
     assert whole.stopped_at is None
-    assert cut.has_speech and "fox" in cut.text
-    assert 0 < cut.stopped_at < cut.duration
-    assert all(segment.start < cut.stopped_at for segment in cut.segments)
+    assert cut.has_speech, cut
+    assert 0 < cut.stopped_at < cut.duration, cut
+    assert all(segment.start < cut.stopped_at for segment in cut.segments), cut
+    assert cut.text.lower().count("cat") < 12  # the sentence is said 12 times: not all of them were transcribed
 
 
 def test_later_recordings_are_not_started_once_time_is_up(speak, tmp_path, monkeypatch):
