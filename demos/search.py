@@ -10,6 +10,7 @@ from gradio.processing_utils import save_file_to_cache
 from gradio.utils import get_upload_folder
 
 import pipelines
+from pipelines.core import budget
 from pipelines.core.batching import batcher
 from pipelines.core.limits import limits
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
@@ -133,7 +134,9 @@ def add_images(files: list[str] | None, model: str | None = None, mine: Gallery 
     mine = mine if mine is not None else Gallery("my images")
     report = mine.add_uploads(files)
     space = pipelines.load("search", model or None).space
-    prepared = mine.prepare(space, progress=lambda done, total, what: progress(done / total, desc=what))
+    prepared = mine.prepare(
+        space, progress=lambda done, total, what: progress(done / total, desc=what), deadline=budget.Deadline()
+    )
     report.encoded, report.cached = prepared.encoded, prepared.cached
     report.problems += prepared.problems
     status = f"**{len(mine)} image{'s' * (len(mine) != 1)} in your gallery.** {report.summary()}"

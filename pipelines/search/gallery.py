@@ -235,7 +235,7 @@ class Gallery:
 
     # --------------------------------------------------------------------------------- embeddings
 
-    def prepare(self, space: ClipSpace, *, progress: Progress | None = None) -> Report:
+    def prepare(self, space: ClipSpace, *, progress: Progress | None = None, deadline=None) -> Report:
         """Makes every image searchable with ``space``: cached embeddings are read, the rest encoded and cached.
 
         Images that cannot be decoded leave the gallery and are reported.
@@ -253,7 +253,8 @@ class Gallery:
             missing = [item for item in self.items if item.digest not in found]
             report.cached, report.encoded = len(self) - len(missing), len(missing)
             if missing:
-                vectors, failures = encode_images(space, [item.path for item in missing], progress=progress)
+                paths = [item.path for item in missing]  # past ``deadline`` (a budget.Deadline), the rest fail
+                vectors, failures = encode_images(space, paths, progress=progress, deadline=deadline)
                 ok = [item for i, item in enumerate(missing) if i not in failures]
                 cache.put(space.key, {item.digest: vector for item, vector in zip(ok, vectors)})
                 found.update((item.digest, vector) for item, vector in zip(ok, vectors))
