@@ -234,10 +234,10 @@ def _downloads(rows: list[list]) -> list[str]:
 def model_defaults(model: str | None) -> dict:
     """The chosen model's own beams and maximum length, from its registry entry; a model the registry does not
     name (its family is known only once it loads) gets the default model's."""
-    profile = runtime.settings().profile
-    initial = registry.defaults(registry.resolve("caption", None, profile))
+    settings = runtime.settings()
+    initial = registry.defaults(registry.resolve("caption", None, settings.profile))
     try:
-        spec = registry.resolve("caption", model, profile)
+        spec = registry.resolve("caption", model, settings.profile, public=settings.public)
     except pipelines.PipelineError:
         return initial
     return initial | registry.defaults(spec)

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import load
+from . import load, visitor_message
 from .caption.options import MAX_CANDIDATES
 from .caption.rerank import Ranked, rerank
 from .core.budget import Deadline, limit_phrase
@@ -160,7 +160,7 @@ def _attempt(work) -> Any:
     try:
         return work()
     except PipelineError as error:
-        return Unavailable(str(error))
+        return Unavailable(visitor_message(error))
     except Exception:  # a bug or a library failure: this part fails, the others still run
         log.exception("studio part failed")
         return Unavailable("Something went wrong in this part (the server log has the details); the others still ran")
