@@ -27,7 +27,9 @@ OUTPUTS = Path(tempfile.gettempdir()) / f"mm-studio-outputs-{os.getpid()}"  # fi
 OUTPUT_AGE = 24 * 3600  # seconds a request's files are kept: Gradio copies them into its cache when it answers
 
 GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
-GPU_CONCURRENCY = 1
+# Two at once, and one address runs at most one of them (demos/fairness.py): a visitor's job starts while another's
+# longest allowed job still runs, instead of waiting for it.
+GPU_CONCURRENCY = 2
 # Events whose requests pipelines.core.batching joins into shared forward passes: side by side, up to one batch.
 BATCHED = "batched-models"
 BATCHED_CONCURRENCY = pipelines.core.batching.batcher.max_batch

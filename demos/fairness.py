@@ -9,6 +9,8 @@ rules to it:
   or its client address ``limits().queued_per_address`` (a session id is the client's to choose; an address is not).
 - **Turns within a lane:** a new job waits behind the jobs of visitors (addresses) that have fewer in that lane than
   it, not behind a whole backlog: with one of A's long jobs running and three waiting, B's job runs next.
+- **A slot kept free:** one address runs at most all but one of a lane's slots at once (at least one), so with two
+  slots for whole-model jobs, B's job starts while A's longest allowed job still runs.
 
 The client address is the one Gradio's server (uvicorn) gives the request: it honours ``X-Forwarded-For`` only from
 the proxies named in ``FORWARDED_ALLOW_IPS`` (by default loopback, so a visitor cannot forge an address by sending
@@ -38,8 +40,9 @@ TITLE = "Too many requests"
 # The networks a Space's own proxies sit on: X-Forwarded-For is read from these, right to left, up to the first
 # address outside them (the visitor's; anything to its left the visitor could have written).
 PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
-QUEUE_ATTRIBUTES = (  # what the fair push reads or calls on gradio's Queue
+QUEUE_ATTRIBUTES = (  # what the fair queue reads or calls on gradio's Queue
     "push",
+    "get_events",
     "event_ids_to_events",
     "event_queue_per_concurrency_id",
     "active_jobs",
@@ -74,6 +77,7 @@ def install(demo: gr.Blocks, *, per_visitor: int | None = None, per_address: int
         per_address=bounds.queued_per_address if per_address is None else per_address,
     )
     queue.push = fair.push  # routes call blocks._queue.push(body=, request=, username=)
+    queue.get_events = fair.get_events  # the queue's loop calls self.get_events() for the next job to start
     return fair
 
 
@@ -82,6 +86,8 @@ def missing_internals(queue) -> list[str]:
     if queue is None:
         return ["a queue (call demo.queue() first)"]
     missing = [name for name in QUEUE_ATTRIBUTES if not hasattr(queue, name)]
+    if hasattr(queue, "get_events") and inspect.signature(queue.get_events).parameters:
+        missing.append("get_events()")
     push = getattr(queue, "push", None)
     if push is not None and not {"body", "request", "username"} <= set(inspect.signature(push).parameters):
         missing.append("push(body, request, username)")
@@ -90,8 +96,9 @@ def missing_internals(queue) -> list[str]:
 
         event = queueing.Event(None, SimpleNamespace(concurrency_id="probe"), None, None)
         missing += [f"Event.{name}" for name in EVENT_ATTRIBUTES if not hasattr(event, name)]
-        if not isinstance(getattr(queueing.EventQueue("probe", 1), "queue", None), list):
-            missing.append("EventQueue.queue")
+        lane = queueing.EventQueue("probe", 1)
+        if not isinstance(getattr(lane, "queue", None), list) or not hasattr(lane, "concurrency_limit"):
+            missing.append("EventQueue.queue, .concurrency_limit")
         from gradio.server_messages import ProcessCompletedMessage  # noqa: F401
         from gradio.utils import error_payload  # noqa: F401
     except Exception as error:  # an import or a signature that moved
@@ -117,12 +124,17 @@ def space_proxies(environ=os.environ) -> str | None:
     return None
 
 
+def lane_share(concurrency_limit: int | None) -> int | None:
+    """How many of a lane's slots one address may run at once: all but one, at least one (None: no limit)."""
+    return None if concurrency_limit is None else max(1, concurrency_limit - 1)
+
+
 class FairQueue:
     """Gradio's ``Queue.push`` with the caps and the turns described in the module docstring."""
 
     def __init__(self, queue, *, per_visitor: int, per_address: int):
         self.queue, self.per_visitor, self.per_address = queue, per_visitor, per_address
-        self._gradio_push = queue.push
+        self._gradio_push, self._gradio_get_events = queue.push, queue.get_events
         self._joining: Counter = Counter()  # (kind, key) of pushes in progress: concurrent joins count too
         self.refused = 0  # jobs turned away so far (tests, the System panel)
 
@@ -194,6 +206,41 @@ class FairQueue:
         )
         log.info("refused a job: %s", message)
         return True, event_id, "success"
+
+    def get_events(self):
+        """Gradio's choice of the next job(s) to start, among the waiting jobs whose address still has a slot free
+        in its lane (``lane_share``); the others keep their places."""
+        try:
+            parked = self._park()
+        except Exception:
+            log.exception("every waiting job may start")
+            parked = {}
+        try:
+            return self._gradio_get_events()
+        finally:
+            for lane, (waiting, eligible) in parked.items():  # the jobs not started, back in their order
+                left = lane.queue
+                lane.queue = [event for event in waiting if event in left or event not in eligible]
+
+    def _park(self) -> dict:
+        """{lane: (its waiting jobs, those that may start)} for each lane where some may not; those lanes show
+        Gradio only the jobs that may start."""
+        running = Counter(
+            (event.concurrency_id, client_address(event.request))
+            for job in self.queue.active_jobs
+            if job
+            for event in job
+        )
+        parked = {}
+        for lane in self.queue.event_queue_per_concurrency_id.values():
+            share = lane_share(lane.concurrency_limit)
+            if share is None or not lane.queue:
+                continue
+            eligible = [e for e in lane.queue if running[lane.concurrency_id, client_address(e.request)] < share]
+            if len(eligible) < len(lane.queue):
+                parked[lane] = (lane.queue, eligible)
+                lane.queue = list(eligible)
+        return parked
 
     def _take_turn(self, event_id: str) -> None:
         """Move the job just queued ahead of the waiting jobs of addresses that have more in its lane than it does.

@@ -36,7 +36,7 @@ WAIT = 60  # seconds any one wait in these tests gives up after (a failure, neve
 class GatedApp:
     """A served app with one event, /work(label), that records its label and waits until the gate opens."""
 
-    def __init__(self, *, per_visitor: int, per_address: int):
+    def __init__(self, *, per_visitor: int, per_address: int, slots: int = 1):
         self.gate, self.started = threading.Event(), []
 
         def work(label: str) -> str:
@@ -47,7 +47,7 @@ class GatedApp:
         with gr.Blocks() as self.demo:
             label, result = gr.Textbox(), gr.Textbox()
             button = gr.Button("Work")  # "multiple": a person's every click is sent, as an API client's every call is
-            button.click(work, label, result, api_name="work", concurrency_limit=1, trigger_mode="multiple")
+            button.click(work, label, result, api_name="work", concurrency_limit=slots, trigger_mode="multiple")
         self.demo.queue(max_size=64)
         self.fair = fairness.install(self.demo, per_visitor=per_visitor, per_address=per_address)
         self.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
@@ -168,6 +168,21 @@ def test_a_newcomer_goes_ahead_of_another_visitors_backlog_and_each_keeps_its_ow
     assert gated.started == ["A1", "B1", "C1", "A2", "B2", "A3", "A4"]
 
 
+@pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 5, "slots": 2}], indirect=True)
+def test_one_address_leaves_a_lanes_last_slot_to_others_so_a_newcomer_starts_beside_its_long_job(gated):
+    heavy, light = gated.client("203.0.113.1"), gated.client("203.0.113.2")
+    heavy.submit("A1", api_name="/work")
+    until(lambda: gated.started == ["A1"], "A's first job runs")
+    heavy.submit("A2", api_name="/work")
+    until(lambda: gated.held("address", "203.0.113.1") == 2, "A's second job is taken")
+    done = light.submit("B1", api_name="/work")
+    until(lambda: "B1" in gated.started, "B's job starts")
+    assert gated.started == ["A1", "B1"]  # A1 still runs (the gate is shut); A2 waits for A's own slot
+    gated.gate.set()
+    assert done.result(WAIT) == "done B1"
+    until(lambda: "A2" in gated.started, "A's second job runs once its first is done")
+
+
 def test_the_guard_passes_on_this_gradio_and_notices_what_a_new_one_lacks(monkeypatch, caplog):
     with gr.Blocks() as demo:
         gr.Button().click(lambda: None, api_name="nothing")
@@ -259,8 +274,9 @@ def test_a_small_request_is_served_while_another_visitors_worst_request_runs_and
         assert all("color" in job.result()[0].lower() for job in [transcript, *queued])
         served = [job for job in finished if job not in refused]
         assert served.index(caption) < served.index(worst)  # served while the worst request still ran
-        # In the same lane, the other visitor's request goes before the first visitor's waiting backlog.
-        assert served.index(worst) < served.index(transcript) < min(served.index(job) for job in queued)
+        # In the same lane too: the other visitor's request runs beside the worst one, before the first visitor's
+        # backlog, which waits for the first visitor's own slot.
+        assert served.index(transcript) < served.index(worst) < min(served.index(job) for job in queued)
         assert app.QUEUE_SIZE > limits.limits().queued_per_address  # the caps bite before the queue is full
     finally:
         demo.close()
