@@ -1,8 +1,8 @@
 """Fair queueing: no visitor can fill the queue, and nobody waits behind one visitor's whole backlog.
 
 Gradio's queue turns requests away only when it is full (``demo.queue(max_size=...)``), so one client that sends
-65 jobs gets every other visitor "Queue is full". ``install(demo)`` wraps the demo's ``Queue.push`` and adds two
-rules to it:
+65 jobs gets every other visitor "Queue is full". ``install(demo)`` wraps the demo's ``Queue.push`` and
+``Queue.get_events`` with three rules:
 
 - **A cap per visitor:** a job is refused at once, with a message that reaches gradio_client and the browser as any
   ``gr.Error`` does, when its browser session already has ``limits().queued_per_visitor`` jobs waiting or running,
