@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import gradio as gr
-from gradio.processing_utils import save_file_to_cache
 from gradio.utils import get_upload_folder
 
 import pipelines
@@ -16,7 +15,7 @@ from pipelines.core.limits import limits
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
 from pipelines.search.gallery import Gallery
 from pipelines.search.retrieval import Query, SearchOptions, SearchResult
-from pipelines.search.uploads import image_store, upload_store
+from pipelines.search.uploads import image_store, show_copies_in, upload_store
 
 from . import examples
 from .common import (
@@ -39,6 +38,9 @@ LABELS = {  # zero-shot labels to start from, per profile
     "default": "cat, horse, rocket, coffee, coins, astronaut, motorcycle, galaxy",
 }
 EMPTY_GALLERY = "Your gallery is empty. Upload images or a zip of images, then choose **My images** above."
+SHOWN_FOLDER = "search-results"  # in Gradio's cache: the copies of visitors' uploads their results show
+
+show_copies_in(Path(get_upload_folder()) / SHOWN_FOLDER)  # served by Gradio, as any file in its cache
 
 
 def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
@@ -56,23 +58,23 @@ def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
 
 def _run(query: Query, top_k, gallery: str, model: str | None, mine: Gallery | None):
     searcher = pipelines.load("search", model or None)
-    [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=_gallery(gallery, mine))
+    # Images new to this model are encoded first, within the request's time budget; the rest on the next search.
+    seconds = limits().request_seconds
+    [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=_gallery(gallery, mine), encode_seconds=seconds)
     shown = [(_shown(hit.path), f"{hit.label} · {hit.score:.2f}") for hit in result.hits]
     gone = sum(path is None for path, _ in shown)
     return [(path, caption) for path, caption in shown if path is not None], _details(result, gone)
 
 
 def _shown(path: str) -> str | None:
-    """The file the browser gets for a result. An uploaded image is never served from the store: it is copied
-    into Gradio's own cache, in a folder named by a hash seeded with Gradio's secret, and only this visitor is
-    sent its address. None if the image was swept from the store meanwhile."""
-    store = image_store().resolve()
-    if not Path(path).resolve().is_relative_to(store):
+    """The file the browser gets for a result. An uploaded image is never served from the store: the store copies
+    it into Gradio's cache, in a folder of this gallery's own named by a keyed hash, and only this visitor is sent
+    its address; "Clear my gallery", a dropped session and the sweep delete the copies with the images. None if
+    the image was swept from the store meanwhile."""
+    if not Path(path).resolve().is_relative_to(image_store().resolve()):
         return path  # a bundled example: served from the allowed assets folder, as Gradio does
-    try:
-        return save_file_to_cache(path, get_upload_folder())
-    except FileNotFoundError:
-        return None
+    copy = upload_store().shown_copy(path)
+    return str(copy) if copy is not None else None
 
 
 def _details(result: SearchResult, gone: int = 0) -> str:
@@ -139,6 +141,7 @@ def add_images(files: list[str] | None, model: str | None = None, mine: Gallery 
     )
     report.encoded, report.cached = prepared.encoded, prepared.cached
     report.problems += prepared.problems
+    report.stopped = " ".join(filter(None, [report.stopped, prepared.stopped]))
     status = f"**{len(mine)} image{'s' * (len(mine) != 1)} in your gallery.** {report.summary()}"
     return mine, status, MINE if len(mine) else EXAMPLES
 

@@ -51,6 +51,20 @@ def toy_app():
 
 
 @pytest.fixture(scope="module")
+def app_with_own_cache(tmp_path_factory):
+    """The toy app served for one test module with an app cache directory of its own (uploads, embeddings), so
+    what its visitors store starts empty; the previous cache directory after."""
+    from tests.serving import serve
+
+    before = runtime.settings().cache_dir
+    runtime.configure(cache_dir=tmp_path_factory.mktemp("cache"))
+    demo = serve("toy")
+    yield demo
+    demo.close()
+    runtime.configure(cache_dir=before)
+
+
+@pytest.fixture(scope="module")
 def client(toy_app):
     """A remote visitor of the toy app through gradio_client, with a session of its own."""
     from gradio_client import Client

@@ -10,6 +10,8 @@ import pytest
 
 import pipelines
 import toyworld
+from pipelines.core import limits
+from pipelines.core.budget import Deadline
 from pipelines.core.errors import InputError
 from pipelines.search.classify import classifier
 from pipelines.search.gallery import Gallery
@@ -261,3 +263,54 @@ def test_a_hub_search_model_offline_says_which_and_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(pipelines.ModelLoadError, match="laion/CLIP-ViT-B-32-laion2B-s34B-b79K.*--profile toy"):
         pipelines.load("search", "ViT-B-32:laion2b_s34b_b79k")
+
+
+# ------------------------------------------------------------------ the time budget of encoding a gallery
+# (ENCODE_BATCH = 32 images per encoder batch: the first batch always runs, a spent budget stops the next)
+
+ENCODE_BATCH = 32
+
+
+def test_searching_with_another_model_encodes_within_the_time_limit_and_says_how_much_was_searched(cache_dir, tmp_path):
+    scenes = scene_folder(tmp_path / "scenes", range(toyworld.HELD_OUT_SEED + 7600, toyworld.HELD_OUT_SEED + 7640))
+    gallery = Gallery.from_folder(tmp_path / "scenes")
+    gallery.prepare(pipelines.load("search").space)  # the gallery was filled with one model ...
+    other = pipelines.load("search", dtype="float16")  # ... and is searched with another
+    before = other.space.calls["image"]
+    [result] = other(["a red circle"], top_k=40, gallery=gallery, encode_seconds=0)
+    assert other.space.calls["image"] - before == 1  # one batch, then the budget stopped the encoding
+    assert len(result.hits) == ENCODE_BATCH and len(gallery) == len(scenes)  # the rest stay, for later
+    [notice] = result.notices
+    assert notice.startswith(f"Searched {ENCODE_BATCH} of {len(scenes)} images.")
+    assert "time limit per request is 0 s" in notice and "encoded on the next search" in notice
+    [again] = other(["a red circle"], top_k=40, gallery=gallery, encode_seconds=0)  # the next request
+    assert len(again.hits) == len(scenes) and again.notices == ()
+    assert other.space.calls["image"] - before == 2  # only the images left were encoded
+
+
+def test_a_search_on_the_tab_stops_encoding_at_the_request_time_limit(cache_dir, tmp_path, monkeypatch):
+    from demos import search as search_tab
+
+    scene_folder(tmp_path / "scenes", range(toyworld.HELD_OUT_SEED + 7700, toyworld.HELD_OUT_SEED + 7740))
+    mine = Gallery("my images")
+    mine.add_uploads(sorted((tmp_path / "scenes").glob("*.png")))  # stored, not yet encoded with this model
+    monkeypatch.setenv(limits.REQUEST_SECONDS_ENV, "0.001")
+    shown, details = search_tab.search("a red circle", 40, "mine", "", None, mine)
+    assert len(shown) == ENCODE_BATCH and f"Searched {ENCODE_BATCH} of 40 images" in details
+    assert "MM_MAX_REQUEST_SECONDS" in details and "encoded on the next search" in details
+
+
+def test_images_the_time_limit_left_unencoded_stay_and_are_encoded_by_the_next_call(cache_dir, tmp_path):
+    scene_folder(tmp_path / "scenes", range(toyworld.HELD_OUT_SEED + 7800, toyworld.HELD_OUT_SEED + 7840))
+    mine = Gallery("my images")
+    mine.add_uploads(sorted((tmp_path / "scenes").glob("*.png")))
+    space = pipelines.load("search").space
+    stopped = mine.prepare(space, deadline=Deadline(0))
+    assert len(mine) == 40 and (stopped.encoded, stopped.left) == (ENCODE_BATCH, 40 - ENCODE_BATCH)
+    assert not stopped.problems  # not reported as images that failed, nor dropped
+    summary = stopped.summary()
+    assert summary.count("time limit per request") == 1 and "8 of this gallery's images are not encoded" in summary
+    rest = mine.prepare(space, deadline=Deadline(60))
+    assert (rest.encoded, rest.cached, rest.left, rest.stopped) == (8, ENCODE_BATCH, 0, "")
+    [result] = pipelines.load("search")(["a red circle"], top_k=40, gallery=mine)
+    assert len(result.hits) == 40

@@ -10,25 +10,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import toyworld
-from pipelines.core import runtime
-from tests.serving import serve
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    before = runtime.settings().cache_dir
-    runtime.configure(cache_dir=tmp_path_factory.mktemp("cache"))
-    demo = serve("toy")
-    yield demo
-    demo.close()
-    runtime.configure(cache_dir=before)
-
-
 @pytest.fixture
-def client(app):
-    return Client(app.local_url, verbose=False)  # a new visitor (browser session) each time
+def client(app_with_own_cache):
+    return Client(app_with_own_cache.local_url, verbose=False)  # a new visitor (browser session) each time
 
 
 def scene_file(directory, color: str, shape: str, seed: int):
@@ -78,8 +66,11 @@ def test_classify_returns_label_probabilities(client, tmp_path):
     assert scores["label"] == "green triangle"
 
 
-def test_a_gallery_belongs_to_its_session_only(app, tmp_path):
-    alice, bob = Client(app.local_url, verbose=False), Client(app.local_url, verbose=False)
+def test_a_gallery_belongs_to_its_session_only(app_with_own_cache, tmp_path):
+    alice, bob = (
+        Client(app_with_own_cache.local_url, verbose=False),
+        Client(app_with_own_cache.local_url, verbose=False),
+    )
     archive = tmp_path / "mine.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for color, shape, seed in [("orange", "square", 11), ("green", "circle", 12), ("blue", "triangle", 13)]:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..core.budget import Deadline, stopped_notice
+from ..core.budget import Deadline
 from ..core.errors import PipelineError
 from ..core.io import load_image
 from ..fusion.space import BATCH_SIZE, ClipSpace
@@ -33,11 +33,12 @@ def encode_images(
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
     deadline: Deadline | None = None,
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Embeddings of the images that decode, and {position: message} for those that do not.
+) -> tuple[np.ndarray, dict[int, str], int]:
+    """Embeddings of the images that decode, {position: message} for those that do not, and how many images were
+    reached: ``len(sources)``, or fewer if ``deadline`` stopped the work.
 
-    ``deadline`` (None: no limit): once it has passed no further batch starts (the first always runs); the images
-    left get the budget's "Stopped after ..." notice as their message.
+    ``deadline`` (None: no limit): once it has passed no further batch starts (the first always runs). The images
+    from position ``reached`` on were not tried: neither encoded nor failed, they are left for a later call.
 
     A low-priority worker thread decodes and preprocesses the next batches with the CPU time the encoder leaves
     idle. It never preempts the encoder: a stalled thread stalls its partner in every matrix product, so decoding
@@ -71,9 +72,7 @@ def encode_images(
         queued = len(pending)
         done = 0
         while pending:
-            if done and deadline is not None and deadline.expired():  # stop here: what is left is reported
-                notice = stopped_notice(done, len(sources), "images", deadline)
-                failures.update((p, notice) for p in range(done, len(sources)))  # batches run in order
+            if done and deadline is not None and deadline.expired():  # batches run in order: the rest wait
                 break
             decoded = collect(pending.popleft())
             if queued < len(batches):
@@ -92,7 +91,7 @@ def encode_images(
     if done_rows:
         done_rows.sort(key=lambda row: row[0])
         vectors = np.stack([v for _, v in done_rows])
-    return vectors, failures
+    return vectors, failures, done
 
 
 def decoding_pool() -> ThreadPoolExecutor:

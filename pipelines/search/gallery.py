@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..core.budget import Deadline, limit_phrase
 from ..core.errors import InputError
 from ..core.io import _IMAGE_FORMATS
 from ..core.registry import PROJECT_ROOT
@@ -33,6 +34,7 @@ from .uploads import (
     EMBEDDINGS_FILE,
     INDEXES_FOLDER,
     QuotaExceeded,
+    StoreWriteError,
     cache_dir,
     digest,
     file_entry,
@@ -42,15 +44,25 @@ from .uploads import (
     owner_folder,
     upload_store,
 )
+from .vector_index import build
 
 # image_store: kept here for scripts that imported it from the gallery module before it moved to uploads
-__all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Report", "bundled", "image_store"]
+__all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Matches", "Report", "bundled", "image_store"]
 
 BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_UPLOAD_FILES = 2_000  # files in one upload, zip entries included
 MAX_GALLERY_IMAGES = 5_000  # images in one visitor's gallery
 SHOWN_PROBLEMS = 5  # problems listed by name in a summary; the rest are counted
+
+
+@dataclass(frozen=True)
+class Matches:
+    """What ``Gallery.find`` found."""
+
+    rows: list  # per query vector, [(Item, score), ...] best first
+    searched: int  # images searched: those encoded with the model (all of them, unless the time limit came first)
+    notice: str = ""  # why fewer than all of the gallery's images were searched, with what happens next
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,10 @@ class Report:
     duplicates: int = 0
     encoded: int = 0  # images run through the image encoder
     cached: int = 0  # embeddings read from the on-disk cache
+    left: int = 0  # images not encoded yet: the time limit came first (they stay, for a later call)
     index_kind: str = ""
     problems: list[str] = field(default_factory=list)
-    stopped: str = ""  # why the upload was cut short (a quota), with what to do
+    stopped: str = ""  # why the work was cut short (a quota, the time limit), with what to do
 
     def summary(self) -> str:
         parts = [f"{self.added} image{'s' * (self.added != 1)} added"]
@@ -100,7 +113,7 @@ class Gallery:
         self.owner = owner
         self.items: list[Item] = []
         self._digests: set[str] = set()
-        self._prepared: dict[str, object] = {}  # model key -> index over self.items, in order
+        self._prepared: dict[str, _Ready] = {}  # model key -> index over the items encoded with it
         self._lock = threading.RLock()
         for item in items:
             self._append(item)
@@ -210,7 +223,7 @@ class Gallery:
             self.owner = self.owner or new_owner()  # the first upload makes the gallery private
             try:
                 path = upload_store().put(self.owner, data, content_hash, suffix)
-            except QuotaExceeded as error:
+            except (QuotaExceeded, StoreWriteError) as error:
                 if report.added:
                     kept = f"the {report.added} image{'s' * (report.added != 1)} before it were added, the rest not"
                 else:
@@ -235,15 +248,20 @@ class Gallery:
 
     # --------------------------------------------------------------------------------- embeddings
 
-    def prepare(self, space: ClipSpace, *, progress: Progress | None = None, deadline=None) -> Report:
-        """Makes every image searchable with ``space``: cached embeddings are read, the rest encoded and cached.
+    def prepare(
+        self, space: ClipSpace, *, progress: Progress | None = None, deadline: Deadline | None = None
+    ) -> Report:
+        """Makes the images searchable with ``space``: cached embeddings are read, the rest encoded and cached.
 
-        Images that cannot be decoded leave the gallery and are reported.
+        Images that cannot be decoded leave the gallery and are reported. Past ``deadline`` no further batch starts:
+        the images not reached stay in the gallery, un-encoded (``Report.left``, with one notice in
+        ``Report.stopped``); the next call encodes them, and until then searches cover the others.
         """
         with self._lock:
             report = Report()
-            if space.key in self._prepared:
-                report.cached, report.index_kind = len(self), self._prepared[space.key].kind
+            ready = self._prepared.get(space.key)
+            if ready is not None and ready.complete:
+                report.cached, report.index_kind = len(self), ready.index.kind
                 return report
             if not self.items:
                 return report
@@ -251,50 +269,82 @@ class Gallery:
             cache = EmbeddingCache(folder / EMBEDDINGS_FILE)
             found = cache.get(space.key, [item.digest for item in self.items])
             missing = [item for item in self.items if item.digest not in found]
-            report.cached, report.encoded = len(self) - len(missing), len(missing)
+            report.cached = len(self) - len(missing)
             if missing:
-                paths = [item.path for item in missing]  # past ``deadline`` (a budget.Deadline), the rest fail
-                vectors, failures = encode_images(space, paths, progress=progress, deadline=deadline)
-                ok = [item for i, item in enumerate(missing) if i not in failures]
+                paths = [item.path for item in missing]
+                vectors, failures, reached = encode_images(space, paths, progress=progress, deadline=deadline)
+                ok = [item for i, item in enumerate(missing[:reached]) if i not in failures]
                 cache.put(space.key, {item.digest: vector for item, vector in zip(ok, vectors)})
                 found.update((item.digest, vector) for item, vector in zip(ok, vectors))
+                report.encoded, report.left = len(ok), len(missing) - reached
                 for i, message in sorted(failures.items()):
                     report.problems.append(f"{missing[i].label} ({message})")
                     self._digests.discard(missing[i].digest)
                 if failures:  # the other models' indexes count positions in the old list
-                    self.items = [item for item in self.items if item.digest in found]
+                    gone = {missing[i].digest for i in failures}
+                    self.items = [item for item in self.items if item.digest not in gone]
                     self._prepared.clear()
-                report.encoded -= len(failures)
-            if self.items:
-                vectors = np.stack([found[i.digest] for i in self.items])
-                self._prepared[space.key] = gallery_index(
-                    vectors, space.key, [i.digest for i in self.items], folder / INDEXES_FOLDER
-                )
-                report.index_kind = self._prepared[space.key].kind
+                if report.left:
+                    report.stopped = (
+                        f"{report.left:,} of this gallery's images are not encoded with {space.spec.name} yet: "
+                        f"{limit_phrase(deadline.seconds)}. They stay in the gallery and are encoded on the next "
+                        "search or upload."
+                    )
+            searchable = [item for item in self.items if item.digest in found]
+            if searchable:
+                vectors = np.stack([found[item.digest] for item in searchable])
+                if report.left:  # a partial index lives only until the next call: exact, never saved
+                    index = build(vectors, "exact")
+                else:
+                    index = gallery_index(
+                        vectors, space.key, [item.digest for item in searchable], folder / INDEXES_FOLDER
+                    )
+                self._prepared[space.key] = _Ready(index, searchable, complete=not report.left)
+                report.index_kind = index.kind
             return report
 
-    def search(self, space: ClipSpace, queries: np.ndarray, k: int) -> list[list[tuple[Item, float]]]:
-        """The k best items for each query vector, best first."""
+    def search(
+        self, space: ClipSpace, queries: np.ndarray, k: int, *, deadline: Deadline | None = None
+    ) -> list[list[tuple[Item, float]]]:
+        """The k best items for each query vector, best first (``find``'s rows)."""
+        return self.find(space, queries, k, deadline=deadline).rows
+
+    def find(self, space: ClipSpace, queries: np.ndarray, k: int, *, deadline: Deadline | None = None) -> Matches:
+        """The k best items for each query vector, best first; images not encoded with ``space`` yet are encoded
+        first. Past ``deadline`` the search covers the images encoded by then, and ``Matches.notice`` says how
+        many were searched and that the rest are encoded on the next call."""
         with self._lock:
-            if self.items:
-                self.prepare(space)  # may drop images that no longer decode
-            if not self.items:
+            report = self.prepare(space, deadline=deadline)  # may drop images that no longer decode
+            ready = self._prepared.get(space.key)
+            if ready is None:
                 raise InputError(
                     f"The gallery '{self.name}' is empty: there is nothing to search. "
                     "Upload images (or a zip of images) first"
                 )
-            index, items = self._prepared[space.key], list(self.items)
+            total = len(self)
         try:
-            scores, ids = index.search(queries, k)
+            scores, ids = ready.index.search(queries, k)
         except ValueError as error:  # a query vector from another model
             raise InputError(
                 f"The query does not fit this gallery's {space.spec.name} embeddings ({error}). "
                 "Embed the query with the same model"
             ) from error
-        return [
-            [(items[i], float(s)) for s, i in zip(row_scores, row_ids) if i >= 0]
+        rows = [
+            [(ready.items[i], float(s)) for s, i in zip(row_scores, row_ids) if i >= 0]
             for row_scores, row_ids in zip(scores, ids)
         ]
+        searched = len(ready.items)
+        notice = f"Searched {searched:,} of {total:,} images. {report.stopped}" if report.stopped else ""
+        return Matches(rows, searched, notice)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A gallery's index for one model, over the items it was built from (in index order)."""
+
+    index: object
+    items: list[Item]
+    complete: bool  # every image of the gallery was encoded: no need to look again until it changes
 
 
 @lru_cache(maxsize=1)

@@ -18,13 +18,14 @@ import numpy as np
 
 from ..core import runtime
 from ..core.base import Pipeline
+from ..core.budget import Deadline
 from ..core.errors import InputError
 from ..core.limits import limits
 from ..core.options import ANY, option, verify
 from ..core.registry import ModelSpec
 from ..fusion.operators import early_fusion
 from ..fusion.space import OPEN_CLIP_FILES, ClipSpace
-from .gallery import Gallery, bundled
+from .gallery import Gallery, Matches, bundled
 
 if TYPE_CHECKING:
     import torch
@@ -69,6 +70,13 @@ class SearchResult:
 class SearchOptions:
     top_k: int = option(5, low=1, high=MAX_TOP_K, whole=True, slider=(1, 48), help="images per query, best first")
     gallery: Gallery | None = option(None, kind=ANY, help="where to look (a Gallery); none = the bundled examples")
+    encode_seconds: float | None = option(
+        None,
+        low=0,
+        optional=True,
+        help="seconds a search may spend encoding gallery images new to the model (None: no limit); past them it "
+        "searches those encoded, and the next search encodes the rest",
+    )
 
     def verify(self) -> None:
         verify(self)
@@ -118,13 +126,15 @@ class SearchPipeline(Pipeline):
     def _forward(self, batch: list[tuple[Query, tuple[str, ...]]], options: SearchOptions):
         gallery = options.gallery if options.gallery is not None else self.gallery
         vectors = self.query_vectors([query for query, _ in batch])
-        return gallery.search(self.space, vectors, options.top_k), len(gallery)
+        deadline = None if options.encode_seconds is None else Deadline(options.encode_seconds)
+        return gallery.find(self.space, vectors, options.top_k, deadline=deadline)
 
-    def postprocess(self, outputs, batch, options: SearchOptions) -> list[SearchResult]:
-        matches, size = outputs
-        results = []
-        for (query, notices), found in zip(batch, matches):
-            if options.top_k > size:
+    def postprocess(self, outputs: Matches, batch, options: SearchOptions) -> list[SearchResult]:
+        size, results = outputs.searched, []
+        for (query, notices), found in zip(batch, outputs.rows):
+            if outputs.notice:
+                notices += (outputs.notice,)
+            elif options.top_k > size:
                 notices += (
                     f"The gallery holds {size} image{'s' * (size != 1)}, fewer than the {options.top_k} "
                     f"results asked for: showing all of them.",

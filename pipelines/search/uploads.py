@@ -4,16 +4,21 @@
     cache_dir()/images/<owner>/embeddings.sqlite     that gallery's embeddings (never shared with other visitors)
     cache_dir()/images/<owner>/indexes/              that gallery's saved indexes
     cache_dir()/upload.key                           the install's secret for the keyed hashes (mode 0600)
+    <shown root>/<keyed hash of owner>/<file name>   copies of the owner's images that the UI showed it
 
 Nothing here is served to the browser as a static path: no other visitor can compute an owner token, and file
-names are an HMAC of the owner and the image's SHA-256, so knowing an image does not name its file. Writes are
-checked, before anything is written, against a byte quota per owner and one for the whole store; files older than
-the upload age are swept away (at most once a minute, on the next upload), and so are folders left without images.
-An upload's own name is never used as a path. Imports no gradio.
+names are an HMAC of the owner and the image's SHA-256, so knowing an image does not name its file. The UI shows
+results from copies in a folder its web server serves (``show_copies_in``), named by another keyed hash, so a
+copy's address names neither the owner's folder nor the image. Writes are checked, before anything is written,
+against a byte quota per owner and one for the whole store; every file counts (images, embeddings, indexes, shown
+copies), and each image is charged IMAGE_ALLOWANCE for the embeddings it will get. Files older than the upload age
+are swept away (at most once a minute, on the next upload), and so are folders left without images; clearing a
+gallery deletes its folder and its shown copies. An upload's own name is never used as a path. Imports no gradio.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -37,21 +42,22 @@ OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what new_owner() makes; a
 STORED_PATTERN = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{2,5}")  # an image file written by UploadStore.put
 EMBEDDINGS_FILE = "embeddings.sqlite"
 INDEXES_FOLDER = "indexes"
+# Bytes charged per image, beside its file, for the embeddings it gets once searched: about 3 KiB per search model
+# in SQLite (768 float32 and their keys), for each of the five models a visitor can choose. A sweep then counts
+# what is really on disk.
+IMAGE_ALLOWANCE = 16 * 2**10
 
 
 class QuotaExceeded(InputError):
     """Storing an upload would pass the byte quota of its owner (``scope`` "visitor") or of the whole store
-    ("store"), or the disk refused it ("disk"). Nothing was kept."""
+    ("store"). Nothing was kept."""
 
     def __init__(self, scope: str, limit: int, hours: float):
-        self.scope, self.limit = scope, limit
         if scope == "visitor":
             message = (
                 f"your gallery's images would take more than {size_text(limit)} on the server, the limit per "
                 f"visitor ({VISITOR_BYTES_ENV}). Clear your gallery to make room, or upload fewer or smaller images"
             )
-        elif scope == "disk":
-            message = "the server could not store it (its disk may be full). Try again later"
         else:
             message = (
                 f"the server's space for uploaded images ({size_text(limit)} for all visitors together, "
@@ -59,6 +65,13 @@ class QuotaExceeded(InputError):
                 "(clearing your gallery frees your share at once)"
             )
         super().__init__(message)
+
+
+class StoreWriteError(InputError):
+    """The server could not write an upload (a full disk, or the gallery cleared meanwhile). Nothing was kept."""
+
+    def __init__(self):
+        super().__init__("the server could not store it. Try again later")
 
 
 def cache_dir() -> Path:
@@ -100,6 +113,26 @@ def owner_folder(owner: str) -> Path:
     if not isinstance(owner, str) or not OWNER_PATTERN.fullmatch(owner):
         raise ValueError("not an owner token made by new_owner()")
     return image_store() / owner
+
+
+_shown_root: Path | None = None
+
+
+def show_copies_in(folder: Path | str) -> None:
+    """Where ``UploadStore.shown_copy`` puts the copies of uploaded images that the UI shows: a folder its web
+    server serves (e.g. Gradio's cache). Copies are deleted with their owner's images, swept by the same age and
+    counted in the owner's quota."""
+    global _shown_root
+    _shown_root = Path(folder)
+
+
+def shown_folder(owner: str) -> Path | None:
+    """The folder of ``owner``'s shown copies (None: ``show_copies_in`` was never called). Its name is a keyed
+    hash: a copy's address does not give away the owner token."""
+    if _shown_root is None:
+        return None
+    owner_folder(owner)  # checks the token
+    return _shown_root / hmac.new(install_key(), f"shown\n{owner}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 _keys: dict[Path, bytes] = {}
@@ -152,26 +185,27 @@ class UploadStore:
     def __init__(self, root: Path):
         self.root = root
         self._lock = threading.Lock()
-        self._used: dict[str, int] = defaultdict(int)  # owner folder -> bytes of its images on disk
+        self._used: dict[str, int] = defaultdict(int)  # owner -> bytes charged (its files and shown copies)
         self._reserved: dict[str, int] = defaultdict(int)  # owner -> bytes being written now
         self._last_sweep = float("-inf")
         self.sweep()  # counts what is on disk (and removes what is too old)
 
     def used(self, owner: str | None = None) -> int:
-        """Bytes of images kept for ``owner``, or for everyone (writes under way included)."""
+        """Bytes kept for ``owner``, or for everyone (writes under way included): images, embeddings, indexes and
+        shown copies as last counted by a sweep, plus each image stored since with its IMAGE_ALLOWANCE."""
         with self._lock:
             if owner is not None:
                 return self._used.get(owner, 0) + self._reserved.get(owner, 0)
             return sum(self._used.values()) + sum(self._reserved.values())
 
     def put(self, owner: str, data: bytes, content_hash: str, suffix: str) -> Path:
-        """Writes ``owner``'s image (once) and returns its path; QuotaExceeded, with nothing written, if it would
-        pass the owner's quota or the store's."""
+        """Writes ``owner``'s image (once) and returns its path; QuotaExceeded, with nothing written, if it and its
+        IMAGE_ALLOWANCE would pass the owner's quota or the store's; StoreWriteError if the disk refused it."""
         folder = owner_folder(owner)
         path = folder / stored_name(owner, content_hash, suffix)
         if path.is_file():
             return path
-        size = len(data)
+        size = len(data) + IMAGE_ALLOWANCE
         bounds = limits()
         with self._lock:
             if self._used.get(owner, 0) + self._reserved.get(owner, 0) + size > bounds.visitor_bytes:
@@ -188,7 +222,7 @@ class UploadStore:
             written = True
         except OSError as error:  # a full disk, or the folder removed meanwhile (the gallery cleared)
             temporary.unlink(missing_ok=True)
-            raise QuotaExceeded("disk", 0, bounds.upload_hours) from error
+            raise StoreWriteError() from error
         finally:
             with self._lock:
                 self._reserved[owner] -= size
@@ -206,10 +240,39 @@ class UploadStore:
             except OSError:
                 pass  # swept meanwhile
 
+    def shown_copy(self, path: Path | str) -> Path | None:
+        """A copy of the stored image ``path`` in its owner's folder of shown copies (made once, charged to the
+        owner), for the UI to serve; None if the image was swept meanwhile (or the copy could not be written)."""
+        path = Path(path)
+        owner = path.parent.name
+        folder = shown_folder(owner)
+        if folder is None:
+            raise RuntimeError("show_copies_in(folder) names no folder for shown copies yet")
+        copy = folder / path.name
+        if copy.is_file():
+            return copy
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        temporary = folder / f".{path.stem}.{threading.get_ident()}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(data)
+            temporary.replace(copy)
+        except OSError:  # a full disk, or the gallery cleared meanwhile
+            temporary.unlink(missing_ok=True)
+            return None
+        with self._lock:
+            self._used[owner] += len(data)
+        return copy
+
     def remove(self, owner: str) -> int:
-        """Deletes ``owner``'s images, embeddings and indexes; returns the bytes of images freed."""
-        folder = owner_folder(owner)
-        shutil.rmtree(folder, ignore_errors=True)
+        """Deletes ``owner``'s images, embeddings, indexes and shown copies; returns the bytes freed."""
+        shutil.rmtree(owner_folder(owner), ignore_errors=True)
+        shown = shown_folder(owner)
+        if shown is not None:
+            shutil.rmtree(shown, ignore_errors=True)
         with self._lock:
             return self._used.pop(owner, 0)
 
@@ -219,33 +282,61 @@ class UploadStore:
             self.sweep()
 
     def sweep(self) -> int:
-        """Removes images older than the upload age, and owner folders left without images; recounts the bytes
-        on disk. Returns the number of images removed."""
+        """Removes images older than the upload age (with their shown copies), and owner folders left without
+        images; recounts the bytes on disk, every file of each owner. Returns the number of images removed."""
         cutoff = time.time() - limits().upload_hours * 3600
         removed = 0
         with self._lock:  # uploads wait for the sweep (a few ms per thousand files), so the count stays exact
             self._last_sweep = time.monotonic()
+            _sweep_copies(cutoff)
             used: dict[str, int] = {}
             folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
             for folder in folders:
-                kept, left = 0, 0
+                shown = shown_folder(folder.name) if OWNER_PATTERN.fullmatch(folder.name) else None
+                left = 0
                 for path in _images(folder, temporary=True):
                     try:
-                        stat = path.stat()
-                        if stat.st_mtime < cutoff:
+                        if path.stat().st_mtime < cutoff:
                             path.unlink()
                             removed += not path.name.endswith(".tmp")
+                            if shown is not None:
+                                (shown / path.name).unlink(missing_ok=True)
                             continue
                     except OSError:
                         continue  # removed meanwhile
                     left += 1
-                    kept += 0 if path.name.endswith(".tmp") else stat.st_size
                 if left or self._reserved.get(folder.name):
-                    used[folder.name] = kept
+                    used[folder.name] = _bytes(folder) + (_bytes(shown) if shown is not None else 0)
                 else:
                     shutil.rmtree(folder, ignore_errors=True)
+                    if shown is not None:
+                        shutil.rmtree(shown, ignore_errors=True)
             self._used = defaultdict(int, used)
         return removed
+
+
+def _bytes(folder: Path) -> int:
+    """Bytes of every file under ``folder`` (files being written excepted: they are reserved)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if not name.endswith(".tmp"):
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def _sweep_copies(cutoff: float) -> None:
+    """Removes shown copies older than ``cutoff`` (those of owners this store no longer knows, e.g. from before a
+    restart with another cache directory), and the folders they leave empty."""
+    if _shown_root is None or not _shown_root.is_dir():
+        return
+    for folder in _shown_root.iterdir():
+        with contextlib.suppress(OSError):  # removed meanwhile
+            for path in folder.iterdir():
+                if path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+            folder.rmdir()  # only if empty
 
 
 def _images(folder: Path, *, temporary: bool = False) -> Iterator[Path]:
