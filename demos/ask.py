@@ -52,7 +52,7 @@ def ask(image: str | None, question: str = EXAMPLE_QUESTIONS[0], model: str | No
     require(image, "Upload an image (or pick an example) to ask about")
     require(question, "Type a question about the image, e.g. 'what color is the shape?'")
     questions = _questions(question)
-    return _answer(image, questions, model, top_k)
+    return _answer(image, questions, pipelines.load("ask", model or None), top_k)
 
 
 @user_errors
@@ -60,8 +60,11 @@ def ask_voice(image: str | None, audio: str | None = None, model: str | None = N
     """Image + spoken question -> best answer, ranked answers, table, and the transcript (the question asked)."""
     require(image, "Upload an image (or pick an example) to ask about")
     require(audio, "Record or upload a spoken question, e.g. 'what color is the shape?'")
-    # Bounded like any recording (limits(): its length, checked before the model runs; the time per request).
-    [transcript] = pipelines.load("transcribe")([audio], deadline=limits.limits().request_seconds)
+    transcriber, answerer = pipelines.load("transcribe"), pipelines.load("ask", model or None)
+    # Bounded like any recording (limits(): its length, checked before the model runs), and one time budget for
+    # the transcription and the answer together, from when both models are loaded (budget.py: model time).
+    deadline = budget.Deadline()
+    [transcript] = transcriber([audio], deadline=deadline)
     if not transcript.has_speech:
         raise gr.Error(
             f"No speech was found in this {transcript.duration:.1f} s recording. Ask again a little louder "
@@ -70,7 +73,7 @@ def ask_voice(image: str | None, audio: str | None = None, model: str | None = N
             print_exception=False,
         )
     question = transcript.text.strip()
-    return (*_answer(image, [question], model, top_k), question)
+    return (*_answer(image, [question], answerer, top_k, deadline), question)
 
 
 @user_errors
@@ -105,7 +108,12 @@ def forget_heatmap():
 
 def _questions(text: str) -> list[str]:
     # Each question is cut at the text limit later; a box far longer than all of them could hold is refused at once.
-    limits.check_text("The questions", text, limits.limits().text_chars * MAX_QUESTIONS)
+    most = limits.limits().text_chars
+    if len(text) > most * MAX_QUESTIONS:
+        raise pipelines.InputError(
+            f"The questions are too long: {len(text):,} characters; ask at most {MAX_QUESTIONS} questions of "
+            f"{most:,} characters ({limits.TEXT_CHARS_ENV}). Shorten them and try again."
+        )
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if len(questions) > MAX_QUESTIONS:
         raise gr.Error(
@@ -115,14 +123,16 @@ def _questions(text: str) -> list[str]:
     return questions
 
 
-def _answer(image, questions: list[str], model: str | None, top_k):
-    answerer = pipelines.load("ask", model or None)
-    # One forward pass, shared with other visitors' questions that arrive at the same moment.
-    # The time limit as seconds (not a Deadline), so that concurrent requests with the same options still join.
-    seconds = limits.limits().request_seconds
-    answers = batcher.run(answerer, [(image, q) for q in questions], top_k=int(top_k), deadline=seconds)
+def _answer(image, questions: list[str], answerer, top_k, deadline: budget.Deadline | None = None):
+    # One forward pass, shared with other visitors' questions that arrive at the same moment. Without a deadline
+    # of its own the request's time limit goes as seconds (not a Deadline), so that concurrent requests with the
+    # same options still join; the clock starts when the joined call runs.
+    limit = limits.limits().request_seconds if deadline is None else deadline
+    bounds = {"top_k": int(top_k), "deadline": limit, "max_batch": limits.limits().images_per_request}
+    answers = batcher.run(answerer, [(image, q) for q in questions], **bounds)
     if any(a.stopped for a in answers):
-        gr.Warning(f"An answer may be unfinished: {budget.limit_phrase(seconds)}.")
+        seconds = limit if deadline is None else deadline.seconds
+        gr.Warning(budget.unfinished_notice("An answer", seconds))
     cut = [a for a in answers if a.truncated]
     if cut:
         gr.Warning(

@@ -104,16 +104,23 @@ def caption(image: str | None, controls: Controls = Controls()):
     options = controls.options()
     captioner, weight = pipelines.load("caption", controls.model or None), _number(controls.clip_weight)
     # Generation stops at the per-request time limit; as seconds (not a Deadline), so that concurrent requests with
-    # the same options still join one batch.
-    seconds = limits.limits().request_seconds
+    # the same options still join one batch. The clock starts when the (joined) call runs, after the load.
+    bounds = limits.limits()
+    seconds = bounds.request_seconds
     if options.get("sample"):  # a seeded draw must not depend on which other visitors' images share its batch
         [ranked] = _captioned([image], captioner, weight, deadline=seconds, **options)
     else:  # one forward pass, shared with other visitors' images that arrive at the same moment
         [ranked] = batcher.run(
-            _captioned, [image], captioner=captioner, clip_weight=weight, deadline=seconds, **options
+            _captioned,
+            [image],
+            max_batch=bounds.images_per_request,
+            captioner=captioner,
+            clip_weight=weight,
+            deadline=seconds,
+            **options,
         )
     if ranked[0].stopped:
-        gr.Warning(f"The caption may be unfinished: {budget.limit_phrase(seconds)}.")
+        gr.Warning(budget.unfinished_notice("The caption", seconds))
     rows = [[r.text, *_scores(r)] for r in ranked]
     return ranked[0].text, {"headers": CANDIDATE_HEADERS, "data": rows}
 
@@ -132,10 +139,10 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
         )
     bounds = limits.limits()  # checked before any model loads or any file is read
     limits.check_count("images", len(files), bounds.images_per_request, limits.IMAGES_ENV)
-    deadline = budget.Deadline(bounds.request_seconds)
     options = controls.options()
     progress(0, desc="Loading the models")
     captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()
+    deadline = budget.Deadline(bounds.request_seconds)  # model time: from when the models are loaded
     captioner.options(**options)  # a bad option is refused before any file is read
     problems = {i: problem for i, path in enumerate(files) if (problem := _unusable(path))}
     usable = [i for i in range(len(files)) if i not in problems]
@@ -157,7 +164,7 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
         problems.update((i, notice) for i in usable[len(ranked) :])
         gr.Warning(notice)
     elif any(r[0].stopped for r in ranked):
-        gr.Warning(f"Some captions may be unfinished: {budget.limit_phrase(deadline.seconds)}.")
+        gr.Warning(budget.unfinished_notice("Some captions", deadline.seconds))
     rows = []
     for i, path in enumerate(files):
         result = [best[i].text, *_scores(best[i]), ""] if i in best else ["", None, None, None, problems[i]]

@@ -7,7 +7,7 @@ import functools
 import gradio as gr
 
 from pipelines import studio
-from pipelines.core import budget, limits
+from pipelines.core import limits
 from pipelines.search import heatmap as heatmaps
 from pipelines.studio import Unavailable, Vectors
 
@@ -47,14 +47,14 @@ def run(
     labels: str = DEFAULTS.labels,
 ):
     """Streams (transcript, caption, answer, heatmap, by_words, by_image, labels, early, late, notes, vectors)."""
-    deadline = budget.Deadline()  # one time budget for the whole run (limits().request_seconds)
-    limits.check_text("The typed text", text)  # refused before any model runs, as the labels are by their option
+    if audio is None:  # typed words are used only without a recording: refused before any model loads
+        limits.check_text("The typed text", text)
     shown = dict.fromkeys(OUTPUTS)
     notes: dict[str, str] = {name: WAITING for name in NAMES}
     options = studio.StudioOptions(text_weight=float(text_weight), top_k=int(top_k), labels=labels or "")
-    options.verify()
     vectors = None
-    for part, result in studio.run(image, audio, text or None, options, deadline):
+    # One time budget for the whole run, counted from when its models are loaded (budget.py: model time).
+    for part, result in studio.run(image, audio, text or None, options, limits.limits().request_seconds):
         if part == "vectors":
             vectors = result
             continue

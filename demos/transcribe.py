@@ -7,8 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 import pipelines
-from pipelines.core import budget, limits
-from pipelines.core.io import audio_seconds
+from pipelines.core import budget
+from pipelines.core.io import check_audio_bounds
 from pipelines.speech import LANGUAGES, TranscribeOptions, Transcript, subtitles
 
 from . import examples
@@ -39,12 +39,13 @@ def transcribe(
 ):
     """One recording -> transcript, details, segment table, [.srt, .vtt, .txt]."""
     require(audio, "Record or upload some speech to transcribe")
-    deadline = budget.Deadline()
+    check_audio_bounds([audio])  # before the model loads
     transcriber, options = _prepare(
         model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
     )
-    [result] = transcriber(
-        [audio], **options, deadline=deadline, progress=lambda done: progress(done, desc="Transcribing")
+    deadline = budget.Deadline()  # model time: from when the model is loaded
+    [result] = transcriber.run(
+        [audio], options, deadline=deadline, progress=lambda done: progress(done, desc="Transcribing")
     )
     if result.stopped_at is not None and result.has_speech:
         gr.Warning(_stopped(result, deadline))
@@ -77,45 +78,40 @@ def transcribe_files(
     """
     if not files:
         raise gr.Error(f"Upload one or more recordings ({FORMATS_LABEL}) to transcribe", title="Missing input")
-    bounds = limits.limits()  # checked before any model loads or any audio is decoded
-    deadline = budget.Deadline(bounds.request_seconds)
-    limits.check_count("recordings", len(files), bounds.audio_files_per_request, limits.AUDIO_FILES_ENV)
-    total = 0.0  # every file counts: from its header, else by decoding it (bounded)
-    for path in files:
-        total += audio_seconds(path, at_most=bounds.audio_seconds_per_request) or 0.0
-        limits.check_audio_seconds(total, bounds.audio_seconds_per_request)
+    check_audio_bounds(files)  # once, before any model loads: every file counts (headers, else decoded, bounded)
     transcriber, options = _prepare(
         model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress
     )
+    deadline = budget.Deadline()  # model time: from when the model is loaded
     outcomes: list[tuple[str, Transcript | str]] = []  # (file name, transcript or what went wrong)
+    stopped = False  # the time limit cut a transcript short or left a file out
     for index, path in enumerate(files):
         name = Path(path).name
         if index and deadline.expired():
             outcomes.append((name, budget.stopped_notice(index, len(files), "recordings", deadline)))
+            stopped = True
             continue
 
         def report(done: float, i: int = index, n: str = name) -> None:
             progress((i + done) / len(files), desc=f"{n} ({i + 1} of {len(files)})")
 
-        try:
-            [result] = transcriber([path], **options, deadline=deadline, progress=report)
+        try:  # the bounds were checked above for all the files together
+            [result] = transcriber.run([path], options, deadline=deadline, progress=report)
         except pipelines.InputError as error:
             outcomes.append((name, str(error)))
             continue
+        stopped = stopped or result.stopped_at is not None
         if result.has_speech:
             outcomes.append((name, result))
         else:
             outcomes.append((name, _stopped(result, deadline) if result.stopped_at is not None else _no_speech(result)))
-    if any(
-        (result.stopped_at is not None) if isinstance(result, Transcript) else result.startswith("Stopped after")
-        for _, result in outcomes
-    ):
+    if stopped:
         gr.Warning(f"Not everything was transcribed: {budget.limit_phrase(deadline.seconds)}. See the table.")
     return _many_outputs(outcomes, deadline)
 
 
 def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress):
-    """The loaded pipeline and the options the tab's controls ask for (checked against that model)."""
+    """The loaded pipeline and the options the tab's controls ask for, checked against that model."""
     progress(0, desc="Loading the model")
     transcriber = pipelines.load("transcribe", model or None)
     options = {
@@ -127,11 +123,10 @@ def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_pro
         "initial_prompt": initial_prompt or "",
         "hotwords": hotwords or "",
     }
-    transcriber.options(**options)  # refuse a bad choice before any audio is decoded
-    return transcriber, options
+    return transcriber, transcriber.options(**options)  # a bad choice is refused before any audio is decoded
 
 
-def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline | None = None):
+def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline):
     done = [(name, result) for name, result in outcomes if isinstance(result, Transcript)]
     if not done:
         problems = "\n".join(f"- {name}: {problem}" for name, problem in outcomes)
@@ -143,7 +138,7 @@ def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget
     return text, _files_details(outcomes, deadline), _table(done), [str(path) for path in paths]
 
 
-def _details(result: Transcript, deadline: budget.Deadline | None = None) -> str:
+def _details(result: Transcript, deadline: budget.Deadline) -> str:
     language = f"{LANGUAGES.get(result.language, result.language).title()} ({result.language})"
     task = " · translated to English" if result.task == "translate" else ""
     stopped = f" · {_stopped(result, deadline)}" if result.stopped_at is not None else ""
@@ -153,16 +148,15 @@ def _details(result: Transcript, deadline: budget.Deadline | None = None) -> str
     )
 
 
-def _stopped(result: Transcript, deadline: budget.Deadline | None) -> str:
+def _stopped(result: Transcript, deadline: budget.Deadline) -> str:
     """What a transcript cut short by the time limit says: how far it got, the limit, what to do."""
-    seconds = deadline.seconds if deadline is not None else limits.limits().request_seconds
     return (
         f"Stopped after {result.stopped_at:.1f} s of this {result.duration:.1f} s recording: "
-        f"{budget.limit_phrase(seconds)}. Send the rest in another request (a shorter recording)."
+        f"{budget.limit_phrase(deadline.seconds)}. Send the rest in another request (a shorter recording)."
     )
 
 
-def _files_details(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline | None = None) -> str:
+def _files_details(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline) -> str:
     rows = ["| file | length | language | result |", "|---|---|---|---|"]
     for name, result in outcomes:
         if isinstance(result, Transcript):

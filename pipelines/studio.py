@@ -24,7 +24,7 @@ from .caption.rerank import Ranked, rerank
 from .core.budget import Deadline, limit_phrase
 from .core.errors import InputError, PipelineError
 from .core.io import load_image
-from .core.limits import check_text, limits
+from .core.limits import TEXT_LIMIT, check_text
 from .core.options import option, verify
 from .fusion import ClipSpace, early_fusion, late_fusion, shared_space
 from .search.classify import DEFAULT_TEMPLATE, Classification, classifier
@@ -95,15 +95,15 @@ class StudioOptions:
     )
     labels: str = option(
         DEFAULT_LABELS,
-        what="The labels",
-        max_chars=limits().text_chars,
+        what="The list of labels",
+        max_chars=TEXT_LIMIT,
         help='comma-separated; used when the words name no alternatives ("a cat or a dog?")',
     )
     template: str | None = option(
         DEFAULT_TEMPLATE,
         optional=True,
         what="The template",
-        max_chars=limits().text_chars,
+        max_chars=TEXT_LIMIT,
         help="how each label becomes a sentence, e.g. 'a photo of a {}'; none = the model's",
     )
 
@@ -122,15 +122,20 @@ def run(
 
     ``audio`` (a recording of a question or a description) wins over ``text`` (typed words) when both are given.
     Inputs are bounded as in every task (limits(): typed words and labels in characters, the recording in
-    seconds). ``deadline`` (a Deadline, or seconds from now; None: no limit): transcription and generation stop
-    there, and the caption and the answer do not start once it has passed (each says so).
+    seconds). ``deadline`` (a Deadline, or seconds of model time, counted once the run's models are loaded; None:
+    no limit): transcription and generation stop there, and the caption and the answer do not start once it has
+    passed (each says so).
     """
     options.verify()
-    deadline = Deadline.of(deadline)
     space = shared_space()
     gallery = bundled()
+    # Loaded before the clock starts; a model that cannot load makes only its own part Unavailable.
+    transcriber = _attempt(lambda: load("transcribe")) if audio is not None else None
+    captioner, answerer = _attempt(lambda: load("caption")), _attempt(lambda: load("ask"))
+    labeller = _attempt(classifier)
+    deadline = Deadline.of(deadline)
 
-    words = _attempt(lambda: _words(audio, text, deadline))
+    words = transcriber if not _ok(transcriber) else _attempt(lambda: _words(transcriber, audio, text, deadline))
     yield "words", words
     picture = _attempt(lambda: _picture(image))
     said = words.text if isinstance(words, Words) else None
@@ -146,9 +151,19 @@ def run(
             [image_vector, text_vector], lambda: fuse(image_vector, text_vector, options.text_weight, options.top_k)
         ),
     )
-    yield "labels", _needs(image_vector, lambda: _labels(image_vector, said, options))
-    yield "caption", _needs(image_vector, lambda: _caption(picture, image_vector, space, options, deadline), deadline)
-    yield "answer", _needs([picture, words], lambda: _answer(picture, said, space, deadline), deadline)
+    yield "labels", _needs([image_vector, labeller], lambda: _labels(labeller, image_vector, said, options))
+    yield (
+        "caption",
+        _needs(
+            [image_vector, captioner],
+            lambda: _caption(captioner, picture, image_vector, space, options, deadline),
+            deadline,
+        ),
+    )
+    yield (
+        "answer",
+        _needs([picture, words, answerer], lambda: _answer(answerer, picture, said, space, deadline), deadline),
+    )
 
 
 def _ok(value) -> bool:
@@ -176,9 +191,9 @@ def _needs(inputs, work, deadline: Deadline | None = None) -> Any:
     return _attempt(work)
 
 
-def _words(audio, text, deadline: Deadline | None = None) -> Words:
+def _words(transcriber, audio, text, deadline: Deadline | None = None) -> Words:
     if audio is not None:
-        [transcript] = load("transcribe")([audio], deadline=deadline)
+        [transcript] = transcriber([audio], deadline=deadline)
         if not transcript.has_speech:
             raise InputError(
                 f"No speech was found in this {transcript.duration:.1f} s recording. Record again, "
@@ -226,14 +241,14 @@ def fuse(image_vector: np.ndarray, text_vector: np.ndarray, text_weight: float, 
     )
 
 
-def _labels(image_vector, said: str | None, options: StudioOptions) -> Classification:
+def _labels(labeller, image_vector, said: str | None, options: StudioOptions) -> Classification:
     labels = alternatives(said or "") or options.labels.strip()
     if not labels:
         raise InputError(
             "No labels to tell apart: say or type the alternatives (e.g. 'is it a cat or a dog?'), "
             "or list labels in the options"
         )
-    [result] = classifier().classify_vectors(image_vector, labels, options.template)
+    [result] = labeller.classify_vectors(image_vector, labels, options.template)
     return result
 
 
@@ -245,11 +260,11 @@ def alternatives(words: str) -> list[str]:
     return choices if len(choices) >= 2 else []
 
 
-def _caption(picture, image_vector, space: ClipSpace, options: StudioOptions, deadline=None) -> list[Ranked]:
-    [caption] = load("caption")([picture], num_candidates=options.num_candidates, deadline=deadline)
+def _caption(captioner, picture, image_vector, space: ClipSpace, options: StudioOptions, deadline=None) -> list[Ranked]:
+    [caption] = captioner([picture], num_candidates=options.num_candidates, deadline=deadline)
     return rerank(caption.candidates, image_vector, space, options.clip_weight)
 
 
-def _answer(picture, question: str, space: ClipSpace, deadline=None) -> Answered:
-    [answer] = load("ask")([(picture, question)], deadline=deadline)
+def _answer(answerer, picture, question: str, space: ClipSpace, deadline=None) -> Answered:
+    [answer] = answerer([(picture, question)], deadline=deadline)
     return Answered(answer, relevance_map(space, picture, answer.text or question))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import soundfile
@@ -11,10 +13,12 @@ from PIL import Image
 
 import pipelines
 import toyworld
+from demos import ask as ask_tab
+from demos import caption as caption_tab
 from demos import studio as studio_tab
 from demos import transcribe as transcribe_tab
 from pipelines import fusion, studio
-from pipelines.core import limits
+from pipelines.core import budget, limits
 from pipelines.core.budget import Deadline, stopped_notice
 from pipelines.search.encoding import encode_images
 
@@ -119,7 +123,7 @@ def test_studio_parts_not_started_at_the_deadline_say_so_and_huge_inputs_are_ref
         assert "time limit per request" in parts[name].reason
     words = dict(studio.run(image, text="red " * 1000))["words"]  # 4,000 characters
     assert isinstance(words, studio.Unavailable) and "limit is 2,000 characters" in words.reason
-    with pytest.raises(pipelines.InputError, match="at most 2000 characters"):
+    with pytest.raises(pipelines.InputError, match="The list of labels is too long: 3,000 characters"):
         studio.StudioOptions(labels="cat, dog, " * 300).verify()
     with pytest.raises(Exception, match="limit is 2,000 characters"):
         next(studio_tab.run(None, None, "a" * 5000))
@@ -133,3 +137,93 @@ def test_a_huge_image_is_scaled_down_at_decode_not_refused(tmp_path):
     image = load_image(str(path))
     assert image.size == (limits.IMAGE_SIDE, 512)
     assert load_image(str(path), max_side=100).size == (100, 25)
+
+
+class _Clock:
+    """The budget's clock, moved on only by a test: a slow load or a long step is simulated without waiting."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget, "time", clock)
+    return clock
+
+
+def test_the_time_limit_counts_model_time_not_a_slow_model_load(clock, monkeypatch, speak, tmp_path):
+    real_load, cold = pipelines.load, set()
+
+    def slow_load(*args, **kwargs):  # a model's first load "takes" far longer than a request may run (60 s)
+        key = (args, tuple(sorted(kwargs.items(), key=str)))
+        if key not in cold:
+            cold.add(key)
+            clock.now += 1_000
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines, "load", slow_load)
+    monkeypatch.setattr(studio, "load", slow_load)
+    monkeypatch.setattr(real_load("caption"), "batch_size", 1)  # two images: two chunks of work
+    table, _ = caption_tab.caption_batch(_scenes(2, tmp_path))
+    assert all(row[1] and not row[-1] for row in table["data"]), table
+    short = _speech(speak, tmp_path, 1)
+    _, details, _, _ = transcribe_tab.transcribe_files([short, short])
+    assert "Stopped" not in details and details.count("segment") == 2, details
+    parts = dict(studio.run(toyworld.scene(toyworld.HELD_OUT_SEED + 7100).image, text="what color is it?", deadline=60))
+    assert not isinstance(parts["caption"], studio.Unavailable) and not parts["caption"][0].stopped
+    assert not isinstance(parts["answer"], studio.Unavailable) and not parts["answer"].answer.stopped
+
+
+def test_a_spoken_question_has_one_time_budget_for_transcription_and_answer(clock, monkeypatch, speak, tmp_path):
+    real_load, warnings = pipelines.load, []
+
+    def load(task, *args, **kwargs):
+        pipeline = real_load(task, *args, **kwargs)
+        if task != "transcribe":
+            return pipeline
+
+        def transcribing_for_a_minute(*call_args, **call_kwargs):
+            result = pipeline(*call_args, **call_kwargs)
+            clock.now += 61  # the whole budget (60 s) went on the transcription
+            return result
+
+        return transcribing_for_a_minute
+
+    monkeypatch.setattr(pipelines, "load", load)
+    monkeypatch.setattr(ask_tab.gr, "Warning", warnings.append)
+    image = tmp_path / "scene.png"
+    toyworld.scene(toyworld.HELD_OUT_SEED + 7200).image.save(image)
+    *_, question = ask_tab.ask_voice(str(image), str(speak("what color is the shape?")))
+    assert "color" in question.lower()
+    assert any(w.startswith("An answer may be unfinished: the time limit per request is 60 s") for w in warnings)
+
+
+def test_unheard_tails_are_decoded_under_the_same_deadline(clock):
+    from pipelines.speech.chunks import Chunk
+    from pipelines.speech.faster import WINDOW_BATCH, FasterWhisper
+    from pipelines.speech.options import TranscribeOptions
+    from pipelines.speech.results import Segment
+
+    rate, window = 16_000, 30 * 16_000
+    windows = [Chunk(i * window, (i + 1) * window) for i in range(WINDOW_BATCH + 1)]  # two groups of windows
+    whisper, decoded = object.__new__(FasterWhisper), []
+    whisper.workers = 1
+
+    def group(audio, chunks, settings):  # each window: 5 s heard, 25 s left for a tail
+        decoded.append(chunks)
+        if len(decoded) == 3:  # the first group of tails: the request's time runs out while it is decoded
+            clock.now += 1_000
+        found = [Segment(c.start / rate, c.start / rate + 5, "words", ()) for c in chunks]
+        return found, SimpleNamespace(language="en", language_probability=1.0)
+
+    whisper._group = group
+    options = TranscribeOptions(language="en")
+    decoding = whisper.decode(np.zeros(len(windows) * window, np.float32), windows, options, lambda s: None, Deadline())
+    assert len(decoded) == 3  # the windows' two groups and the first group of tails; the second never started
+    tails = decoded[2]
+    assert decoding.stopped_at is not None and decoding.stopped_at > tails[-1].start / rate

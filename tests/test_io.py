@@ -25,6 +25,7 @@ from pipelines.core.io import (
     load_audio,
     load_image,
 )
+from tests.recordings import encode_with_av
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
@@ -56,19 +57,6 @@ def sine(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.5)
 
 def peak_frequency(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     return float(np.abs(np.fft.rfft(samples)).argmax() * rate / len(samples))
-
-
-def encode_with_av(path, fmt: str, codec: str, samples: np.ndarray, rate: int) -> None:
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate, layout="mono")
-        step = stream.codec_context.frame_size or 1024
-        for start in range(0, len(samples), step):
-            frame = av.AudioFrame.from_ndarray(samples[None, start : start + step], format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = rate, start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
 
 
 def refusal(call, *args, **kwargs) -> str:
@@ -121,6 +109,15 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
     assert load_image(encoded(Image.fromarray(white), "PNG")).getpixel((0, 0)) == WHITE
     assert load_image(encoded(Image.fromarray(middle), "PNG")).getpixel((0, 0)) == (128, 128, 128)
     assert load_image(Image.fromarray(middle.astype(np.int32), "I")).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_sixteen_bit_images_larger_than_the_side_limit_are_scaled_not_refused():
+    grey = np.full((100, 300), 32896, np.uint16)  # 128 * 257: mid grey at 16 bits
+    for fmt in ("TIFF", "PNG"):
+        image = load_image(encoded(Image.fromarray(grey), fmt), max_side=60)
+        assert image.size == (60, 20) and near(image.getpixel((30, 10)), (128, 128, 128), 1)
+    image = load_image(Image.new("I;16", (300, 100), 65535), max_side=60)
+    assert image.size == (60, 20) and image.getpixel((0, 0)) == WHITE
 
 
 def transparent_palette() -> Image.Image:

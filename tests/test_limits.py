@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import av
 import numpy as np
 import pytest
 import soundfile
@@ -18,6 +17,7 @@ from pipelines import fusion
 from pipelines.core import limits
 from pipelines.core.io import audio_seconds, header_seconds
 from pipelines.search import heatmap
+from tests.recordings import encode_with_av
 
 
 def _png(path, color="red"):
@@ -115,7 +115,7 @@ def test_a_huge_question_is_cut_and_a_huge_caption_prefix_refused():
     from pipelines.vqa.base import clean_question
 
     assert len(clean_question("what colour is it? " * 100_000)) <= limits.TEXT_CHARS  # a question is cut
-    with pytest.raises(pipelines.InputError, match="at most 2000 characters"):
+    with pytest.raises(pipelines.InputError, match=r"The prefix is too long: 2,001 characters; the limit is 2,000"):
         CaptionOptions(prefix="a" * 2001).verify()
 
 
@@ -153,17 +153,8 @@ class _Pipe(io.RawIOBase):
 
 def _headerless_webm(path, seconds: float, rate: int = 48_000) -> str:
     pipe = _Pipe()
-    with av.open(pipe, "w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=rate, layout="mono")
-        samples = (0.3 * np.sin(np.arange(int(seconds * rate)) / rate * 2 * np.pi * 440)).astype(np.float32)
-        step = stream.codec_context.frame_size or 960
-        for start in range(0, len(samples), step):
-            frame = av.AudioFrame.from_ndarray(samples[None, start : start + step], format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = rate, start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    samples = (0.3 * np.sin(np.arange(int(seconds * rate)) / rate * 2 * np.pi * 440)).astype(np.float32)
+    encode_with_av(pipe, "webm", "libopus", samples, rate)
     path.write_bytes(bytes(pipe.data))
     return str(path)
 
@@ -190,3 +181,62 @@ def test_the_pipelines_themselves_refuse_too_many_inputs_with_the_same_message(m
     monkeypatch.setenv(limits.AUDIO_FILES_ENV, "1")
     with pytest.raises(pipelines.InputError, match=r"Too many recordings: 2 were given; the limit is 1"):
         pipelines.load("transcribe")([(16_000, np.zeros(16_000, np.float32))] * 2)
+
+
+def test_joined_calls_never_hold_more_inputs_than_one_request_may(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.core.batching import Batcher
+
+    monkeypatch.setenv(limits.IMAGES_ENV, "2")
+    calls = []
+
+    def captioner(images, **options):  # refuses a long list, as the captioner does
+        limits.check_count("images", len(images), limits.limits().images_per_request, limits.IMAGES_ENV)
+        calls.append(len(images))
+        return [f"caption of {image}" for image in images]
+
+    batcher = Batcher(max_batch=8, wait=5.0)  # a full group runs at once: nothing here waits the 5 s
+    with ThreadPoolExecutor(4) as pool:
+        captions = list(
+            pool.map(lambda i: batcher.run(captioner, [i], max_batch=limits.limits().images_per_request), range(4))
+        )
+    assert captions == [[f"caption of {i}"] for i in range(4)]
+    assert calls == [2, 2]  # joined in pairs, each image captioned once (none refused, then run again alone)
+
+
+def test_typed_words_beside_a_recording_are_not_refused_for_their_length(speak):
+    from demos import studio as studio_tab
+
+    shown = next(studio_tab.run(None, str(speak("a red circle")), "a" * 5_000))  # the recording wins
+    assert "red" in shown[0].lower()  # the transcript
+
+
+def test_text_options_are_refused_like_any_text_with_the_limit_read_when_checked(monkeypatch):
+    from pipelines.caption.options import CaptionOptions
+
+    monkeypatch.setenv(limits.TEXT_CHARS_ENV, "10")
+    with pytest.raises(
+        pipelines.InputError, match=r"The prefix is too long: 11 characters; the limit is 10 characters \(MM_MAX_TEXT"
+    ):
+        CaptionOptions(prefix="a" * 11).verify()
+    CaptionOptions(prefix="a" * 10).verify()
+
+
+def test_too_many_questions_name_the_rule_they_break():
+    from demos import ask as ask_tab
+
+    with pytest.raises(pipelines.InputError, match=r"at most 16 questions of 2,000 characters \(MM_MAX_TEXT_CHARS\)"):
+        ask_tab._questions("a" * 40_000)
+
+
+def test_the_length_of_one_recording_is_a_limit_like_the_others_and_named(monkeypatch):
+    from pipelines.core.io import load_audio
+
+    assert limits.limits().audio_seconds_per_clip == limits.AUDIO_SECONDS_PER_CLIP == 600
+    monkeypatch.setenv(limits.AUDIO_CLIP_ENV, "1.5")
+    assert limits.limits().audio_seconds_per_clip == 1.5
+    with pytest.raises(
+        pipelines.InputError, match=r"longer than the 1.5 s limit per recording \(MM_MAX_AUDIO_SECONDS;"
+    ):
+        load_audio((16_000, np.zeros(32_000, np.float32)))

@@ -116,7 +116,7 @@ def test_an_english_only_model_says_it_cannot_translate_or_hear_french(transcrib
         ({"beam_size": 0}, "beam_size must be a whole number from 1 to 10; got 0"),
         ({"task": "summarise"}, "task must be one of transcribe, translate; got 'summarise'"),
         ({"language": "klingon"}, "Unknown language 'klingon'"),
-        ({"hotwords": "x" * 1000}, "hotwords must be text of at most 600 characters"),
+        ({"hotwords": "x" * 1000}, "hotwords is too long: 1,000 characters; the limit is 600 characters"),
         ({"colour": "red"}, "Unknown option(s) colour"),
     ],
 )

@@ -20,27 +20,20 @@ from ..core.budget import Deadline, mark_stopped, stopped
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
-from ..core.limits import IMAGES_ENV, check_count, limits
+from ..core.limits import IMAGES_ENV
 from .options import Candidate, Caption, CaptionOptions
 
 _SAMPLING = threading.Lock()  # see _sampling
 
 
 class Captioner(TransformersPipeline):
-    """Images in (paths, bytes, PIL images or arrays), one Caption each out."""
+    """Images in (paths, bytes, PIL images or arrays), one Caption each out: at most limits().images_per_request
+    images per call. With a ``deadline`` generation stops there, and a caption cut short by it says so
+    (``Caption.stopped``); every image still gets one."""
 
     Options = CaptionOptions
     accepts_prefix = True
-
-    def __call__(self, images: Sequence, *, deadline: Deadline | float | None = None, **overrides: Any) -> list:
-        """One Caption per image in ``images`` (at most limits().images_per_request of them).
-
-        ``deadline`` (a Deadline, or seconds from now; None: no limit): generation stops there, and a caption cut
-        short by it says so (``Caption.stopped``); every image still gets one.
-        """
-        _check_count(images)
-        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
-        return self.run(images, self.options(**overrides), **context)
+    max_inputs = ("images", "images_per_request", IMAGES_ENV)
 
     def options(self, **overrides: Any) -> CaptionOptions:
         """The caller's options, checked, with this model's registry defaults for what they left at None."""
@@ -98,7 +91,7 @@ class Captioner(TransformersPipeline):
         """
         if len(images) != len(texts):
             raise InputError(f"Give one list of captions per image; got {len(images)} images and {len(texts)} lists")
-        _check_count(images)
+        self.check_inputs(images)
         options = self.options()
         scores = []
         for image, captions in zip(images, texts):
@@ -114,11 +107,6 @@ class Captioner(TransformersPipeline):
     def teacher_forced(self, inputs: dict, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-probabilities, token ids) of each caption's tokens, end token included, given one image."""
         raise NotImplementedError
-
-
-def _check_count(images: Sequence) -> None:
-    if isinstance(images, Sequence) and not isinstance(images, (str, bytes)):
-        check_count("images", len(images), limits().images_per_request, IMAGES_ENV)
 
 
 def timed(deadline: Deadline | None, generate, inputs: dict[str, torch.Tensor], options: CaptionOptions):

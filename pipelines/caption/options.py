@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.errors import InputError
-from ..core.limits import limits
+from ..core.limits import TEXT_LIMIT
 from ..core.options import option, verify
 
 MAX_NEW_TOKENS = 100  # upper bound a user may ask for
@@ -27,7 +27,7 @@ class CaptionOptions:
         help="captions per image (beam search: at most one per beam)",
     )
     prefix: str = option(
-        "", what="The prefix", max_chars=limits().text_chars, help="the caption continues this text (BLIP only)"
+        "", what="The prefix", max_chars=TEXT_LIMIT, help="the caption continues this text (BLIP only)"
     )
     # length, in new tokens; None = the model's default
     min_new_tokens: int = option(

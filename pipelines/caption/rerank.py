@@ -98,7 +98,7 @@ def caption_and_rerank(
     """
     weight = check_weight(weight)
     check_count("images", len(images), limits().images_per_request, IMAGES_ENV)
-    captioner.options(**options)  # refuse bad options before decoding any image
+    checked = captioner.options(**options)  # refuse bad options before decoding any image
     deadline = Deadline.of(deadline)
     results: list[list[Ranked]] = []
     step = captioner.batch_size
@@ -108,7 +108,7 @@ def caption_and_rerank(
         # Decoded once for both models, one at a time, each scaled down at decode (io.load_image): a batch holds
         # at most `step` images of limits().image_side pixels, never a full-size photo.
         batch = [load_image(image) for image in images[start : start + step]]
-        captions: list[Caption] = captioner(batch, deadline=deadline, **options)
+        captions: list[Caption] = captioner.run(batch, checked, deadline=deadline)  # counted above, as a whole
         ranked = rerank_many([c.candidates for c in captions], space.embed_images(batch), space, weight)
         del batch
         results += [

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from . import registry
+from .budget import Deadline
 from .errors import InputError
+from .limits import check_count, limits
 from .registry import ModelSpec
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ class Pipeline:
     Options: ClassVar[type]
     hub_files: ClassVar[Layout]  # the checkpoint family: which files a hub snapshot needs, which weights load
     batch_size: ClassVar[int] = 16  # inputs per forward pass: bounds memory on long lists
+    # The most inputs one call takes: (what a refusal calls them, the Limits field, its variable); None: no bound.
+    max_inputs: ClassVar[tuple[str, str, str] | None] = None
     accelerations: tuple = ()  # the fast.Outcome of each acceleration this model was offered
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype):
@@ -52,8 +56,33 @@ class Pipeline:
         options.verify()
         return options
 
-    def __call__(self, inputs: Sequence, **overrides: Any) -> list:
-        return self.run(inputs, self.options(**overrides))
+    def __call__(
+        self,
+        inputs: Sequence,
+        *,
+        deadline: Deadline | float | None = None,
+        progress: Callable[[float], None] | None = None,
+        **overrides: Any,
+    ) -> list:
+        """One result per input, with ``overrides`` as options; options and the inputs' bounds (``check_inputs``)
+        are checked before any input is decoded.
+
+        ``deadline`` (a Deadline, or seconds from now; None: no limit) and ``progress`` (for pipelines that report
+        it: called with the fraction done) are not options: they go to ``_forward``, which says what it stops.
+        """
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be a function taking a fraction; got {type(progress).__name__}")
+        options = self.options(**overrides)
+        self.check_inputs(inputs)
+        context = {"deadline": Deadline.of(deadline), "progress": progress}
+        return self.run(inputs, options, **{name: value for name, value in context.items() if value is not None})
+
+    def check_inputs(self, inputs: Sequence) -> None:
+        """Refuse more inputs than one request may hold (``max_inputs``, read from limits() now)."""
+        if self.max_inputs is None or isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+            return  # no bound, or not a list: run() refuses it with its own message
+        what, bound, variable = self.max_inputs
+        check_count(what, len(inputs), getattr(limits(), bound), variable)
 
     def run(self, inputs: Sequence, options, **context: Any) -> list:
         """``inputs`` through the three stages in batches, with checked ``options``; ``context`` (what is not an

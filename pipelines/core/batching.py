@@ -4,8 +4,9 @@
     [caption] = batcher.run(captioner, [image], num_beams=3)     # from each request's own thread
 
 Requests for the same pipeline with the same options that arrive within ``wait`` seconds of the first (or until
-``max_batch`` inputs) are joined into one call. Each request still gets its own result or its own error: when a
-joined call fails, its requests are run again one by one, so one visitor's bad file never fails another's request
+``max_batch`` inputs, or a smaller ``max_batch`` the caller gives: the most one call of that pipeline accepts, e.g.
+``limits().images_per_request``) are joined into one call. Each request still gets its own result or its own error:
+when a joined call fails, its requests are run again one by one, so one visitor's bad file never fails another's request
 (Gradio's own ``batch=True`` gives every request in a batch the same error).
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Callable, Hashable, Sequence
 @dataclass
 class _Group:
     run: Callable[[list], list]
+    most: int  # inputs one joined call may hold
     inputs: list = field(default_factory=list)
     futures: list[Future] = field(default_factory=list)
     full: threading.Event = field(default_factory=threading.Event)
@@ -33,10 +35,13 @@ class Batcher:
         self._lock = threading.Lock()
         self.calls: deque[int] = deque(maxlen=1000)  # inputs per joined call, latest last (tests, benchmarks)
 
-    def run(self, pipeline: Callable, inputs: Sequence, **options: Any) -> list:
-        """``pipeline(inputs, **options)``, joined with concurrent calls of the same pipeline and options."""
+    def run(self, pipeline: Callable, inputs: Sequence, *, max_batch: int | None = None, **options: Any) -> list:
+        """``pipeline(inputs, **options)``, joined with concurrent calls of the same pipeline and options into calls
+        of at most ``max_batch`` inputs (at most the batcher's own), so that no joined call holds more than the
+        pipeline accepts from one request."""
         key = (id(pipeline), tuple(sorted((name, _identity(value)) for name, value in options.items())))
-        futures, leader = self._join(key, list(inputs), lambda batch: pipeline(batch, **options))
+        most = self.max_batch if max_batch is None else max(1, min(self.max_batch, max_batch))
+        futures, leader = self._join(key, list(inputs), most, lambda batch: pipeline(batch, **options))
         if leader is not None:
             leader.full.wait(self.wait)  # let concurrent requests join
             with self._lock:
@@ -45,19 +50,21 @@ class Batcher:
             self._serve(leader)
         return [future.result() for future in futures]
 
-    def _join(self, key: Hashable, inputs: list, run: Callable[[list], list]) -> tuple[list[Future], _Group | None]:
+    def _join(
+        self, key: Hashable, inputs: list, most: int, run: Callable[[list], list]
+    ) -> tuple[list[Future], _Group | None]:
         """This request's futures, and its group if this request leads it (runs it), else None."""
         with self._lock:
             group = self._open.get(key)
-            leader = group is None or len(group.inputs) + len(inputs) > self.max_batch
+            leader = group is None or len(group.inputs) + len(inputs) > min(group.most, most)
             if group is not None and leader:
                 group.full.set()  # no room left: its leader need not wait any longer
             if leader:
-                group = self._open[key] = _Group(run)
+                group = self._open[key] = _Group(run, most)
             futures = [Future() for _ in inputs]
             group.inputs += inputs
             group.futures += futures
-            if len(group.inputs) >= self.max_batch:
+            if len(group.inputs) >= group.most:
                 group.full.set()
         return futures, group if leader else None
 

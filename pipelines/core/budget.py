@@ -8,6 +8,12 @@ model for minutes.
             break
         model.generate(..., max_time=deadline.left())   # generation stops at the deadline too
 
+The budget is **model time**: a request's clock starts once the models it needs are loaded, when its own work
+begins. A cold load (or, off public mode, a typed model's download) is not the visitor's fault and must not leave a
+request only its first unit of work. So a handler loads its pipelines first, then makes its Deadline; a pipeline
+given a number of seconds (``Deadline.of``) starts the clock when it is called, i.e. when the (possibly joined)
+batch runs. One request has one Deadline for all its steps (a spoken question's transcription and its answer).
+
 A monotonic clock: a changed wall clock neither ends a request early nor lets it run on. Imports no torch.
 """
 
@@ -57,11 +63,17 @@ def limit_phrase(seconds: float) -> str:
     return f"the time limit per request is {seconds:g} s ({REQUEST_SECONDS_ENV})"
 
 
-def stopped_notice(done: int, total: int, what: str, deadline: Deadline | None = None) -> str:
+def stopped_notice(done: int, total: int, what: str, deadline: Deadline) -> str:
     """What a request that stopped early says: 'Stopped after 12 of 32 images: the time limit per request is 60 s
     (MM_MAX_REQUEST_SECONDS). Send the rest in another request.'"""
-    seconds = deadline.seconds if deadline is not None else limits().request_seconds
-    return f"Stopped after {done} of {total} {what}: {limit_phrase(seconds)}. Send the rest in another request."
+    limit = limit_phrase(deadline.seconds)
+    return f"Stopped after {done} of {total} {what}: {limit}. Send the rest in another request."
+
+
+def unfinished_notice(what: str, seconds: float) -> str:
+    """What a result cut short by generation's time limit says: 'The caption may be unfinished: the time limit per
+    request is 60 s (MM_MAX_REQUEST_SECONDS).' (``seconds``: the request's limit, ``Deadline.seconds``)."""
+    return f"{what} may be unfinished: {limit_phrase(seconds)}."
 
 
 def mark_stopped(output, deadline: Deadline | None):

@@ -21,16 +21,23 @@ import soundfile as sf
 import soxr
 from PIL import Image, ImageOps
 
-from .errors import InputError, PipelineError
-from .limits import limits
+from .errors import InputError
+from .limits import (
+    AUDIO_CLIP_ENV,
+    AUDIO_FILES_ENV,
+    AUDIO_SECONDS_PER_CLIP,
+    IMAGE_PIXELS,
+    check_audio_seconds,
+    check_count,
+    limits,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGE_PIXELS = 40_000_000  # pixels (width * height), checked from the header before decoding
+MAX_IMAGE_PIXELS = IMAGE_PIXELS  # pixels (width * height), checked from the header before decoding (limits.py)
 SAMPLE_RATE = 16_000  # Hz; every decoded clip is resampled to this rate
 MIN_SECONDS = 0.1  # seconds; shorter clips are refused
-MAX_SECONDS = 600.0  # seconds; the default longest clip, overridden by the env var below
-MAX_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS"  # env var holding a number of seconds
+MAX_SECONDS = AUDIO_SECONDS_PER_CLIP  # seconds; the default longest clip (limits.py: MM_MAX_AUDIO_SECONDS)
 MIN_RATE, MAX_RATE = 1_000, 768_000  # Hz: what real recordings use; outside this a header or array is wrong
 MAX_CHANNELS = 16  # channels; more than this in a (samples, channels) array means it is transposed
 MAX_SAMPLES = int(MAX_SECONDS * 48_000 * 2)  # decoded samples (all channels) held at once: 10 min 48 kHz stereo
@@ -100,8 +107,10 @@ def _decode_image(image: Image.Image, max_pixels: int, side: int) -> Image.Image
         if image.format == "JPEG" and max(width, height) > side:
             image.draft("RGB", _fitted(image.size, side))  # the decoder skips detail: 1/2, 1/4 or 1/8 scale
         image.load()  # decodes every pixel, so a truncated or corrupt file fails here
+        # Scaled before the conversion where the mode allows it, so compositing and copying work on the small image;
+        # the modes _scaled leaves alone (palette, 1-bit, 16-bit) are scaled once they are RGB.
         image = _to_rgb(ImageOps.exif_transpose(_scaled(image, side)))
-        return _scaled(image, side)  # a palette or 1-bit image is scaled once it is RGB
+        return _scaled(image, side)
     except Exception as err:  # decoders raise OSError, SyntaxError, ValueError, struct.error, ...
         raise _damaged(err) from err
 
@@ -113,8 +122,10 @@ def _fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
 
 
 def _scaled(image: Image.Image, side: int) -> Image.Image:
-    """``image`` with its longer side at most ``side``: reduced by whole factors (box filter), then resampled."""
-    if max(image.size) <= side or image.mode in ("P", "1"):  # palette and 1-bit would resample without averaging
+    """``image`` with its longer side at most ``side``: reduced by whole factors (box filter), then resampled.
+    Palette and 1-bit images (which would resample without averaging) and 16-bit ones (which PIL cannot resample)
+    come back as they are."""
+    if max(image.size) <= side or image.mode in ("P", "1") or image.mode.startswith("I;16"):
         return image
     return image.resize(_fitted(image.size, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
 
@@ -175,10 +186,10 @@ def load_audio(source, *, max_seconds: float | None = None) -> np.ndarray:
     tuple, with an int16/int32/float32/float64 array of shape (samples,) or (samples, channels).
     Files are decoded with soundfile (WAV, FLAC, OGG, MP3, ...) and otherwise with PyAV (M4A,
     WebM/Opus, MP4, ...). Channels are averaged. Clips shorter than MIN_SECONDS or longer than
-    ``max_seconds`` (default: env var MM_MAX_AUDIO_SECONDS, else MAX_SECONDS) are refused.
+    ``max_seconds`` (default: limits().audio_seconds_per_clip, MM_MAX_AUDIO_SECONDS) are refused.
     Silence is not refused.
     """
-    limit = _max_seconds() if max_seconds is None else float(max_seconds)
+    limit = limits().audio_seconds_per_clip if max_seconds is None else float(max_seconds)
     if source is None:
         raise InputError(f"No audio was given. {_AUDIO_ADVICE}")
     if isinstance(source, tuple):
@@ -245,6 +256,21 @@ def audio_seconds(source, *, at_most: float | None = None) -> float | None:
         return None
 
 
+def check_audio_bounds(sources) -> None:
+    """Refuse more recordings, or more seconds of them together, than one request may hold (limits()), before any
+    model runs. Lengths come from headers, else from decoding, which stops past the limit (the refusal then says how
+    long each recording is, up to the limit); a file that is not audio counts 0 here and is refused when it is
+    loaded."""
+    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__len__"):
+        return  # Pipeline.run refuses it with its own message
+    bounds = limits()
+    check_count("recordings", len(sources), bounds.audio_files_per_request, AUDIO_FILES_ENV)
+    total = 0.0
+    for source in sources:
+        total += audio_seconds(source, at_most=bounds.audio_seconds_per_request) or 0.0
+        check_audio_seconds(total, bounds.audio_seconds_per_request)
+
+
 def _counted_seconds(fp: BinaryIO, at_most: float | None) -> float:
     """Seconds of the first audio stream, counted by decoding and dropping its frames."""
     with av.open(fp, container_options={"format_whitelist": _AV_FORMATS}) as container:
@@ -260,19 +286,6 @@ def _counted_seconds(fp: BinaryIO, at_most: float | None) -> float:
         return frames / rate
 
 
-def _max_seconds() -> float:
-    value = os.environ.get(MAX_SECONDS_ENV)
-    if value is None:
-        return MAX_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0:
-        raise PipelineError(f"{MAX_SECONDS_ENV}={value!r} is not a positive number of seconds. Fix or unset it.")
-    return seconds
-
-
 def _check_duration(seconds: float, max_seconds: float) -> None:
     if seconds < MIN_SECONDS:
         raise InputError(
@@ -284,8 +297,8 @@ def _check_duration(seconds: float, max_seconds: float) -> None:
 def _check_not_too_long(seconds: float, max_seconds: float) -> None:
     if seconds > max_seconds:
         raise InputError(
-            f"This recording is longer than the {max_seconds:g} s limit (at least {seconds:.1f} s). "
-            f"Trim it to under {max_seconds:g} s and upload it again."
+            f"This recording is longer than the {max_seconds:g} s limit per recording ({AUDIO_CLIP_ENV}; it lasts "
+            f"at least {seconds:.1f} s). Trim it to under {max_seconds:g} s and upload it again."
         )
 
 

@@ -23,14 +23,18 @@ AUDIO_FILES_PER_REQUEST = 8  # recordings in one request
 AUDIO_FILES_ENV = "MM_MAX_AUDIO_FILES_PER_REQUEST"
 AUDIO_SECONDS_PER_REQUEST = 900.0  # seconds of audio, all recordings of one request together (15 minutes)
 AUDIO_SECONDS_ENV = "MM_MAX_AUDIO_SECONDS_PER_REQUEST"
+AUDIO_SECONDS_PER_CLIP = 600.0  # seconds of one recording; a longer one is refused as it is decoded (10 minutes)
+AUDIO_CLIP_ENV = "MM_MAX_AUDIO_SECONDS"
 TEXT_CHARS = 2_000  # characters in one text input; CLIP reads 77 tokens and BLIP a few hundred, so ample
 TEXT_CHARS_ENV = "MM_MAX_TEXT_CHARS"
+TEXT_LIMIT = "text limit in force"  # an option's max_chars meaning TEXT_CHARS_ENV's value when the text is checked
 HEATMAP_SIDE = 1024  # pixels; the heat map works on the image scaled down so its longer side is at most this
 HEATMAP_SIDE_ENV = "MM_MAX_HEATMAP_SIDE"
 HEATMAP_CROPS = 256  # crops scored for one heat map (~50 per scale suffice for a 64-cell map; room for wide images)
 HEATMAP_CROPS_ENV = "MM_MAX_HEATMAP_CROPS"
 IMAGE_SIDE = 2048  # pixels; larger images are scaled down at decode so their longer side is this (models read <= 384)
 IMAGE_SIDE_ENV = "MM_MAX_IMAGE_SIDE"
+IMAGE_PIXELS = 40_000_000  # pixels (width * height); larger images are refused from their header (not configurable)
 REQUEST_SECONDS = 60.0  # seconds of model time one request may use; heavy paths stop cleanly there and say so
 REQUEST_SECONDS_ENV = "MM_MAX_REQUEST_SECONDS"
 QUEUED_PER_VISITOR = 4  # jobs one browser session may have waiting or running at once
@@ -54,6 +58,7 @@ class Limits:
     images_per_request: int
     audio_files_per_request: int
     audio_seconds_per_request: float
+    audio_seconds_per_clip: float
     text_chars: int
     heatmap_side: int
     heatmap_crops: int
@@ -73,6 +78,7 @@ def limits() -> Limits:
         images_per_request=int(_read(IMAGES_ENV, IMAGES_PER_REQUEST, whole=True)),
         audio_files_per_request=int(_read(AUDIO_FILES_ENV, AUDIO_FILES_PER_REQUEST, whole=True)),
         audio_seconds_per_request=_read(AUDIO_SECONDS_ENV, AUDIO_SECONDS_PER_REQUEST),
+        audio_seconds_per_clip=_read(AUDIO_CLIP_ENV, AUDIO_SECONDS_PER_CLIP),
         text_chars=int(_read(TEXT_CHARS_ENV, TEXT_CHARS, whole=True)),
         heatmap_side=int(_read(HEATMAP_SIDE_ENV, HEATMAP_SIDE, whole=True)),
         heatmap_crops=max(4, int(_read(HEATMAP_CROPS_ENV, HEATMAP_CROPS, whole=True))),
@@ -97,11 +103,14 @@ def check_count(what: str, given: int, limit: int, env: str) -> None:
 
 
 def check_text(what: str, text, limit: int | None = None) -> None:
-    """Refuse ``text`` longer than ``limit`` characters (default: the text limit in force), before any tokenizer."""
-    limit = limits().text_chars if limit is None else limit
+    """Refuse ``text`` longer than ``limit`` characters (default: the text limit in force, read now), before any
+    tokenizer. The refusal names MM_MAX_TEXT_CHARS when that is the limit applied."""
+    configured = limit is None
+    limit = limits().text_chars if configured else limit
     if isinstance(text, str) and len(text) > limit:
+        variable = f" ({TEXT_CHARS_ENV})" if configured else ""
         raise InputError(
-            f"{what} is too long: {len(text):,} characters; the limit is {limit:,} characters ({TEXT_CHARS_ENV}). "
+            f"{what} is too long: {len(text):,} characters; the limit is {limit:,} characters{variable}. "
             "Shorten it and try again."
         )
 

@@ -16,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from .errors import InputError
+from .limits import TEXT_LIMIT, check_text
 
 NUMBER, WHOLE, TEXT, CHOICE, FLAG, ANY = "number", "whole number", "text", "choice", "flag", "any"
 
@@ -32,7 +33,7 @@ class Declared:
     low_open: bool = False  # the low bound itself is refused (e.g. a temperature of 0)
     optional: bool = False  # None is accepted (it means "the model's default" or "none")
     choices: tuple = ()
-    max_chars: int | None = None
+    max_chars: int | str | None = None  # a number, or TEXT_LIMIT: the text limit in force when checked
     slider: tuple[float, float] | None = None  # the control's span, inside [low, high] (default: all of it)
     step: float | None = None  # the control's step (default: 1 for whole numbers)
 
@@ -57,7 +58,7 @@ def option(
     low_open: bool = False,
     optional: bool = False,
     choices: tuple = (),
-    max_chars: int | None = None,
+    max_chars: int | str | None = None,
     flag: bool = False,
     kind: str | None = None,
     slider: tuple[float, float] | None = None,
@@ -67,7 +68,8 @@ def option(
     """A dataclass field that declares what it accepts.
 
     ``low``/``high`` make it a number (``whole=True``: an int), ``choices`` one of them, ``max_chars`` (or a str
-    default) text, ``flag`` True or False; ``kind=ANY`` leaves the check to the class's ``verify``.
+    default) text (``max_chars=TEXT_LIMIT``: the text limit in force, MM_MAX_TEXT_CHARS, read when checked),
+    ``flag`` True or False; ``kind=ANY`` leaves the check to the class's ``verify``.
     """
     if kind is None:
         if flag or isinstance(default, bool):
@@ -116,11 +118,10 @@ def check(declared: Declared, value: Any, what: str) -> None:
     elif kind == CHOICE and (isinstance(value, bool) or value not in declared.choices):
         raise InputError(f"{what} must be one of {', '.join(map(str, declared.choices))}; got {value!r}")
     elif kind == TEXT:
-        limit = declared.max_chars
-        if not isinstance(value, str) or (limit is not None and len(value) > limit):
-            length = f" of length {len(value)}" if isinstance(value, str) else ""
-            at_most = f" of at most {limit} characters" if limit is not None else ""
-            raise InputError(f"{what} must be text{at_most}; got {type(value).__name__}{length}")
+        if not isinstance(value, str):
+            raise InputError(f"{what} must be text; got {type(value).__name__}")
+        if declared.max_chars is not None:  # the one refusal of a too-long text (limits.check_text)
+            check_text(what, value, None if declared.max_chars == TEXT_LIMIT else declared.max_chars)
 
 
 def _range(declared: Declared) -> str:

@@ -15,8 +15,7 @@ import numpy as np
 from ..core.base import Pipeline
 from ..core.budget import Deadline
 from ..core.errors import InputError
-from ..core.io import audio_duration, audio_seconds, load_audio
-from ..core.limits import AUDIO_FILES_ENV, check_audio_seconds, check_count, limits
+from ..core.io import audio_duration, check_audio_bounds, load_audio
 from .chunks import Chunk, speech_windows
 from .options import LANGUAGES, TranscribeOptions
 from .results import Decoding, Segment, Transcript, Word
@@ -43,30 +42,16 @@ class SpeechPipeline(Pipeline):
     def description(self) -> str:
         return f"{self.spec.name} ({self.spec.source}) on {self.device.type}, {self.compute_type} ({self.engine})"
 
-    def __call__(
-        self,
-        inputs,
-        *,
-        progress: Callable[[float], None] | None = None,
-        deadline: Deadline | float | None = None,
-        **overrides,
-    ) -> list[Transcript]:
-        """Transcripts of ``inputs``; ``progress`` (not an option) is called with the fraction (0 to 1) of the
-        current recording done, as segments finish; recordings are transcribed one after another, in list order.
+    def check_inputs(self, inputs) -> None:
+        """At most limits().audio_files_per_request recordings lasting limits().audio_seconds_per_request together
+        (measured before any model runs: from headers, else by decoding).
 
-        At most limits().audio_files_per_request recordings lasting limits().audio_seconds_per_request together
-        (measured before any model runs: from headers, else by decoding). ``deadline`` (a Deadline, or seconds from
-        now; None: no limit): once it has passed no further window of speech starts (the first always runs); a
-        transcript cut short says where (``Transcript.stopped_at``), and later recordings get no segments.
+        Calls are ``Pipeline.__call__``'s: ``progress`` gets the fraction (0 to 1) of the current recording done, as
+        segments finish; recordings are transcribed one after another, in list order. Once a ``deadline`` has passed
+        no further window of speech starts (the first always runs); a transcript cut short says where
+        (``Transcript.stopped_at``), and later recordings get no segments.
         """
-        if progress is not None and not callable(progress):
-            raise InputError(f"progress must be a function taking a fraction; got {type(progress).__name__}")
-        options = self.options(**overrides)
         check_audio_bounds(inputs)
-        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
-        if progress is not None:
-            context["progress"] = progress
-        return self.run(inputs, options, **context)
 
     def options(self, **overrides) -> TranscribeOptions:
         options = super().options(**overrides)
@@ -135,20 +120,6 @@ class SpeechPipeline(Pipeline):
                 )
             )
         return results
-
-
-def check_audio_bounds(sources) -> None:
-    """Refuse more recordings, or more seconds of them together, than one request may hold (limits()), before any
-    model runs. Lengths come from headers, else from decoding (bounded); a file that is not audio counts 0 here and
-    is refused when it is loaded."""
-    if isinstance(sources, (str, bytes)) or not hasattr(sources, "__len__"):
-        return  # Pipeline.run refuses it with its own message
-    bounds = limits()
-    check_count("recordings", len(sources), bounds.audio_files_per_request, AUDIO_FILES_ENV)
-    total = 0.0
-    for source in sources:
-        total += audio_seconds(source, at_most=bounds.audio_seconds_per_request) or 0.0
-        check_audio_seconds(total, bounds.audio_seconds_per_request)
 
 
 def _check_english_only(model: str, options: TranscribeOptions) -> None:

@@ -87,8 +87,11 @@ class FasterWhisper(SpeechPipeline):
         # sentence: what it left unheard is decoded again on its own, in the detected language.
         segments, info, stopped = self._batched(audio, windows, settings, report, deadline)
         tails = _unheard_tails(windows, segments) if stopped is None else []
-        if tails and not (deadline is not None and deadline.expired()):
-            segments += self._batched(audio, tails, dict(settings, language=info.language), report)[0]
+        if tails and deadline is not None and deadline.expired():  # none started: the first unheard one says where
+            stopped = tails[0].start / SAMPLE_RATE
+        elif tails:  # under the same deadline: once it passes, no further group of tails starts
+            found, _, stopped = self._batched(audio, tails, dict(settings, language=info.language), report, deadline)
+            segments += found
         return Decoding(segments, info.language, info.language_probability, stopped)
 
     def _batched(

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.budget import Deadline
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
-from ..core.limits import IMAGES_ENV, check_count, limits
+from ..core.limits import IMAGES_ENV, limits
 from .options import AskOptions
 
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to ask about
@@ -21,18 +20,12 @@ SUPPORTED_SCRIPTS = ("LATIN",)  # both families were trained on English question
 
 
 class VqaPipeline(TransformersPipeline):
-    """(image, question) pairs in, one Answer each out. Subclasses run the model and rank its answers."""
+    """(image, question) pairs in, one Answer each out: at most limits().images_per_request pairs per call. With a
+    ``deadline`` a generated answer stops there and says so (``Answer.stopped``). Subclasses run the model and rank
+    its answers."""
 
     Options = AskOptions
-
-    def __call__(self, pairs, *, deadline: Deadline | float | None = None, **overrides) -> list:
-        """One Answer per (image, question) pair (at most limits().images_per_request pairs). ``deadline`` (a
-        Deadline, or seconds from now; None: no limit): a generated answer stops there and says so
-        (``Answer.stopped``)."""
-        if isinstance(pairs, (list, tuple)):
-            check_count("(image, question) pairs", len(pairs), limits().images_per_request, IMAGES_ENV)
-        context = {} if deadline is None else {"deadline": Deadline.of(deadline)}  # _forward(batch, options) else
-        return self.run(pairs, self.options(**overrides), **context)
+    max_inputs = ("(image, question) pairs", "images_per_request", IMAGES_ENV)
 
     @property
     def max_question_tokens(self) -> int:
@@ -47,7 +40,8 @@ class VqaPipeline(TransformersPipeline):
             source = pair[0]
             if isinstance(source, (str, os.PathLike)):
                 key = os.fspath(source)
-                decoded[key] = decoded[key] if key in decoded else _usable_image(source)
+                if key not in decoded:
+                    decoded[key] = _usable_image(source)
                 images.append(decoded[key])
             else:
                 images.append(_usable_image(source))
