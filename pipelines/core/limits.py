@@ -45,10 +45,16 @@ CUSTOM_MODELS = 2  # models loaded from a typed Hub id or directory (off public 
 CUSTOM_MODELS_ENV = "MM_MAX_CUSTOM_MODELS"
 VISITOR_BYTES = 256 * 2**20  # bytes of uploaded images one visitor's gallery may keep on disk
 VISITOR_BYTES_ENV = "MM_MAX_VISITOR_BYTES"
+ADDRESS_BYTES = 512 * 2**20  # bytes of uploaded images kept for all galleries of one client address together
+ADDRESS_BYTES_ENV = "MM_MAX_ADDRESS_BYTES"
 STORE_BYTES = 2 * 2**30  # bytes of uploaded images kept on disk for all visitors together
 STORE_BYTES_ENV = "MM_MAX_STORE_BYTES"
 UPLOAD_HOURS = 24.0  # hours an uploaded image is kept; older ones are swept away
 UPLOAD_HOURS_ENV = "MM_UPLOAD_MAX_AGE_HOURS"
+ADDRESS_UPLOAD_BYTES = 1 * 2**30  # bytes one client address may upload per hour (Gradio keeps uploads for a day)
+ADDRESS_UPLOAD_BYTES_ENV = "MM_MAX_UPLOAD_BYTES_PER_ADDRESS_HOUR"
+DAILY_UPLOAD_BYTES = 16 * 2**30  # bytes all visitors together may upload per day: what Gradio's folder can hold
+DAILY_UPLOAD_BYTES_ENV = "MM_MAX_UPLOAD_BYTES_PER_DAY"
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,11 @@ class Limits:
     queued_per_address: int
     custom_models: int
     visitor_bytes: int
+    address_bytes: int
     store_bytes: int
     upload_hours: float
+    address_upload_bytes: int
+    daily_upload_bytes: int
 
 
 def limits() -> Limits:
@@ -88,8 +97,11 @@ def limits() -> Limits:
         queued_per_address=int(_read(QUEUED_PER_ADDRESS_ENV, QUEUED_PER_ADDRESS, whole=True)),
         custom_models=int(_read(CUSTOM_MODELS_ENV, CUSTOM_MODELS, whole=True)),
         visitor_bytes=int(_read(VISITOR_BYTES_ENV, VISITOR_BYTES, whole=True)),
+        address_bytes=int(_read(ADDRESS_BYTES_ENV, ADDRESS_BYTES, whole=True)),
         store_bytes=int(_read(STORE_BYTES_ENV, STORE_BYTES, whole=True)),
         upload_hours=_read(UPLOAD_HOURS_ENV, UPLOAD_HOURS),
+        address_upload_bytes=int(_read(ADDRESS_UPLOAD_BYTES_ENV, ADDRESS_UPLOAD_BYTES, whole=True)),
+        daily_upload_bytes=int(_read(DAILY_UPLOAD_BYTES_ENV, DAILY_UPLOAD_BYTES, whole=True)),
     )
 
 
