@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 import pipelines
-from demos import ask, caption, fairness, search, studio, system, transcribe
+from demos import ask, caption, common, fairness, search, studio, system, transcribe
 from demos.examples import EXAMPLES
+from demos.upload_budget import UploadBudget
 from pipelines.core import runtime
 
 TITLE = "Multimodal demo studio"
@@ -56,6 +58,7 @@ def build_demo() -> gr.Blocks:
             outputs=[query, tabs],
             api_visibility="private",
         )
+    common.release_memory_after(demo)  # the whole-model jobs' buffers go back to the system once they finish
     demo.queue(max_size=QUEUE_SIZE)
     fairness.install(demo)
     return demo
@@ -151,8 +154,8 @@ def main(argv=None) -> None:
 
 
 def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True):
-    """Launch with the app's limits: upload size, sessions kept, a login if ``auth`` is given, and of the project's
-    files only the example assets served from disk."""
+    """Launch with the app's limits: upload size and a byte budget for uploads (demos/upload_budget.py), sessions
+    kept, a login if ``auth`` is given, and of the project's files only the example assets served from disk."""
     if proxies := fairness.space_proxies():  # read by the server at launch: visitors' own addresses, not the proxy's
         os.environ["FORWARDED_ALLOW_IPS"] = proxies
     return demo.launch(
@@ -164,6 +167,7 @@ def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=No
         state_session_capacity=MAX_SESSIONS,
         allowed_paths=[str(EXAMPLES)],
         prevent_thread_lock=not block,
+        app_kwargs={"middleware": [Middleware(UploadBudget)]},
     )
 
 
