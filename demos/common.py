@@ -29,6 +29,7 @@ OUTPUT_AGE = 24 * 3600  # seconds a request's files are kept: Gradio copies them
 GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
 # Two at once, and one address runs at most one of them (demos/fairness.py): a visitor's job starts while another's
 # longest allowed job still runs, instead of waiting for it.
+# The cost: up to two whole-model jobs' buffers in memory at once (the limits bound each), sharing the CPU cores.
 GPU_CONCURRENCY = 2
 # Events whose requests pipelines.core.batching joins into shared forward passes: side by side, up to one batch.
 BATCHED = "batched-models"
@@ -62,8 +63,85 @@ def image_input(**kwargs) -> ImageInput:
     return ImageInput(type="filepath", sources=["upload", "clipboard", "webcam"], **kwargs)
 
 
+# Only an API caller can send a value a control refuses (out of its range, not a number, not one of its choices).
+# Gradio's own refusal is in its words (or an internal error) with a traceback in the server log; these controls
+# refuse it with our message instead, naming the control by its label and what it takes, logged as one warning line.
+# Subclasses, because Gradio checks inputs in preprocess, before an event's validator or handler runs. Each keeps
+# the stock front end (is_template) and has no __init__ of its own: Gradio sends the front end the props named in
+# __init__'s signature.
+_REFUSED = (gr.Error, TypeError, ValueError)  # out of range; compared with a non-number; NaN rounded to a whole number
+_LISTED = 12  # choices named in a refusal; the API page lists them all
+
+
+class SliderInput(gr.Slider):
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except _REFUSED:
+            raise _refusal(self, payload) from None
+
+
+class NumberInput(gr.Number):
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except _REFUSED:
+            raise _refusal(self, payload) from None
+
+
+class RadioInput(gr.Radio):
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except _REFUSED:
+            raise _refusal(self, payload) from None
+
+
+class DropdownInput(gr.Dropdown):
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except _REFUSED:
+            raise _refusal(self, payload) from None
+
+
+def _refusal(control: gr.components.Component, payload) -> gr.Error:
+    """'Results must be a number from 1 to 24; got 99. Send such a number and try again.', logged as one line."""
+    if isinstance(control, (gr.Slider, gr.Number)):
+        accepted, fix = _number_range(control), "such a number"
+    else:
+        values = [value for _, value in control.choices]
+        listed = ", ".join(map(repr, values[:_LISTED]))
+        more = len(values) > _LISTED
+        accepted = f"one of the {len(values)} values the API page lists ({listed}, ...)" if more else f"one of {listed}"
+        fix = "one of those values"
+    shown = repr(payload)
+    shown = shown if len(shown) <= 60 else shown[:60] + "..."
+    message = f"{control.label or 'This input'} must be {accepted}; got {shown}. Send {fix} and try again."
+    log.warning("input refused: %s", _one_line(message))
+    return gr.Error(message, title="Cannot use this input", print_exception=False)
+
+
+def _number_range(control: gr.Slider | gr.Number) -> str:
+    noun = "a whole number" if control.precision == 0 else "a number"
+    low, high = control.minimum, control.maximum
+    if low is not None and high is not None:
+        return f"{noun} from {low:g} to {high:g}"
+    if low is not None:
+        return f"{noun} of at least {low:g}"
+    return f"{noun} of at most {high:g}" if high is not None else noun
+
+
 def option_slider(
-    options_class: type, name: str, *, label: str, value=None, component: type = gr.Slider, **kwargs
+    options_class: type, name: str, *, label: str, value=None, component: type = SliderInput, **kwargs
 ) -> gr.Slider:
     """A slider for one option: its span, step and help come from the option's declaration in the pipelines
     (``pipelines.core.options``); ``value`` None starts it at the option's default."""
@@ -78,29 +156,16 @@ def audio_input(**kwargs) -> gr.Audio:
     return gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, **kwargs)
 
 
-class ModelDropdown(gr.Dropdown):
-    """gr.Dropdown that hands our code any typed name, listed or not.
-
-    With ``allow_custom_value=False`` (public mode) gr.Dropdown refuses an unlisted name sent through the API in
-    its own words, with a traceback in the server log; pipelines.load refuses it with the list of names instead.
-    """
-
-    is_template = True  # render with the stock Dropdown front end
-    # No __init__ of our own: Gradio sends the front end the props named in __init__'s signature.
-
-    def preprocess(self, payload):
-        if payload is None or isinstance(payload, str):
-            return payload
-        return super().preprocess(payload)
-
-
 def model_choice(task: str) -> gr.Dropdown:
-    """A model picker: registry names; outside public mode also a typed hub id or local directory."""
+    """A model picker: registry names; outside public mode also a typed hub id or local directory.
+
+    A typed name reaches pipelines.load in both modes: in public mode it refuses any name not in the list, with the
+    list (gr.Dropdown's own refusal would be in Gradio's words, with a traceback in the log)."""
     public = runtime.settings().public
-    return ModelDropdown(
+    return gr.Dropdown(
         choices=pipelines.available_models(task),
         value=pipelines.default_model(task),
-        allow_custom_value=not public,
+        allow_custom_value=True,
         label="Model",
         info="A name from the list"
         if public
@@ -115,11 +180,16 @@ def user_errors(handler, *, gpu: bool = True):
     Numbers that are not finite (NaN, inf: only the API can send them) are refused, naming the input, before the
     handler runs. A user's mistake is logged as one warning line; an unexpected failure as an error with its
     traceback, under an error id the visitor is shown instead of any detail. A handler that runs a model (``gpu``)
-    hands the memory its request freed back to the system when it finishes, and gets the GPU on ZeroGPU Spaces:
-    ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error messages back from its worker.
+    gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error
+    messages back from its worker. One whose events are heavy (``release_memory_after``) hands the memory its request
+    freed back to the system after it finishes.
     """
     signature = inspect.signature(handler)
-    after = memory_release.request if gpu else None
+
+    def after() -> None:
+        if handler in _heavy:
+            memory_release.request()
+
     if inspect.isgeneratorfunction(handler):
 
         @functools.wraps(handler)
@@ -129,8 +199,7 @@ def user_errors(handler, *, gpu: bool = True):
                     _refuse_unusable_numbers(signature, args, kwargs)
                     yield from handler(*args, **kwargs)
             finally:
-                if after:
-                    after()
+                after()
 
         translated = streamed
     else:
@@ -142,22 +211,39 @@ def user_errors(handler, *, gpu: bool = True):
                     _refuse_unusable_numbers(signature, args, kwargs)
                     return handler(*args, **kwargs)
             finally:
-                if after:
-                    after()
+                after()
 
         translated = wrapped
     return on_gpu(translated) if gpu else translated
 
 
-class MemoryRelease:
-    """Runs ``runtime.release_memory()`` on a background thread once a model request finishes: the visitor's answer
-    does not wait for it (a full garbage collection takes ~0.2 s with the models loaded), and requests that finish
-    while it runs share the next run."""
+_heavy: set = set()  # handlers (as written, before user_errors) whose requests are followed by a memory release
 
-    def __init__(self):
+
+def release_memory_after(demo: gr.Blocks, lane: str = GPU) -> None:
+    """Hand memory back to the system after the requests of ``demo``'s events in ``lane`` (by default the
+    whole-model jobs: batches, recordings, galleries, the heat map, Studio), whose buffers are large; not after each
+    small request, where a full garbage collection (~0.2 s, holding the GIL) would slow everyone for little memory.
+    Call once the demo's events are declared."""
+    for event in demo.fns.values():
+        if event.concurrency_id == lane:
+            _heavy.add(inspect.unwrap(event.fn))  # the handler as written: user_errors' wrappers name it
+
+
+RELEASE_INTERVAL = 5.0  # seconds at least between two memory releases: a burst of heavy requests shares one
+
+
+class MemoryRelease:
+    """Runs ``runtime.release_memory()`` on a background thread when asked (after a heavy request): the visitor's
+    answer does not wait for it, and it runs at most once every ``interval`` seconds; requests that finish while it
+    runs or waits share the next run, so the last one is always followed by one."""
+
+    def __init__(self, interval: float = RELEASE_INTERVAL):
+        self.interval = interval
         self._wanted = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._last = -math.inf  # time.monotonic() of the last run
         self.runs = 0  # completed runs (tests wait on it)
 
     def request(self) -> None:
@@ -170,11 +256,13 @@ class MemoryRelease:
     def _serve(self) -> None:
         while True:
             self._wanted.wait()
+            time.sleep(max(0.0, self._last + self.interval - time.monotonic()))
             self._wanted.clear()
             try:
                 runtime.release_memory()
             except Exception:  # never let the helper thread die on a platform quirk
                 log.exception("releasing memory failed")
+            self._last = time.monotonic()
             self.runs += 1
 
 
@@ -192,34 +280,23 @@ def _refuse_unusable_numbers(signature: inspect.Signature, args: tuple, kwargs: 
             raise pipelines.InputError(f"{name} must be a number, not {value}. Give a number in its range")
 
 
-def error_id() -> str:
-    """A short random id that ties what a visitor is shown to the server's log line."""
-    return pipelines.error_id()
-
-
 @contextlib.contextmanager
 def _translated(name: str):
+    """Refusals logged as one warning line; an error id where the visitor is shown one, so they can quote it."""
     try:
         yield
     except gr.Error as error:  # our own refusal (e.g. a missing input): the message is already the user's
-        log.warning("%s refused [error id %s]: %s", name, error_id(), _one_line(error.message))
+        log.warning("%s refused: %s", name, _one_line(error.message))
         error.print_exception = False
         raise
-    except pipelines.ModelLoadError as error:  # in public mode a server problem: only registry names load there
-        reference = error_id()
-        log.warning("%s: model unavailable [error id %s]: %s", name, reference, _one_line(str(error)))
-        if runtime.settings().public:
-            raise gr.Error(
-                pipelines.unavailable_message(reference),
-                title="Model unavailable",
-                print_exception=False,
-            ) from None
-        raise gr.Error(str(error), title=_title(error), print_exception=False) from None
     except pipelines.PipelineError as error:  # the visitor's input or choice
-        log.warning("%s refused [error id %s]: %s", name, error_id(), _one_line(str(error)))
-        raise gr.Error(str(error), title=_title(error), print_exception=False) from None
+        # In public mode a model that would not load is a server problem (only registry names load there):
+        # visitor_message logs its details under the error id the visitor is shown.
+        if not (runtime.settings().public and isinstance(error, pipelines.ModelLoadError)):
+            log.warning("%s refused: %s", name, _one_line(str(error)))
+        raise gr.Error(pipelines.visitor_message(error), title=_title(error), print_exception=False) from None
     except Exception:  # a bug or a library failure: the details go to the log, never to the visitor
-        reference = error_id()
+        reference = pipelines.error_id()
         log.error("unexpected failure in %s [error id %s]", name, reference, exc_info=True)
         raise gr.Error(
             f"Something went wrong on the server (error id {reference}). The app is still running: try another "

@@ -7,6 +7,9 @@ Gradio's queue turns requests away only when it is full (``demo.queue(max_size=.
 - **A cap per visitor:** a job is refused at once, with a message that reaches gradio_client and the browser as any
   ``gr.Error`` does, when its browser session already has ``limits().queued_per_visitor`` jobs waiting or running,
   or its client address ``limits().queued_per_address`` (a session id is the client's to choose; an address is not).
+  Each such refusal waits in Gradio's per-session tables until its client reads it: past a few unread ones per
+  address (``UNREAD_PER_ADDRESS``, or ``UNREAD_TOTAL`` in all), a refusal is a plain HTTP error instead, and an
+  unread one is dropped after ``UNREAD_KEPT`` seconds, so a client that floods without reading grows nothing.
 - **Turns within a lane:** a new job waits behind the jobs of visitors (addresses) that have fewer in that lane than
   it, not behind a whole backlog: with one of A's long jobs running and three waiting, B's job runs next.
 - **A slot kept free:** one address runs at most all but one of a lane's slots at once (at least one), so with two
@@ -26,8 +29,9 @@ import asyncio
 import inspect
 import logging
 import os
+import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from types import SimpleNamespace
 
 import gradio as gr
@@ -37,6 +41,9 @@ from pipelines.core import limits
 log = logging.getLogger(__name__)
 
 TITLE = "Too many requests"
+UNREAD_PER_ADDRESS = 8  # refusals an address has not read yet; past them it gets its refusals as HTTP errors
+UNREAD_TOTAL = 500  # the same, all addresses together
+UNREAD_KEPT = 60  # seconds an unread refusal waits for its client before it is dropped
 # The networks a Space's own proxies sit on: X-Forwarded-For is read from these, right to left, up to the first
 # address outside them (the visitor's; anything to its left the visitor could have written).
 PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
@@ -50,7 +57,7 @@ QUEUE_ATTRIBUTES = (  # what the fair queue reads or calls on gradio's Queue
     "pending_event_ids_session",
     "pending_message_lock",
 )
-EVENT_ATTRIBUTES = ("_id", "session_hash", "request", "concurrency_id")
+EVENT_ATTRIBUTES = ("_id", "session_hash", "request", "concurrency_id", "data")
 
 
 def install(demo: gr.Blocks, *, per_visitor: int | None = None, per_address: int | None = None) -> FairQueue | None:
@@ -76,6 +83,14 @@ def install(demo: gr.Blocks, *, per_visitor: int | None = None, per_address: int
         per_visitor=bounds.queued_per_visitor if per_visitor is None else per_visitor,
         per_address=bounds.queued_per_address if per_address is None else per_address,
     )
+    size = getattr(queue, "max_size", None)
+    if size is not None and size <= fair.per_address:
+        log.warning(
+            "The queue holds %s jobs, no more than one address may have (%s): one client can fill it for everyone. "
+            "Give demo.queue() a larger max_size or lower MM_MAX_QUEUED_PER_ADDRESS.",
+            size,
+            fair.per_address,
+        )
     queue.push = fair.push  # routes call blocks._queue.push(body=, request=, username=)
     queue.get_events = fair.get_events  # the queue's loop calls self.get_events() for the next job to start
     return fair
@@ -135,8 +150,11 @@ class FairQueue:
     def __init__(self, queue, *, per_visitor: int, per_address: int):
         self.queue, self.per_visitor, self.per_address = queue, per_visitor, per_address
         self._gradio_push, self._gradio_get_events = queue.push, queue.get_events
-        self._joining: Counter = Counter()  # (kind, key) of pushes in progress: concurrent joins count too
-        self.refused = 0  # jobs turned away so far (tests, the System panel)
+        # Pushes in progress: id(body) -> its keys, (kind, key); concurrent joins count too, until Gradio holds the
+        # event (whose .data is the body).
+        self._joining: dict[int, list[tuple[str, str]]] = {}
+        self._unread: OrderedDict[str, tuple[float, str, str]] = OrderedDict()  # event id -> (when, address, session)
+        self.refused = 0  # jobs turned away so far (the tests read it)
 
     async def push(self, body, request, username):
         """Refuse the job if its visitor or address has too many; else Gradio's push, then the job takes its turn."""
@@ -149,12 +167,12 @@ class FairQueue:
             log.exception("fair queueing skipped for one request")
             return await self._gradio_push(body=body, request=request, username=username)
         if refusal:
-            return await self._refuse(body, refusal)
-        self._joining.update(keys)
+            return await self._refuse(body, refusal, keys[0][1])
+        self._joining[id(body)] = keys
         try:
             success, event_id, state = await self._gradio_push(body=body, request=request, username=username)
         finally:
-            self._joining.subtract(keys)
+            del self._joining[id(body)]
         if success:
             try:
                 self._take_turn(event_id)
@@ -180,15 +198,21 @@ class FairQueue:
 
     def held(self) -> Counter:
         """Jobs waiting or running, and being added, per ("session", id) and per ("address", host)."""
-        held = Counter(self._joining)
+        held = Counter()
+        taken = set()  # the bodies of the events Gradio holds: a push in progress past that point counts once
         for event in list(self.queue.event_ids_to_events.values()):  # from push until its run ends
             held["session", event.session_hash] += 1
             held["address", client_address(event.request)] += 1
+            taken.add(id(getattr(event, "data", None)))
+        for body, keys in list(self._joining.items()):
+            if body not in taken:
+                held.update(keys)
         return held
 
-    async def _refuse(self, body, message: str):
+    async def _refuse(self, body, message: str, address: str):
         """Answer the join with an event that has already failed with ``message``, as Gradio answers a cached one:
-        gradio_client raises it and the browser shows it like any gr.Error."""
+        gradio_client raises it and the browser shows it like any gr.Error. Past ``UNREAD_PER_ADDRESS`` refusals
+        the address has not read (``UNREAD_TOTAL`` in all), a plain HTTP error (400) with ``message`` instead."""
         from gradio.server_messages import ProcessCompletedMessage
         from gradio.utils import error_payload
 
@@ -197,15 +221,38 @@ class FairQueue:
         event_id = uuid.uuid4().hex
         session = body.session_hash or event_id  # as gradio's Event names a session-less (/call) request
         async with queue.pending_message_lock:
+            self._forget_unread()
+            unread = sum(1 for _, held_by, _ in self._unread.values() if held_by == address)
+            if unread >= UNREAD_PER_ADDRESS or len(self._unread) >= UNREAD_TOTAL:
+                log.info("refused a job in the HTTP answer (%s unread refusals): %s", unread, message)
+                return False, message, "error"
             if session not in queue.pending_messages_per_session:
                 queue.pending_messages_per_session[session] = asyncio.Queue()
             queue.pending_event_ids_session.setdefault(session, set()).add(event_id)
+            self._unread[event_id] = (time.monotonic(), address, session)
         payload = error_payload(gr.Error(message, title=TITLE, print_exception=False), True)
         queue.pending_messages_per_session[session].put_nowait(
             ProcessCompletedMessage(output=payload, title=TITLE, success=False, event_id=event_id)
         )
         log.info("refused a job: %s", message)
         return True, event_id, "success"
+
+    def _forget_unread(self) -> None:
+        """Stop tracking the refusals read since (Gradio's stream drops a read event's id) and drop those unread
+        for ``UNREAD_KEPT`` seconds; a session left with nothing pending loses its entries in Gradio's tables too
+        (Gradio keeps them until the session ends, and a session-less call's never does). Under the queue's
+        pending_message_lock."""
+        queue, stale = self.queue, time.monotonic() - UNREAD_KEPT
+        for event_id, (since, _, session) in list(self._unread.items()):
+            ids = queue.pending_event_ids_session.get(session)
+            if ids is not None and event_id in ids and since > stale:
+                continue
+            del self._unread[event_id]
+            if ids is not None:
+                ids.discard(event_id)
+                if not ids:
+                    queue.pending_event_ids_session.pop(session, None)
+                    queue.pending_messages_per_session.pop(session, None)
 
     def get_events(self):
         """Gradio's choice of the next job(s) to start, among the waiting jobs whose address still has a slot free

@@ -145,24 +145,19 @@ def error_id() -> str:
     return secrets.token_hex(4)
 
 
-def unavailable_message(reference: str) -> str:
-    """What a visitor of a public app sees when a model would not load (the details are in the log)."""
-    return (
-        f"This model is unavailable right now (error id {reference}). Choose another model from the list, "
-        "or try again later."
-    )
-
-
 def visitor_message(error: PipelineError) -> str:
     """The message a visitor may be shown for ``error``: its own, except for a ModelLoadError in public mode (a
     server problem there: only registry names load), whose details go to the log at warning level under an error
     id, and the visitor gets one generic line with that id. For parts of a result that fail on their own (a batch
-    item, a studio part); handlers wrapped by demos.common.user_errors get this already."""
+    item, a studio part) and for whole requests (demos.common.user_errors)."""
     if not (runtime.settings().public and isinstance(error, ModelLoadError)):
         return str(error)
     reference = error_id()
     log.warning("model unavailable [error id %s]: %s", reference, " ".join(str(error).split()))
-    return unavailable_message(reference)
+    return (
+        f"This model is unavailable right now (error id {reference}). Choose another model from the list, "
+        "or try again later."
+    )
 
 
 def preload(tasks=None) -> dict[str, str]:

@@ -49,13 +49,23 @@ def test_an_unloaded_model_takes_its_parts_and_what_was_derived_from_it(monkeypa
         return model
 
     first = cache.get(("search", "typed"), searcher, custom=True)
-    cache.get(("classify", id(first.space)), Model)  # derived later, keyed by the part's identity
+    cache.get(("classify", "typed"), Model, derived_from=first.space)  # made from the part, later
     gone = weakref.ref(first.space)
     del first
     cache.get(("search", "other"), Model, custom=True)
     gc.collect()
     assert [key for key, _ in cache.items()] == [("search", "other")]
     assert gone() is None  # nothing in the cache holds the old model any more
+
+
+def test_an_entry_whose_key_holds_a_number_is_not_taken_for_one_derived_from_an_unloaded_model(monkeypatch):
+    monkeypatch.setattr(runtime, "release_memory", lambda: None)
+    cache = runtime.ModelCache(limit=lambda: 1)
+    typed = cache.get(("search", "typed"), Model, custom=True)
+    # A registry entry keyed by a number (a size, a port) that happens to equal the typed model's address.
+    thumbnails = cache.get(("thumbnails", id(typed)), Model)
+    cache.get(("search", "other"), Model, custom=True)  # unloads the typed model
+    assert cache.get(("thumbnails", id(typed)), Model) is thumbnails, "an unrelated registry entry was unloaded"
 
 
 def test_a_custom_model_that_a_registry_name_reaches_is_kept():

@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from importlib.metadata import version
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
@@ -100,7 +101,8 @@ def test_a_user_mistake_logs_one_warning_line_without_a_traceback(public_client,
         message = refusal(public_client, query="   ")
     assert "Type what to look for" in message
     [record] = [r for r in caplog.records if r.name == "demos.common"]
-    assert record.levelno == logging.WARNING and "error id" in record.getMessage() and not record.exc_info
+    assert record.levelno == logging.WARNING and "Type what to look for" in record.getMessage()
+    assert "error id" not in record.getMessage() and not record.exc_info  # no id the visitor was not shown
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -114,12 +116,14 @@ def test_a_number_that_is_not_a_number_is_refused_by_name(public_client):
     assert "cannot convert" not in answer
 
 
-def test_the_model_box_offers_the_list_only_in_public_mode(monkeypatch):
+def test_the_model_box_says_what_it_takes_in_each_mode(monkeypatch):
+    # A typed name reaches pipelines.load in both modes: public mode refuses it there, with the names to choose from
+    # (test_public_mode_takes_registry_names_only).
     monkeypatch.setattr(runtime, "_settings", replace(runtime.settings(), public=True))
     box = common.model_choice("search")
-    assert box.allow_custom_value is False and box.info == "A name from the list"
+    assert box.allow_custom_value and box.info == "A name from the list"
     monkeypatch.setattr(runtime, "_settings", replace(runtime.settings(), public=False))
-    assert common.model_choice("search").allow_custom_value is True
+    assert "Hugging Face Hub id" in common.model_choice("search").info
 
 
 @pytest.fixture
@@ -139,18 +143,31 @@ def test_a_name_the_file_system_cannot_look_up_gets_our_message(private):
         pipelines.load("caption", "a" * 5000)
 
 
-def test_gpu_handlers_hand_memory_back_when_they_finish(monkeypatch):
+def test_memory_is_handed_back_after_heavy_requests_only(monkeypatch):
+    asked = []
+    monkeypatch.setattr(common.memory_release, "request", lambda: asked.append(1))
+    batch, caption = common.user_errors(lambda: "batch"), common.user_errors(lambda: "caption")
+    with gr.Blocks() as demo:
+        button = gr.Button()
+        button.click(batch, api_name="batch", concurrency_id=common.GPU)
+        button.click(caption, api_name="caption", concurrency_id=common.BATCHED)
+    common.release_memory_after(demo)
+    assert caption() == "caption" and asked == []  # a small request: no full garbage collection after it
+    assert batch() == "batch" and asked == [1]
+
+
+def test_a_release_runs_off_the_request_and_follows_the_last_one_asked(monkeypatch):
     released = []
     monkeypatch.setattr(runtime, "release_memory", lambda: released.append(1))
-    release = common.MemoryRelease()
-    monkeypatch.setattr(common, "memory_release", release)
-    handler = common.user_errors(lambda: "done")
-    assert handler() == "done"
-    for _ in range(1000):  # it runs on a helper thread, after the answer: wait for it
-        if release.runs:
+    release = common.memory_release  # the app's own helper thread (no new thread per test)
+    monkeypatch.setattr(release, "interval", 0.0)
+    runs = release.runs
+    release.request()
+    for _ in range(3000):  # it runs on the helper thread, after the answer: wait for it
+        if release.runs > runs and released:
             break
         time.sleep(0.01)
-    assert released == [1]
+    assert released
 
 
 def test_a_part_that_could_not_load_its_model_says_so_without_details_in_public_mode(monkeypatch, caplog):

@@ -90,10 +90,7 @@ def resolve(task: str, model: str | None, profile: str, *, public: bool = False)
     try:
         return _custom(task, model)
     except (OSError, ValueError, RuntimeError):  # a name the file system cannot look up (too long, NUL, ~nobody)
-        raise UnknownModelError(
-            f"Unknown {task} model {_shown(model)}: not a registry name, an existing local directory or a Hub id "
-            f"(owner/name). Registry names: {', '.join(models)}"
-        ) from None
+        raise _not_found(task, model) from None
 
 
 def _custom(task: str, model: str) -> ModelSpec:
@@ -104,7 +101,12 @@ def _custom(task: str, model: str) -> ModelSpec:
         return ModelSpec(task, model, "auto", str(Path(model).expanduser().resolve()))
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         return ModelSpec(task, model, "auto", model)
-    raise UnknownModelError(
+    raise _not_found(task, model)
+
+
+def _not_found(task: str, model: str) -> UnknownModelError:
+    """Off public mode: ``model`` is none of the names a model box takes."""
+    return UnknownModelError(
         f"Unknown {task} model {_shown(model)}: not a registry name, an existing local directory or a Hub id "
         f"(owner/name). Registry names: {', '.join(_models(task))}"
     )

@@ -163,9 +163,9 @@ class ModelCache:
 
     Values built with ``custom=True`` (models from a typed Hub id or directory) are bounded: past ``limit()`` of
     them (default: ``limits().custom_models``) the least recently used one is unloaded, with every entry built while
-    it was being built (its parts) and every entry whose key holds the ``id()`` of an unloaded value (derived from
-    it). Other values (registry models) stay for the life of the process; a custom value that a registry name
-    reaches becomes one of them.
+    it was being built (its parts) and every entry built later from one of them (``derived_from``). Other values
+    (registry models) stay for the life of the process; a custom value that a registry name reaches becomes one of
+    them.
     """
 
     def __init__(self, limit: Callable[[], int] | None = None):
@@ -177,12 +177,16 @@ class ModelCache:
         self._building = threading.local()  # this thread's keys being built, innermost last
         self._limit = limit or (lambda: limits().custom_models)
 
-    def get(self, key: tuple, build: Callable[[], T], *, custom: bool = False) -> T:
-        """The value under ``key``, built by ``build()`` the first time (concurrent first calls wait for it)."""
+    def get(self, key: tuple, build: Callable[[], T], *, custom: bool = False, derived_from: object = None) -> T:
+        """The value under ``key``, built by ``build()`` the first time (concurrent first calls wait for it).
+
+        ``derived_from``: a cached value this one is made from; it is unloaded with that value."""
         stack = self._building.__dict__.setdefault("keys", [])
         parent = stack[-1] if stack else None
         limit = max(1, self._limit()) if custom and parent is None else 0  # read first: a bad setting fails early
         with self._lock:
+            if derived_from is not None:
+                parent = next((k for k, v in self._values.items() if v is derived_from), parent)
             if key in self._values:
                 return self._touch(key, custom, parent)
             key_lock = self._key_locks.setdefault(key, threading.Lock())
@@ -225,10 +229,8 @@ class ModelCache:
         while len(self._custom) > limit:
             oldest, _ = self._custom.popitem(last=False)
             doomed = {oldest}
-            while True:  # its parts, their parts, and entries keyed by the identity of any of them
-                ids = {id(self._values[k]) for k in doomed if k in self._values}
+            while True:  # its parts and what was derived from it, theirs, and so on
                 more = {k for k, p in self._parent.items() if p in doomed}
-                more |= {k for k in self._values if any(isinstance(part, int) and part in ids for part in k)}
                 if more <= doomed:
                     break
                 doomed |= more

@@ -113,4 +113,8 @@ def classifier(model: str | None = None) -> ZeroShotClassifier:
 
     searcher = load("search", model)
     template = registry.defaults(searcher.spec).get("template", DEFAULT_TEMPLATE)
-    return runtime.cache.get(("classify", id(searcher.space)), lambda: ZeroShotClassifier(searcher.space, template))
+    return runtime.cache.get(
+        ("classify", id(searcher.space)),
+        lambda: ZeroShotClassifier(searcher.space, template),
+        derived_from=searcher.space,  # unloaded with the space
+    )
