@@ -14,7 +14,7 @@ import gradio as gr
 import pipelines
 from pipelines import fusion
 from pipelines.caption.options import CaptionOptions, RerankOptions
-from pipelines.caption.rerank import Ranked, caption_and_rerank
+from pipelines.caption.rerank import CHUNK_IMAGES, Ranked, caption_and_rerank
 from pipelines.core import budget, limits, registry, runtime
 from pipelines.core.batching import batcher
 from pipelines.core.io import load_image
@@ -26,6 +26,8 @@ from .common import (
     BATCHED_CONCURRENCY,
     GPU,
     GPU_CONCURRENCY,
+    NumberInput,
+    RadioInput,
     image_input,
     model_choice,
     option_slider,
@@ -130,8 +132,8 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
     """Many images -> (a table: file, best caption, its scores, problem; [CSV file, JSON file]), in upload order.
 
     A file that is not a usable image gets its reason in the problem column; the others are still captioned. Once
-    the request's time is up (limits().request_seconds) no further batch starts: the images left get the notice in
-    their problem column, and the visitor a warning.
+    the request's time is up (limits().request_seconds) no further step of CHUNK_IMAGES files starts: the images
+    left get the notice in their problem column, and the visitor a warning.
     """
     if not files:
         raise gr.Error(
@@ -144,26 +146,33 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
     captioner, space = pipelines.load("caption", controls.model or None), fusion.shared_space()
     deadline = budget.Deadline(bounds.request_seconds)  # model time: from when the models are loaded
     captioner.options(**options)  # a bad option is refused before any file is read
-    problems = {i: problem for i, path in enumerate(files) if (problem := _unusable(path))}
-    usable = [i for i in range(len(files)) if i not in problems]
-    if not usable:
+    best, problems, reached = {}, {}, len(files)
+    # A few files at a time, each decoded once (checked, then captioned): the deadline is checked before each step,
+    # so the request ends within one step of its limit, and decoding counts as the work it is.
+    for start in range(0, len(files), CHUNK_IMAGES):
+        if start and deadline.expired():
+            reached = start
+            break
+        images = {}
+        for i in range(start, min(start + CHUNK_IMAGES, len(files))):
+            try:
+                images[i] = load_image(files[i])
+            except pipelines.InputError as error:
+                problems[i] = str(error)
+        if images:
+            ranked = caption_and_rerank(
+                captioner, list(images.values()), space, _number(controls.clip_weight), deadline=deadline, **options
+            )
+            best.update(zip(images, (r[0] for r in ranked)))
+        progress(min(start + CHUNK_IMAGES, len(files)) / len(files), desc=f"Captioning {len(files)} images")
+    if not best and reached == len(files):
         listed = "\n".join(f"- {Path(files[i]).name}: {problem}" for i, problem in problems.items())
         raise gr.Error(f"None of the files could be captioned:\n{listed}", title="Cannot use these files")
-    ranked = caption_and_rerank(
-        captioner,
-        [files[i] for i in usable],
-        space,
-        _number(controls.clip_weight),
-        progress=lambda done: progress(done, desc=f"Captioning {len(usable)} images"),
-        deadline=deadline,
-        **options,
-    )
-    best = dict(zip(usable, (r[0] for r in ranked)))
-    if len(ranked) < len(usable):  # stopped at the time limit: the rest are not captioned, and the table says so
-        notice = budget.stopped_notice(len(ranked), len(usable), "images", deadline)
-        problems.update((i, notice) for i in usable[len(ranked) :])
+    if reached < len(files):  # stopped at the time limit: the rest are not captioned, and the table says so
+        notice = budget.stopped_notice(len(best), len(files) - len(problems), "images", deadline)
+        problems.update((i, notice) for i in range(reached, len(files)))
         gr.Warning(notice)
-    elif any(r[0].stopped for r in ranked):
+    elif any(r.stopped for r in best.values()):
         gr.Warning(budget.unfinished_notice("Some captions", deadline.seconds))
     rows = []
     for i, path in enumerate(files):
@@ -198,16 +207,6 @@ def spread(handler, initial: Controls):
         p.name: p.annotation for p in flat.parameters.values() if p.annotation is not inspect.Parameter.empty
     }
     return spread_out
-
-
-def _unusable(path: str) -> str | None:
-    # Decoded here only to check; the pipeline decodes it again a batch at a time, so many photos never sit in
-    # memory at once.
-    try:
-        load_image(path)
-    except pipelines.InputError as error:
-        return str(error)
-    return None
 
 
 def _captioned(images: list, captioner, clip_weight, deadline=None, **options):
@@ -338,7 +337,7 @@ def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:
     with gr.Accordion("Options", open=False, elem_id="caption-options"):
         model = model_choice("caption")
         with gr.Row():
-            decoding = gr.Radio(
+            decoding = RadioInput(
                 [BEAM_SEARCH, SAMPLING],
                 value=initial.decoding,
                 label="Decoding",
@@ -352,7 +351,7 @@ def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:
         with gr.Row(visible=False) as sampling_row:
             top_p = setting("top_p", "Top-p", initial.top_p)
             temperature = setting("temperature", "Temperature", initial.temperature)
-            seed = gr.Number(
+            seed = NumberInput(
                 initial.seed,
                 precision=0,
                 label="Seed",

@@ -12,7 +12,18 @@ from pipelines.core.io import check_audio_bounds
 from pipelines.speech import LANGUAGES, TranscribeOptions, Transcript, subtitles
 
 from . import examples
-from .common import GPU, GPU_CONCURRENCY, audio_input, model_choice, option_slider, request_dir, require, user_errors
+from .common import (
+    GPU,
+    GPU_CONCURRENCY,
+    DropdownInput,
+    RadioInput,
+    audio_input,
+    model_choice,
+    option_slider,
+    request_dir,
+    require,
+    user_errors,
+)
 
 DEFAULTS = TranscribeOptions()
 AUTO = "auto"  # the language choice that means "detect it"
@@ -107,7 +118,7 @@ def transcribe_files(
             outcomes.append((name, _stopped(result, deadline) if result.stopped_at is not None else _no_speech(result)))
     if stopped:
         gr.Warning(f"Not everything was transcribed: {budget.limit_phrase(deadline.seconds)}. See the table.")
-    return _many_outputs(outcomes, deadline)
+    return _many_outputs(outcomes, deadline, stopped)
 
 
 def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_prompt, hotwords, progress):
@@ -126,11 +137,12 @@ def _prepare(model, task, language, beam_size, vad, word_timestamps, initial_pro
     return transcriber, transcriber.options(**options)  # a bad choice is refused before any audio is decoded
 
 
-def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline):
+def _many_outputs(outcomes: list[tuple[str, Transcript | str]], deadline: budget.Deadline, stopped: bool = False):
     done = [(name, result) for name, result in outcomes if isinstance(result, Transcript)]
-    if not done:
+    if not done:  # the time limit may be why: each file's line says so
         problems = "\n".join(f"- {name}: {problem}" for name, problem in outcomes)
-        raise gr.Error(f"None of the files could be transcribed:\n{problems}", title="Cannot use these files")
+        title = "Time limit" if stopped else "Cannot use these files"
+        raise gr.Error(f"None of the files could be transcribed:\n{problems}", title=title)
     directory, paths, stems = request_dir("transcribe"), [], set()
     for name, result in done:
         paths += subtitles.write(result, directory, _stem(name, stems))
@@ -270,13 +282,13 @@ def _option_controls() -> list[gr.components.Component]:
     with gr.Accordion("Options", open=False):
         model = model_choice("transcribe")
         with gr.Row():
-            task = gr.Radio(
+            task = RadioInput(
                 ["transcribe", "translate"],
                 value=DEFAULTS.task,
                 label="Task",
                 info="translate: speech in any language to English text (multilingual models)",
             )
-            language = gr.Dropdown(
+            language = DropdownInput(
                 LANGUAGE_CHOICES, value=AUTO, label="Language", info="English-only models (.en) take auto or English"
             )
         beam_size = option_slider(TranscribeOptions, "beam_size", label="Beam size")

@@ -18,8 +18,10 @@ from demos import caption as caption_tab
 from demos import studio as studio_tab
 from demos import transcribe as transcribe_tab
 from pipelines import fusion, studio
+from pipelines.caption.rerank import CHUNK_IMAGES, caption_and_rerank
 from pipelines.core import budget, limits
 from pipelines.core.budget import Deadline, stopped_notice
+from pipelines.core.io import SAMPLE_RATE
 from pipelines.search.encoding import encode_images
 
 TINY = "0.001"  # seconds: spent before the first unit of work ends, so every later one is skipped
@@ -46,21 +48,43 @@ def _scenes(count: int, folder) -> list[str]:
 
 
 def test_a_caption_batch_stops_between_chunks_keeps_the_captions_and_says_so(client, tmp_path, monkeypatch):
-    paths = _scenes(20, tmp_path)  # two chunks of the captioner's batch (16)
+    paths = _scenes(20, tmp_path)  # five steps of CHUNK_IMAGES (4): only the first runs
     monkeypatch.setenv(limits.REQUEST_SECONDS_ENV, TINY)
     table, downloads = client.predict([handle_file(p) for p in paths], api_name="/caption_batch")
     done = [row for row in table["data"] if row[1]]
     left = [row for row in table["data"] if not row[1]]
-    assert len(done) == pipelines.load("caption").batch_size and len(left) == 4
+    assert len(done) == CHUNK_IMAGES == 4 and len(left) == 16
     assert [row[0] for row in table["data"]] == [f"scene{i:02d}.png" for i in range(20)]  # upload order kept
     assert all(
         row[-1].startswith(
-            "Stopped after 16 of 20 images: the time limit per request is 0.001 s "
+            "Stopped after 4 of 20 images: the time limit per request is 0.001 s "
             "(MM_MAX_REQUEST_SECONDS). Send the rest in another request"
         )
         for row in left
     )
     assert len(downloads) == 2  # the CSV and JSON still come back
+
+
+def test_captioning_a_list_under_a_deadline_stops_after_a_small_step(fresh_scenes):
+    images = [s.image for s in fresh_scenes[:10]]
+    ranked = caption_and_rerank(pipelines.load("caption"), images, fusion.shared_space(), 0.3, deadline=0.0)
+    assert len(ranked) == CHUNK_IMAGES and all(rows[0].text for rows in ranked)  # not the captioner's batch of 16
+
+
+def test_a_damaged_file_in_a_stopped_batch_keeps_its_own_reason(tmp_path, monkeypatch):
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    files = [str(damaged), *_scenes(7, tmp_path)]  # the first step: the damaged file and three scenes
+    monkeypatch.setenv(limits.REQUEST_SECONDS_ENV, TINY)
+    warnings = []
+    monkeypatch.setattr(caption_tab.gr, "Warning", warnings.append)
+    table, _ = caption_tab.caption_batch(files)
+    rows = table["data"]
+    assert rows[0][1] == "" and "Stopped" not in rows[0][-1] and rows[0][-1]  # why it could not be used
+    assert all(row[1] and not row[-1] for row in rows[1:4]), rows
+    notice = "Stopped after 3 of 7 images: the time limit per request is 0.001 s (MM_MAX_REQUEST_SECONDS)"
+    assert all(row[1] == "" and row[-1].startswith(notice) for row in rows[4:]), rows
+    assert warnings and warnings[0].startswith(notice)
 
 
 def test_generation_stops_at_the_deadline_and_each_result_says_it_may_be_unfinished(fresh_scenes):
@@ -93,6 +117,39 @@ def test_a_long_recording_keeps_what_was_transcribed_and_says_where_it_stopped(s
     assert 0 < cut.stopped_at < cut.duration, cut
     assert all(segment.start < cut.stopped_at for segment in cut.segments), cut
     assert cut.text.lower().count("cat") < 12  # the sentence is said 12 times: not all of them were transcribed
+
+
+def _quiet(tmp_path, seconds: int = 120) -> str:
+    """Noise, no speech: a walk without VAD finds no segment in any window, so only windows can stop it."""
+    path = tmp_path / "quiet.wav"
+    noise = np.random.default_rng(0).standard_normal(seconds * SAMPLE_RATE) * 0.03
+    soundfile.write(path, noise.astype(np.float32), SAMPLE_RATE)
+    return str(path)
+
+
+def test_a_recording_without_speech_stops_at_the_limit_and_never_says_no_speech(tmp_path, monkeypatch):
+    quiet = _quiet(tmp_path)
+    [cut] = pipelines.load("transcribe")([quiet], vad=False, deadline=0.0)
+    assert cut.stopped_at is not None and 0 < cut.stopped_at < cut.duration, cut  # the first window only
+    assert all(segment.start < cut.stopped_at for segment in cut.segments), cut
+    monkeypatch.setenv(limits.REQUEST_SECONDS_ENV, TINY)
+    monkeypatch.setattr(transcribe_tab.gr, "Warning", lambda message: None)
+    for call in (transcribe_tab.transcribe, lambda path, **kw: transcribe_tab.transcribe_files([path], **kw)):
+        try:
+            details = " ".join(map(str, call(quiet, vad=False)))  # had the noise been heard as words
+        except Exception as error:  # nothing heard: the message is the result
+            details = str(error)
+        assert "Stopped after" in details and "of this 120.0 s recording" in details, details
+        assert "No speech" not in details, details
+
+
+def test_the_transformers_backend_stops_between_windows(tmp_path):
+    from pipelines.speech import untrained
+
+    transcriber = pipelines.load("transcribe", str(untrained.build(tmp_path / "whisper", max_length=8)))
+    [cut] = transcriber([_quiet(tmp_path, 90)], vad=False, deadline=0.0)
+    assert cut.stopped_at is not None and 0 < cut.stopped_at < cut.duration, cut
+    assert all(segment.start < cut.stopped_at for segment in cut.segments), cut
 
 
 def test_later_recordings_are_not_started_once_time_is_up(speak, tmp_path, monkeypatch):

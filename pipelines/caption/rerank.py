@@ -79,6 +79,11 @@ def rerank_many(
     return ranked
 
 
+# Images decoded, captioned and embedded per step of a list under a deadline: it is checked between steps, so a
+# request ends within about one step of its limit (a few photos' decoding, one short generation), not a whole batch.
+CHUNK_IMAGES = 4
+
+
 def caption_and_rerank(
     captioner: Captioner,
     images: Sequence,
@@ -88,7 +93,8 @@ def caption_and_rerank(
     deadline: Deadline | float | None = None,
     **options,
 ) -> list[list[Ranked]]:
-    """Caption ``images`` and re-rank each one's candidates; one batched captioner and CLIP pass per batch.
+    """Caption ``images`` and re-rank each one's candidates; one batched captioner and CLIP pass per batch (of
+    CHUNK_IMAGES under a deadline).
 
     ``options`` are the captioner's (num_candidates, sample, ...); ``progress`` gets the fraction done. At most
     limits().images_per_request images. ``deadline`` (a Deadline, or seconds from now; None: no limit): once it
@@ -101,7 +107,7 @@ def caption_and_rerank(
     checked = captioner.options(**options)  # refuse bad options before decoding any image
     deadline = Deadline.of(deadline)
     results: list[list[Ranked]] = []
-    step = captioner.batch_size
+    step = captioner.batch_size if deadline is None else min(captioner.batch_size, CHUNK_IMAGES)
     for start in range(0, len(images), step):
         if results and deadline is not None and deadline.expired():
             break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,7 +81,8 @@ class FasterWhisper(SpeechPipeline):
             initial_prompt=options.initial_prompt or None,
         )
         if windows is None:  # no VAD: faster-whisper walks the whole recording, window after window
-            found, info = self.model.transcribe(audio, vad_filter=False, **settings)
+            walker = _WindowWatch.walker(self.model, report, deadline)
+            found, info = walker.transcribe(audio, vad_filter=False, **settings)
             segments, stopped = _collected(found, report, deadline)
             return Decoding(segments, info.language, info.language_probability, stopped)
         # The VAD windows go through the encoder and decoder in batches (~1.5x faster on CPU). Each is
@@ -146,15 +149,70 @@ def _groups(windows: list[Chunk], workers: int) -> list[list[Chunk]]:
 
 
 def _collected(found, report: Report, deadline: Deadline | None = None) -> tuple[list[Segment], float | None]:
-    """The segments of faster-whisper's walk, and where the deadline stopped it (None: at the end)."""
+    """The segments of faster-whisper's walk, and where the deadline stopped it (None: at the end): after a segment,
+    or before a window (``_WindowWatch``: silence or noise yields no segment for minutes of windows)."""
     segments: list[Segment] = []
-    for segment in found:  # a generator that decodes as it goes: segments move the progress bar
-        segments.append(_converted(segment))
-        report(segments[-1].end)
-        if deadline is not None and deadline.expired():
-            getattr(found, "close", lambda: None)()  # the walk stops here: no further window is decoded
-            return segments, segments[-1].end
+    try:
+        for segment in found:  # a generator that decodes as it goes: segments move the progress bar
+            segments.append(_converted(segment))
+            report(segments[-1].end)
+            if deadline is not None and deadline.expired():
+                getattr(found, "close", lambda: None)()  # the walk stops here: no further window is decoded
+                return segments, segments[-1].end
+    except _Stopped as stop:
+        return segments, max([stop.seconds, *(s.end for s in segments[-1:])])
     return segments, None
+
+
+class _Stopped(Exception):
+    """Raised inside faster-whisper's walk, before a window, once the deadline has passed."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds  # where the window that was not started begins
+
+
+class _WindowWatch:
+    """Sees each window of faster-whisper's sequential walk start: moves the progress bar there and, once
+    ``deadline`` has passed, stops the walk before any window after the first.
+
+    The walk is one generator that yields only segments, so a long stretch without speech would run to its end
+    unchecked. Before each window it logs "Processing segment at <time>" at debug level; a per-request copy of the
+    model (sharing the loaded CTranslate2 model) gets this object as its logger, which reads that time and raises
+    ``_Stopped`` there. Every other log call goes to faster-whisper's own logger.
+    """
+
+    def __init__(self, logger: logging.Logger, report: Report, deadline: Deadline | None):
+        self.logger, self.report, self.deadline = logger, report, deadline
+
+    @classmethod
+    def walker(cls, model, report: Report, deadline: Deadline | None):
+        """A shallow copy of ``model`` (a faster-whisper WhisperModel) that logs to a watch of its own."""
+        walker = copy.copy(model)
+        walker.logger = cls(model.logger, report, deadline)
+        return walker
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging.Logger's name)
+        return level >= logging.DEBUG
+
+    def debug(self, message: str, *args) -> None:
+        if message.startswith("Processing segment at") and args:
+            seconds = _seconds(args[0])
+            if seconds > 0 and self.deadline is not None and self.deadline.expired():
+                raise _Stopped(seconds)
+            self.report(seconds)
+        self.logger.debug(message, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.logger, name)
+
+
+def _seconds(timestamp: str) -> float:
+    """'01:02.500' or '1:01:02.500' (faster-whisper's format_timestamp) in seconds."""
+    total = 0.0
+    for part in str(timestamp).split(":"):
+        total = total * 60 + float(part)
+    return total
 
 
 def _report_each(segments: list[Segment], report: Report) -> None:
