@@ -71,7 +71,7 @@ def load(task: str, model: str | None = None, *, device=None, dtype=None):
 
 
 def _build(spec: ModelSpec, device, dtype):
-    log.info("loading %s model %s on %s (%s)", spec.task, spec.source, device, dtype)
+    log.info("loading %s model %r on %s (%s)", spec.task, spec.source, device, dtype)  # %r: a typed name is one line
     return pipeline_class(spec).load(spec, device, dtype)
 
 

@@ -132,6 +132,8 @@ def test_zero_shot_from_embeddings_matches_and_encodes_no_image(fresh_scenes):
         (" , ,", "a photo of a {}", "at least two labels"),
         ("cat, dog", "a photo of a cat", "exactly once"),
         ("cat, dog", "{} and {}", "exactly once"),
+        ("cat, " + "dog" * 100_000, "a photo of a {}", "The labels is too long: 300,005 characters"),
+        ("cat, dog", "{}" + "x" * 100_000, "The prompt template is too long: 100,002 characters"),
     ],
 )
 def test_bad_labels_or_template_are_refused(labels, template, message, fresh_scenes):

@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import importlib.util
 import json
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from .registry import ModelSpec, local_path
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 SAFE_TORCH_LOAD = (2, 6)  # torch versions before this let a crafted pickle escape weights_only (CVE-2025-32434)
 
@@ -250,9 +253,11 @@ def translating_load_errors(spec: ModelSpec, path: Path | str) -> Iterator[None]
     except pickle.UnpicklingError as e:  # a library's torch.load(weights_only=True) refused a .bin
         raise refused_pickle(spec.name, Path(path), e) from e
     except Exception as e:  # corrupt weights, wrong format, missing files: the libraries raise many kinds
+        # The library's words (file names, errno, internals) go to the log, not into the message a visitor sees.
+        log.warning("reading %r as a %s model failed: %s: %s", str(path), spec.task, type(e).__name__, e)
         raise ModelLoadError(
             spec.name,
-            f"the checkpoint at {path} could not be read as a {spec.task} model ({type(e).__name__}: {e})",
+            f"the checkpoint at {path} could not be read as a {spec.task} model (the server log has the details)",
             "Check that it is a complete checkpoint of a supported kind, or choose another model",
         ) from e
 

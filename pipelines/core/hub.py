@@ -12,12 +12,15 @@ seconds instead of a minute of retries.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from pathlib import Path
 
 from .errors import ModelLoadError
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0  # seconds to wait for the Hub (or the proxy) to connect and answer
 PROBE_TTL = 60.0  # seconds a probe result is trusted before we look again
@@ -118,15 +121,17 @@ def snapshot(
         raise _hub_error(repo_id, revision, e, "the download failed") from e
     except httpx2.HTTPError as e:  # e.g. a proxy that refused the tunnel half-way
         _mark_unreachable()
+        log.warning("downloading %r failed: %s: %s", repo_id, type(e).__name__, e)
         raise ModelLoadError(
             _named(repo_id, revision),
-            f"the download failed ({type(e).__name__}: {e})",
+            "the download failed (a network error)",
             "Check the network (and HTTPS_PROXY / NO_PROXY if you use a proxy) and try again",
         ) from e
     except OSError as e:  # a short read, a full disk
+        log.warning("downloading %r failed: %s: %s", repo_id, type(e).__name__, e)
         raise ModelLoadError(
             _named(repo_id, revision),
-            f"the download failed ({e})",
+            "the download failed (a read or write error)",
             "Check the network and the free disk space, and try again",
         ) from e
     return Path(path)

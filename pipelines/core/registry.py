@@ -95,11 +95,15 @@ def resolve(task: str, model: str | None, profile: str, *, public: bool = False)
 
 def _custom(task: str, model: str) -> ModelSpec:
     """A spec for a typed Hub id, open_clip name or local directory (off public mode)."""
+    from huggingface_hub.utils import validate_repo_id  # raises a ValueError for a name the Hub could not hold
+
     if task == "search" and not Path(model).expanduser().is_dir() and (hub_id := _open_clip_hub_id(model)):
+        validate_repo_id(hub_id)
         return ModelSpec(task, model, "open_clip", hub_id)
     if Path(model).expanduser().is_dir():
         return ModelSpec(task, model, "auto", str(Path(model).expanduser().resolve()))
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        validate_repo_id(model)
         return ModelSpec(task, model, "auto", model)
     raise _not_found(task, model)
 

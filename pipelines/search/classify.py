@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core import registry
+from ..core import limits, registry
 from ..core.errors import InputError
 from ..fusion.operators import similarity
 from ..fusion.space import ClipSpace
@@ -37,11 +37,15 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     """Labels from a comma-separated string or a list: stripped, empty ones and repeats dropped."""
     if labels is None:
         labels = []
+    if isinstance(labels, str):
+        limits.check_text("The labels", labels)  # before splitting: a huge string costs nothing more
+    else:
+        limits.check_text("The labels", ",".join(map(str, labels)))
     items = labels.split(",") if isinstance(labels, str) else list(labels)
     cleaned = list(dict.fromkeys(" ".join(str(label).split()) for label in items if str(label).strip()))
     if len(cleaned) < 2:
         raise InputError(
-            f"Give at least two labels, separated by commas (got {cleaned or 'none'}), e.g. 'cat, dog, rocket'"
+            f"Give at least two labels, separated by commas (got {len(cleaned) or 'none'}), e.g. 'cat, dog, rocket'"
         )
     if len(cleaned) > MAX_LABELS:
         raise InputError(f"{len(cleaned)} labels were given; at most {MAX_LABELS} are compared at once")
@@ -53,11 +57,13 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
 
 def prompts(labels: Sequence[str], template: str | None) -> list[str]:
     """Each label written into the template at its ``{}``."""
+    limits.check_text("The prompt template", template)
     template = " ".join((template or DEFAULT_TEMPLATE).split())
     if template.count("{}") != 1:
+        shown = template if len(template) <= 80 else template[:80] + "..."
         raise InputError(
             f"The prompt template must contain '{{}}' exactly once, where each label goes; "
-            f"got {template!r}. For example: '{DEFAULT_TEMPLATE}'"
+            f"got {shown!r}. For example: '{DEFAULT_TEMPLATE}'"
         )
     return [template.replace("{}", label) for label in labels]
 
