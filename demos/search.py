@@ -17,7 +17,7 @@ from pipelines.search.gallery import Gallery
 from pipelines.search.retrieval import Query, SearchOptions, SearchResult
 from pipelines.search.uploads import image_store, show_copies_in, upload_store
 
-from . import examples
+from . import examples, fairness
 from .common import (
     BATCHED,
     BATCHED_CONCURRENCY,
@@ -131,10 +131,16 @@ def search_composed(
 
 
 @user_errors
-def add_images(files: list[str] | None, model: str | None = None, mine: Gallery | None = None, progress=gr.Progress()):
+def add_images(
+    files: list[str] | None,
+    model: str | None = None,
+    mine: Gallery | None = None,
+    request: gr.Request = None,  # given by Gradio: the galleries of one client address share a byte quota
+    progress=gr.Progress(),
+):
     require(files or None, "Choose images (or a zip of images) to add to your gallery")
     mine = mine if mine is not None else Gallery("my images")
-    report = mine.add_uploads(files)
+    report = mine.add_uploads(files, address=fairness.client_address(request) if request is not None else None)
     space = pipelines.load("search", model or None).space
     prepared = mine.prepare(
         space, progress=lambda done, total, what: progress(done / total, desc=what), deadline=budget.Deadline()

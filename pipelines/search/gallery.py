@@ -161,13 +161,14 @@ class Gallery:
 
     # ---------------------------------------------------------------------------------- uploads
 
-    def add_uploads(self, files: Sequence) -> Report:
-        """Adds uploaded image files and zips of images (copied into this gallery's own folder of the store).
+    def add_uploads(self, files: Sequence, address: str | None = None) -> Report:
+        """Adds uploaded image files and zips of images (copied into this gallery's own folder of the store);
+        ``address`` is the client address they came from (its galleries share a byte quota), if known.
 
         Duplicates, non-images, unsafe zip entry names and nested archives are skipped and reported; a zip that
         would unpack to more than MAX_ZIP_BYTES, or compresses like a zip bomb, is refused whole. An image that
-        would pass the visitor's or the store's byte quota stops the upload there: what came before it is kept,
-        and ``Report.stopped`` says so, with the limit and what to do.
+        would pass the visitor's, the address's or the store's byte quota stops the upload there: what came before it
+        is kept, and ``Report.stopped`` says so, with the limit and what to do.
         """
         paths = [Path(f) for f in files or [] if f]
         if not paths:
@@ -192,7 +193,7 @@ class Gallery:
                 else:
                     entries = file_entry(path, report.problems)
                 for name, data in entries:
-                    self._add_bytes(name, data, report)
+                    self._add_bytes(name, data, report, address)
                     if report.stopped:
                         break
                 if report.stopped:
@@ -205,7 +206,7 @@ class Gallery:
             for archive in archives.values():
                 archive.close()
 
-    def _add_bytes(self, name: str, data: bytes, report: Report) -> None:
+    def _add_bytes(self, name: str, data: bytes, report: Report, address: str | None) -> None:
         try:
             with Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS) as image:
                 suffix = "." + image.format.lower().replace("jpeg", "jpg")
@@ -222,7 +223,7 @@ class Gallery:
                 return
             self.owner = self.owner or new_owner()  # the first upload makes the gallery private
             try:
-                path = upload_store().put(self.owner, data, content_hash, suffix)
+                path = upload_store().put(self.owner, data, content_hash, suffix, address)
             except (QuotaExceeded, StoreWriteError) as error:
                 if report.added:
                     kept = f"the {report.added} image{'s' * (report.added != 1)} before it were added, the rest not"

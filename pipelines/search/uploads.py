@@ -10,10 +10,12 @@ Nothing here is served to the browser as a static path: no other visitor can com
 names are an HMAC of the owner and the image's SHA-256, so knowing an image does not name its file. The UI shows
 results from copies in a folder its web server serves (``show_copies_in``), named by another keyed hash, so a
 copy's address names neither the owner's folder nor the image. Writes are checked, before anything is written,
-against a byte quota per owner and one for the whole store; every file counts (images, embeddings, indexes, shown
-copies), and each image is charged IMAGE_ALLOWANCE for the embeddings it will get. Files older than the upload age
-are swept away (at most once a minute, on the next upload), and so are folders left without images; clearing a
-gallery deletes its folder and its shown copies. An upload's own name is never used as a path. Imports no gradio.
+against a byte quota per owner, one per client address (all the galleries whose uploads came from it, so one client
+cannot fill the store by opening many sessions) and one for the whole store; every file counts (images, embeddings,
+indexes, shown copies), and each image is charged IMAGE_ALLOWANCE for the embeddings it will get. Files older than
+the upload age are swept away (at most once a minute, on the next upload), and so are folders left without images;
+clearing a gallery deletes its folder and its shown copies. An upload's own name is never used as a path. Imports
+no gradio.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Iterator
 
 from ..core import runtime
 from ..core.errors import InputError
-from ..core.limits import STORE_BYTES_ENV, VISITOR_BYTES_ENV, limits
+from ..core.limits import ADDRESS_BYTES_ENV, STORE_BYTES_ENV, VISITOR_BYTES_ENV, limits
 
 MAX_FILE_BYTES = 50 * 2**20  # bytes per image file
 SWEEP_EVERY = 60.0  # seconds: the store is swept at most this often (on the next upload)
@@ -49,14 +51,20 @@ IMAGE_ALLOWANCE = 16 * 2**10
 
 
 class QuotaExceeded(InputError):
-    """Storing an upload would pass the byte quota of its owner (``scope`` "visitor") or of the whole store
-    ("store"). Nothing was kept."""
+    """Storing an upload would pass the byte quota of its owner (``scope`` "visitor"), of all the owners whose
+    uploads came from its client address ("address") or of the whole store ("store"). Nothing was kept."""
 
     def __init__(self, scope: str, limit: int, hours: float):
         if scope == "visitor":
             message = (
                 f"your gallery's images would take more than {size_text(limit)} on the server, the limit per "
                 f"visitor ({VISITOR_BYTES_ENV}). Clear your gallery to make room, or upload fewer or smaller images"
+            )
+        elif scope == "address":
+            message = (
+                f"the galleries uploaded from your network address would together take more than {size_text(limit)} "
+                f"on the server, the limit per address ({ADDRESS_BYTES_ENV}). Clear a gallery (in any of your browser "
+                f"tabs) to make room, or wait: uploads are removed after {hours:g} hours"
             )
         else:
             message = (
@@ -187,6 +195,9 @@ class UploadStore:
         self._lock = threading.Lock()
         self._used: dict[str, int] = defaultdict(int)  # owner -> bytes charged (its files and shown copies)
         self._reserved: dict[str, int] = defaultdict(int)  # owner -> bytes being written now
+        # owner -> the client address its first upload with one came from. In memory only: after a restart the
+        # galleries already on disk count for no address (they still count for their owner and the store).
+        self._addresses: dict[str, str] = {}
         self._last_sweep = float("-inf")
         self.sweep()  # counts what is on disk (and removes what is too old)
 
@@ -198,9 +209,20 @@ class UploadStore:
                 return self._used.get(owner, 0) + self._reserved.get(owner, 0)
             return sum(self._used.values()) + sum(self._reserved.values())
 
-    def put(self, owner: str, data: bytes, content_hash: str, suffix: str) -> Path:
+    def address_used(self, address: str) -> int:
+        """Bytes kept (writes under way included) for all the owners whose uploads came from ``address``."""
+        with self._lock:
+            return self._address_used(address)
+
+    def _address_used(self, address: str) -> int:
+        owners = [owner for owner, known in self._addresses.items() if known == address]
+        return sum(self._used.get(owner, 0) + self._reserved.get(owner, 0) for owner in owners)
+
+    def put(self, owner: str, data: bytes, content_hash: str, suffix: str, address: str | None = None) -> Path:
         """Writes ``owner``'s image (once) and returns its path; QuotaExceeded, with nothing written, if it and its
-        IMAGE_ALLOWANCE would pass the owner's quota or the store's; StoreWriteError if the disk refused it."""
+        IMAGE_ALLOWANCE would pass the owner's quota, that of its client ``address`` (all the owners whose uploads
+        came from it; an owner counts for the first address it stored with) or the store's; StoreWriteError if the
+        disk refused it."""
         folder = owner_folder(owner)
         path = folder / stored_name(owner, content_hash, suffix)
         if path.is_file():
@@ -210,8 +232,17 @@ class UploadStore:
         with self._lock:
             if self._used.get(owner, 0) + self._reserved.get(owner, 0) + size > bounds.visitor_bytes:
                 raise QuotaExceeded("visitor", bounds.visitor_bytes, bounds.upload_hours)
+            address = self._addresses.get(owner, address)
+            if address is not None:
+                held = self._address_used(address)
+                if owner not in self._addresses:  # its first upload with an address: what it holds counts there too
+                    held += self._used.get(owner, 0) + self._reserved.get(owner, 0)
+                if held + size > bounds.address_bytes:
+                    raise QuotaExceeded("address", bounds.address_bytes, bounds.upload_hours)
             if sum(self._used.values()) + sum(self._reserved.values()) + size > bounds.store_bytes:
                 raise QuotaExceeded("store", bounds.store_bytes, bounds.upload_hours)
+            if address is not None:
+                self._addresses[owner] = address
             self._reserved[owner] += size
         written = False
         temporary = folder / f".{path.stem}.{threading.get_ident()}.tmp"
@@ -274,6 +305,8 @@ class UploadStore:
         if shown is not None:
             shutil.rmtree(shown, ignore_errors=True)
         with self._lock:
+            if not self._reserved.get(owner):  # a write under way keeps its address (the sweep drops it after)
+                self._addresses.pop(owner, None)
             return self._used.pop(owner, 0)
 
     def maybe_sweep(self) -> None:
@@ -312,6 +345,9 @@ class UploadStore:
                     if shown is not None:
                         shutil.rmtree(shown, ignore_errors=True)
             self._used = defaultdict(int, used)
+            self._addresses = {
+                owner: address for owner, address in self._addresses.items() if owner in used or owner in self._reserved
+            }
         return removed
 
 
