@@ -27,6 +27,8 @@ QUEUE_SIZE = 64  # requests waiting beyond this are turned away with a "busy" me
 # MM_MAX_QUEUED_PER_VISITOR and MM_MAX_QUEUED_PER_ADDRESS), so one client cannot fill it for everyone else.
 MAX_SESSIONS = 1000  # visitors whose state (e.g. an uploaded gallery) is kept; the least recently active go first
 
+STYLE = Path(__file__).resolve().parent / "demos" / "style.css"  # layout rules for every tab
+
 log = logging.getLogger("app")
 
 
@@ -166,6 +168,7 @@ def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=No
         max_file_size=MAX_FILE_SIZE,
         state_session_capacity=MAX_SESSIONS,
         allowed_paths=[str(EXAMPLES)],
+        css_paths=[STYLE],
         prevent_thread_lock=not block,
         app_kwargs={"middleware": [Middleware(UploadBudget)]},
     )
