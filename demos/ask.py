@@ -20,6 +20,7 @@ from .common import (
     BATCHED_CONCURRENCY,
     GPU,
     GPU_CONCURRENCY,
+    SliderInput,
     audio_input,
     image_input,
     model_choice,
@@ -209,7 +210,7 @@ def build() -> None:
                 elem_id="ask-heat-for",
                 info="Words to find in the image; filled with the answer after each question",
             )
-            opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Heatmap opacity")
+            opacity = SliderInput(0, 1, value=OPACITY, step=0.05, label="Heatmap opacity")
             heat_button = gr.Button("Show heatmap")
             heat_note = gr.Markdown()
     heat_state = gr.State(None)

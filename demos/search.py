@@ -23,6 +23,7 @@ from .common import (
     BATCHED_CONCURRENCY,
     GPU,
     GPU_CONCURRENCY,
+    RadioInput,
     image_input,
     model_choice,
     option_slider,
@@ -197,7 +198,7 @@ def build() -> gr.Textbox:
                 image_button = gr.Button("Find similar")
                 composed_button = gr.Button("Image + text")
     with gr.Row():
-        source = gr.Radio(
+        source = RadioInput(
             [("Bundled examples", EXAMPLES), ("My images", MINE)],
             value=EXAMPLES,
             label="Gallery",
