@@ -287,6 +287,7 @@ def _translated(name: str):
         yield
     except gr.Error as error:  # our own refusal (e.g. a missing input): the message is already the user's
         log.warning("%s refused: %s", name, _one_line(error.message))
+        error.message = _shortened(error.message)
         error.print_exception = False
         raise
     except pipelines.PipelineError as error:  # the visitor's input or choice
@@ -294,7 +295,9 @@ def _translated(name: str):
         # visitor_message logs its details under the error id the visitor is shown.
         if not (runtime.settings().public and isinstance(error, pipelines.ModelLoadError)):
             log.warning("%s refused: %s", name, _one_line(str(error)))
-        raise gr.Error(pipelines.visitor_message(error), title=_title(error), print_exception=False) from None
+        raise gr.Error(
+            _shortened(pipelines.visitor_message(error)), title=_title(error), print_exception=False
+        ) from None
     except Exception:  # a bug or a library failure: the details go to the log, never to the visitor
         reference = pipelines.error_id()
         log.error("unexpected failure in %s [error id %s]", name, reference, exc_info=True)
@@ -304,6 +307,14 @@ def _translated(name: str):
             title="Unexpected error",
             print_exception=False,
         ) from None
+
+
+MAX_MESSAGE_CHARS = 4000  # what a visitor is shown of one message: a listing of many files fits, an echo does not
+
+
+def _shortened(message: str) -> str:
+    message = str(message)
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + " …"
 
 
 def _one_line(message: str, limit: int = 2000) -> str:

@@ -179,3 +179,12 @@ def test_a_part_that_could_not_load_its_model_says_so_without_details_in_public_
     assert "/srv/models/clip" in caplog.text  # the details are in the log
     monkeypatch.setattr(runtime, "_settings", replace(runtime.settings(), public=False))
     assert pipelines.visitor_message(error) == str(error)
+
+
+def test_a_refusal_never_echoes_a_huge_input_whole():
+    def echoes(text):
+        raise pipelines.InputError(f"Could not use {text!r}")
+
+    with pytest.raises(gr.Error) as raised:
+        common.user_errors(echoes, gpu=False)("x" * 1_000_000)
+    assert raised.value.message.startswith("Could not use 'xxx") and len(raised.value.message) <= 4002
