@@ -73,44 +73,27 @@ _REFUSED = (gr.Error, TypeError, ValueError)  # out of range; compared with a no
 _LISTED = 12  # choices named in a refusal; the API page lists them all
 
 
-class SliderInput(gr.Slider):
-    is_template = True
+def _refusing_politely(stock: type) -> type:
+    """``stock`` (a gr component class) whose own refusal of a value (preprocess) becomes ours: rendered by the stock
+    front end (is_template), with no __init__ of its own, so the props sent to the browser are the stock ones."""
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except _REFUSED:
-            raise _refusal(self, payload) from None
+    class Polite(stock):
+        is_template = True
 
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except _REFUSED:
+                raise _refusal(self, payload) from None
 
-class NumberInput(gr.Number):
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except _REFUSED:
-            raise _refusal(self, payload) from None
+    Polite.__name__ = Polite.__qualname__ = f"{stock.__name__}Input"
+    return Polite
 
 
-class RadioInput(gr.Radio):
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except _REFUSED:
-            raise _refusal(self, payload) from None
-
-
-class DropdownInput(gr.Dropdown):
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except _REFUSED:
-            raise _refusal(self, payload) from None
+SliderInput = _refusing_politely(gr.Slider)
+NumberInput = _refusing_politely(gr.Number)
+RadioInput = _refusing_politely(gr.Radio)
+DropdownInput = _refusing_politely(gr.Dropdown)
 
 
 def _refusal(control: gr.components.Component, payload) -> gr.Error:
