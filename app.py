@@ -15,9 +15,11 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 import pipelines
-from demos import ask, caption, common, fairness, search, studio, system, transcribe
+import toyworld
+from demos import ask, caption, common, fairness, readiness, search, studio, system, transcribe
 from demos.examples import EXAMPLES
 from demos.upload_budget import UploadBudget
+from pipelines import readiness as model_readiness
 from pipelines.core import runtime
 
 TITLE = "Multimodal demo studio"
@@ -40,19 +42,28 @@ def build_demo() -> gr.Blocks:
             f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
             f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**."
         )
+        if settings.profile == "toy":
+            gr.Markdown(toy_banner(), elem_id="toy-banner", elem_classes="toy-banner")
+        panels = []  # each model tab opens with what its models need (hidden once they are ready)
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
+                panels.append(readiness.build("studio"))
                 studio.build()
             with gr.Tab("Caption", id="caption"):
+                panels.append(readiness.build("caption"))
                 caption.build()
             with gr.Tab("Search", id="search"):
+                panels.append(readiness.build("search"))
                 query = search.build()
             with gr.Tab("Ask", id="ask"):
+                panels.append(readiness.build("ask"))
                 ask.build()
             with gr.Tab("Transcribe", id="transcribe"):
+                panels.append(readiness.build("transcribe"))
                 transcript, to_search = transcribe.build()
             with gr.Tab("System", id="system"):
-                system.build(demo)
+                system_panel = system.build()
+        readiness.install(demo, panels, system_panel, system.report)
         # Speech hands its transcript to the fusion layer: search the gallery by what was said.
         to_search.click(
             lambda text: (text, gr.Tabs(selected="search")),
@@ -64,6 +75,17 @@ def build_demo() -> gr.Blocks:
     demo.queue(max_size=QUEUE_SIZE)
     fairness.install(demo)
     return demo
+
+
+def toy_banner() -> str:
+    """One sentence: what the toy models know, and how to get real ones."""
+    colours = ", ".join(toyworld.COLORS)
+    shapes = ", ".join(f"{shape}s" for shape in toyworld.SHAPES)
+    return (
+        f"**Toy models:** they know only a synthetic world of one or two coloured shapes ({shapes}; "
+        f"{colours}) on a light background, so on photos their answers mean nothing; for real models run "
+        "`python -m pipelines.download` and start `python app.py` (the default profile)."
+    )
 
 
 def _env(name: str, default=None):
@@ -122,6 +144,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="load every model at start instead of on first use (env MM_PRELOAD=1)",
     )
     parser.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=_env("MM_WARMUP", "1") != "0",
+        help="once the page is served, load the profile's models and run each once in the background, so the "
+        "first click is fast; --no-warmup loads each on first use (env MM_WARMUP=0)",
+    )
+    parser.add_argument(
         "--models-dir",
         type=Path,
         default=_env("MM_MODELS_DIR"),
@@ -152,15 +181,20 @@ def main(argv=None) -> None:
     if args.preload:
         for task, message in pipelines.preload().items():
             log.warning("%s model not preloaded: %s", task, message)
-    serve(build_demo(), host=args.host, port=args.port, share=args.share, auth=args.auth)
+    serve(build_demo(), host=args.host, port=args.port, share=args.share, auth=args.auth, warmup=args.warmup)
 
 
-def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True):
+def serve(
+    demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=None, block: bool = True, warmup: bool = False
+):
     """Launch with the app's limits: upload size and a byte budget for uploads (demos/upload_budget.py), sessions
-    kept, a login if ``auth`` is given, and of the project's files only the example assets served from disk."""
+    kept, a login if ``auth`` is given, and of the project's files only the example assets served from disk.
+
+    ``warmup``: once the server answers, load the profile's models and run each once on a background thread
+    (pipelines/readiness.py); the tabs' panels and the System panel say "loading…" until each is ready."""
     if proxies := fairness.space_proxies():  # read by the server at launch: visitors' own addresses, not the proxy's
         os.environ["FORWARDED_ALLOW_IPS"] = proxies
-    return demo.launch(
+    launched = demo.launch(
         server_name=host,
         server_port=port,
         share=share,
@@ -169,9 +203,14 @@ def serve(demo: gr.Blocks, *, host: str, port: int, share: bool = False, auth=No
         state_session_capacity=MAX_SESSIONS,
         allowed_paths=[str(EXAMPLES)],
         css_paths=[STYLE],
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         app_kwargs={"middleware": [Middleware(UploadBudget)]},
     )
+    if warmup:
+        model_readiness.warm_up()  # never blocks the server: failures are recorded for the panels
+    if block:
+        demo.block_thread()
+    return launched
 
 
 def __getattr__(name: str):
