@@ -94,11 +94,16 @@ def _panel_values(tasks: tuple[str, ...], statuses: dict[str, readiness.Status])
     if not waiting:
         return [gr.Column(visible=False), gr.Markdown(""), gr.Button(visible=False)]
     absent = [status.task for status in waiting if status.state == readiness.ABSENT]
-    reachable = bool(absent) and hub.reachable()
-    lines = [_line(status) for status in waiting if status.state != readiness.ABSENT]
+    unfetched = absent + [  # a download that failed can be tried again
+        status.task for status in waiting if status.state == readiness.FAILED and not readiness.present(status.task)
+    ]
+    reachable = bool(unfetched) and hub.reachable()
+    loading = [_named(status) for status in waiting if status.state == readiness.LOADING]
+    lines = [f"**Loading** {', '.join(loading)}… requests wait until their model is ready."] if loading else []
+    lines += [_line(status) for status in waiting if status.state in (readiness.DOWNLOADING, readiness.FAILED)]
     if absent:
         lines.append(_absent(absent, reachable))
-    size = _total_size(absent) if reachable else None
+    size = _total_size(unfetched) if reachable else None
     label = f"Download now ({_size(size)})" if size else "Download now"
     return [
         gr.Column(visible=True),
@@ -113,16 +118,17 @@ def panel_text(tasks: tuple[str, ...]) -> str:
     return _panel_values(tasks, statuses)[1].value or ""
 
 
+def _named(status: readiness.Status) -> str:
+    return f"`{status.model}` ({TASK_LABELS[status.task]})"
+
+
 def _line(status: readiness.Status) -> str:
-    """One line for a model that is loading, downloading or failed."""
-    named = f"`{status.model}` ({TASK_LABELS[status.task]})"
-    if status.state == readiness.LOADING:
-        return f"⏳ Loading {named}… a request now waits until it is ready."
+    """One line for a model that is downloading or failed."""
     if status.state == readiness.DOWNLOADING:
         done = f": {_size(status.done_bytes)} of {_size(status.total_bytes)}" if status.total_bytes else ""
         percent = f" ({status.fraction:.0%})" if status.fraction is not None else ""
-        return f"⬇️ Downloading {named}{done}{percent}…"
-    return f"❌ {named} could not be loaded: {status.message}"
+        return f"**Downloading** {_named(status)}{done}{percent}…"
+    return f"**Not usable:** {_named(status)}: {status.message}"
 
 
 def _absent(tasks: list[str], reachable: bool) -> str:

@@ -170,8 +170,10 @@ def status(task: str) -> Status:
     name = registry.profile_default(task, runtime.settings().profile)
     with _lock:
         recorded = _states.get((runtime.settings().profile, task))
-    if recorded is not None:
-        return _with_bytes(recorded) if recorded.state == DOWNLOADING else recorded
+    if recorded is not None and recorded.state == DOWNLOADING:
+        return _with_bytes(recorded)
+    if recorded is not None and not (recorded.state == FAILED and _loaded(task, name)):  # a later request loaded it
+        return recorded
     if _loaded(task, name):
         return Status(task, name, READY)
     return Status(task, name, PRESENT if present(task) else ABSENT)
