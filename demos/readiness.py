@@ -9,6 +9,8 @@ second while something is loading or downloading (a ``gr.Timer`` that stops itse
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -26,11 +28,14 @@ TAB_TASKS = {
     "ask": ("ask", "search"),
     "transcribe": ("transcribe",),
 }
+log = logging.getLogger(__name__)
+
 REFRESH_SECONDS = 1.0  # how often open pages look again while a model loads or downloads
 BUSY = (readiness.LOADING, readiness.DOWNLOADING)
 HIDDEN = (readiness.READY, readiness.PRESENT)  # nothing to say: the panel is hidden
 DOWNLOAD_LANE = "model-download"  # downloads run beside the model jobs, not in their turns
 DOWNLOADS_AT_ONCE = 4
+PROGRESS_SECONDS = 0.5  # how often a download's panel shows the bytes so far
 
 
 @dataclass
@@ -60,7 +65,7 @@ def build(tab: str) -> Panel:
         api_visibility="undocumented",  # a page's button; scripts use `python -m pipelines.download`
         concurrency_id=DOWNLOAD_LANE,
         concurrency_limit=DOWNLOADS_AT_ONCE,
-        show_progress="full",
+        show_progress="hidden",  # the panel's own text says how far the download is
     )
     return panel
 
@@ -175,26 +180,28 @@ def _size(count: int | None) -> str:
 
 
 def _downloader(tasks: tuple[str, ...]):
-    def download_models(progress=gr.Progress()):
-        """Fetch this tab's absent registry models from the Hub, with progress; then load and run each once."""
-
-        def report(status: readiness.Status) -> None:
-            what = f"Downloading {status.model}"
-            if status.state == readiness.LOADING:
-                progress(None, desc=f"Loading {status.model}")
-            elif status.fraction is not None:
-                progress(status.fraction, desc=f"{what}: {_size(status.done_bytes)} of {_size(status.total_bytes)}")
-            else:
-                progress(None, desc=f"{what}…")
-
+    def download_models():
+        """Fetch this tab's absent registry models from the Hub, then load and run each once; the panel shows
+        the bytes downloaded so far, then "Loading", then hides."""
         if not hub.reachable():
             raise gr.Error(
                 "This server cannot reach the Hugging Face Hub now; the panel shows the command to run instead.",
                 title="Download unavailable",
                 print_exception=False,
             )
-        final = {status.task: status for status in readiness.download(tasks, on_progress=report)}
-        statuses = {task: final.get(task) or readiness.status(task) for task in tasks}
-        return _panel_values(tasks, statuses)
+        done = threading.Event()
+
+        def work():
+            try:
+                readiness.download(tasks)
+            except Exception:  # recorded per model where it can be; anything else is a bug for the log
+                log.exception("downloading the models of %s failed", ", ".join(tasks))
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="download", daemon=True).start()
+        while not done.wait(PROGRESS_SECONDS):
+            yield _panel_values(tasks, {task: readiness.status(task) for task in tasks})
+        yield _panel_values(tasks, {task: readiness.status(task) for task in tasks})
 
     return download_models

@@ -132,6 +132,8 @@ def test_the_download_fetches_the_models_with_progress_and_the_panel_hides(hub, 
 
     downloading = [status for status in seen if status.state == readiness.DOWNLOADING]
     assert downloading and all(status.total_bytes == size for status in downloading)
+    shown = panels._panel_values(tasks, {"search": downloading[-1]})[1].value  # what the page said meanwhile
+    assert "**Downloading** `clip-vit-b-32` (Search)" in shown and f"of {panels._size(size)}" in shown
     assert final.state == readiness.READY, final
     assert readiness.present("search") and panels.panel_text(tasks) == ""  # the panel hides
     [result] = pipelines.load("search")(["a red circle"])  # and the tab answers from the downloaded model
