@@ -29,6 +29,7 @@ QUEUE_SIZE = 64  # requests waiting beyond this are turned away with a "busy" me
 # MM_MAX_QUEUED_PER_VISITOR and MM_MAX_QUEUED_PER_ADDRESS), so one client cannot fill it for everyone else.
 MAX_SESSIONS = 1000  # visitors whose state (e.g. an uploaded gallery) is kept; the least recently active go first
 
+PROFILE_MODELS = {"default": "Hugging Face Hub models", "toy": "bundled toy models"}  # what the title line says
 STYLE = Path(__file__).resolve().parent / "demos" / "style.css"  # layout rules for every tab
 
 log = logging.getLogger("app")
@@ -40,7 +41,8 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nWhat multimodal models do, live: describe an image, find images from words, "
-            f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}**."
+            f"answer questions about an image, and turn speech into text. Profile: **{settings.profile}** "
+            f"({PROFILE_MODELS[settings.profile]})."
         )
         if settings.profile == "toy":
             gr.Markdown(toy_banner(), elem_id="toy-banner", elem_classes="toy-banner")
