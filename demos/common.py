@@ -1,9 +1,12 @@
-"""What every tab shares: input components that leave decoding to pipelines.core.io, and error translation."""
+"""What every tab shares: input components that leave decoding to pipelines.core.io, and error translation: a
+refusal reaches a visitor as one titled toast, with the failed event's result displays cleared."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import html
 import inspect
 import logging
 import math
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from gradio.context import LocalContext
 
 import pipelines
 import pipelines.core.batching
@@ -197,6 +201,7 @@ def user_errors(handler, *, gpu: bool = True):
                 after()
 
         translated = wrapped
+    translated.refuses = True  # clear_results_on_failure finds these events (functools.wraps copies it onward)
     return on_gpu(translated) if gpu else translated
 
 
@@ -272,14 +277,14 @@ def _translated(name: str):
         log.warning("%s refused: %s", name, _one_line(error.message))
         error.message = _shortened(error.message)
         error.print_exception = False
-        raise
+        raise _shown(error)
     except pipelines.PipelineError as error:  # the visitor's input or choice
         # In public mode a model that would not load is a server problem (only registry names load there):
         # visitor_message logs its details under the error id the visitor is shown.
         if not (runtime.settings().public and isinstance(error, pipelines.ModelLoadError)):
             log.warning("%s refused: %s", name, _one_line(str(error)))
-        raise gr.Error(
-            _shortened(pipelines.visitor_message(error)), title=_title(error), print_exception=False
+        raise _shown(
+            gr.Error(_shortened(pipelines.visitor_message(error)), title=_title(error), print_exception=False)
         ) from None
     except Exception:  # a bug or a library failure: the details go to the log, never to the visitor
         reference = pipelines.error_id()
@@ -290,6 +295,83 @@ def _translated(name: str):
             title="Unexpected error",
             print_exception=False,
         ) from None
+
+
+def _shown(refusal: gr.Error) -> gr.Error:
+    """``refusal`` shown to the visitor as one toast that opens with its title; the error itself, which API callers
+    get with its message unchanged, is then not shown a second time.
+
+    Gradio 6.31's page heads every toast with its level ("Error", "Warning") and shows no title of its own, so the
+    title leads the toast's text. A warning's toast, not an error's: a refusal is the visitor's to fix, and the page
+    then marks no output of the event with a red "Error" pill (clear_results_on_failure removes those, and the
+    stale results under them)."""
+    if LocalContext.event_id.get(None) is not None:  # outside an event (a script, a test) nobody sees a toast
+        lines = html.escape(str(refusal.message)).replace("\n", "<br>")
+        gr.Warning(f"<strong>{html.escape(refusal.title)}.</strong> {lines}", title=refusal.title)
+        refusal.visible = False
+    return refusal
+
+
+def clear_results_on_failure(demo: gr.Blocks) -> None:
+    """When an event of ``demo`` whose handler is wrapped in ``user_errors`` fails, its result displays go back to
+    what the page first showed (empty), so no earlier result stays on screen under the refusal, and the red "Error"
+    pills Gradio puts on them go too. Left as they are: controls the visitor fills in (an output that is also some
+    event's input, unless it is read-only), gr.State, and displays that start with something in them (a note on
+    what a gallery holds says what is still true). Call once the demo's events are declared."""
+    filled_in = {id(block) for event in demo.fns.values() for block in event.inputs}
+    for event in list(demo.fns.values()):
+        if not _refuses(event.fn):
+            continue
+        results = [block for block in event.outputs if _result_display(block, event, filled_in)]
+        if results:
+            demo.default_config.set_event_trigger(
+                [],
+                _blanks([_as_first_shown(block) for block in results]),
+                inputs=[],
+                outputs=results,
+                trigger_after=event._id,
+                trigger_only_on_failure=True,
+                queue=False,  # a reset of the page's own values: no model, no need to wait in line
+                postprocess=False,  # the values are the page's own, as Gradio sent them
+                show_progress="hidden",
+                api_visibility="private",
+            )
+
+
+def _refuses(fn) -> bool:
+    while fn is not None:
+        if getattr(fn, "refuses", False):
+            return True
+        fn = getattr(fn, "__wrapped__", None)
+    return False
+
+
+def _result_display(block, event, filled_in: set[int]) -> bool:
+    if not isinstance(block, gr.components.Component) or isinstance(block, gr.State):
+        return False
+    if any(block is given for given in event.inputs):
+        return False
+    read_only = block.interactive is False or (block.interactive is None and id(block) not in filled_in)
+    return read_only and _empty(block.get_config().get("value"))
+
+
+def _empty(value) -> bool:
+    if isinstance(value, dict) and "data" in value:  # a table: its headers, no rows
+        return not value["data"]
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _as_first_shown(block: gr.components.Component) -> dict:
+    config = block.get_config()
+    return {"__type__": "update", "value": config.get("value"), "visible": config.get("visible", True)}
+
+
+def _blanks(values: list[dict]):
+    def clear_results():
+        fresh = copy.deepcopy(values)  # Gradio takes each update's value out of the dict it is given
+        return fresh if len(fresh) > 1 else fresh[0]
+
+    return clear_results
 
 
 MAX_MESSAGE_CHARS = 4000  # what a visitor is shown of one message: a listing of many files fits, an echo does not
