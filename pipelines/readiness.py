@@ -60,7 +60,7 @@ class Status:
 
 _lock = threading.Lock()
 _states: dict[tuple[str, str], Status] = {}  # (profile, task) -> what warm-up or a download last said
-_present: dict[tuple, bool] = {}  # (source, revision, models dir) -> present, measured once
+_present: dict[tuple, bool] = {}  # (source, revision, models dir) -> True once found on disk
 _sizes: dict[tuple, int | None] = {}  # (source, revision) -> bytes a download fetches (None: the Hub gave none)
 _downloads: dict[str, threading.Lock] = {}  # task -> held while its model downloads (one download per task)
 _warmup: threading.Thread | None = None
@@ -81,9 +81,10 @@ def spec_present(model: ModelSpec) -> bool:
     with _lock:
         if _present.get(key):
             return True  # once there, files stay (a failed load shows as FAILED instead)
-    found = _on_disk(model)
-    with _lock:
-        _present[key] = found
+    found = _on_disk(model)  # looked at again each time while absent: a download elsewhere may bring it
+    if found:
+        with _lock:
+            _present[key] = True
     return found
 
 
@@ -166,7 +167,7 @@ def _listed_size(model: ModelSpec) -> int | None:
 
 
 def status(task: str) -> Status:
-    """What ``task``'s profile model is doing now (cheap after the first call: presence is measured once)."""
+    """What ``task``'s profile model is doing now (a look at memory and at the disk: no network)."""
     name = registry.profile_default(task, runtime.settings().profile)
     with _lock:
         recorded = _states.get((runtime.settings().profile, task))
@@ -245,8 +246,10 @@ def _warm(task: str) -> None:
     model = spec(task)
     if not present(task):
         if model.fallback and spec_present(registry.resolve(task, model.fallback, runtime.settings().profile)):
-            # Offline, load() falls back at once and remembers it; online it would download: warm the fallback only
-            run_once(task, load(task) if not hub.reachable() else load(task, model.fallback))
+            try:  # offline, load() falls back at once and remembers it; online it would download: the fallback only
+                run_once(task, load(task) if not hub.reachable() else load(task, model.fallback))
+            except PipelineError as error:  # the first click will say it; the panel still offers the download
+                log.warning("warm-up: the %s fallback did not load: %s", task, " ".join(str(error).split()))
         return  # ABSENT: the tab's panel offers the download
     try:
         run_once(task, load(task))

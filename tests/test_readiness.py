@@ -138,3 +138,27 @@ def test_the_download_fetches_the_models_with_progress_and_the_panel_hides(hub, 
     assert readiness.present("search") and panels.panel_text(tasks) == ""  # the panel hides
     [result] = pipelines.load("search")(["a red circle"])  # and the tab answers from the downloaded model
     assert result.hits
+
+
+def test_a_model_that_will_not_load_is_reported_by_its_panel_not_raised(hub, fresh_models, tmp_path):
+    from pipelines.download import fetch
+    from tests.hublike import write_repo
+    from tests.hublike.repos import repo_files
+
+    source = registry.resolve("search", None, "default").source
+    broken = {
+        name: (b"not weights" * 100 if name.endswith((".safetensors", ".bin")) else content)
+        for name, content in repo_files(source).items()
+    }
+    write_repo(hub.root, source, broken)
+    runtime.configure(profile="default", device="cpu", models_dir=tmp_path / "models")
+    hub_client.reset_probe()
+    fetch("search")  # on disk, complete as far as file names go
+    assert readiness.present("search")
+
+    readiness.warm_up(["search"]).join(WAIT)
+
+    status = readiness.status("search")
+    assert status.state == readiness.FAILED and "clip-vit-b-32" in status.message
+    text = panels.panel_text(panels.TAB_TASKS["search"])
+    assert "**Not usable:** `clip-vit-b-32` (Search)" in text and "could not be read" in text
