@@ -317,10 +317,12 @@ def clear_results_on_failure(demo: gr.Blocks) -> None:
     what the page first showed (empty), so no earlier result stays on screen under the refusal, and the red "Error"
     pills Gradio puts on them go too. Left as they are: controls the visitor fills in (an output that is also some
     event's input, unless it is read-only), gr.State, and displays that start with something in them (a note on
-    what a gallery holds says what is still true). Call once the demo's events are declared."""
+    what a gallery holds says what is still true). Call once the demo's events are declared; calling it again adds
+    nothing for the events it already covers."""
     filled_in = {id(block) for event in demo.fns.values() for block in event.inputs}
+    covered = {event.trigger_after for event in demo.fns.values() if getattr(event.fn, "clears_results", False)}
     for event in list(demo.fns.values()):
-        if not _refuses(event.fn):
+        if not _refuses(event.fn) or event._id in covered:
             continue
         results = [block for block in event.outputs if _result_display(block, event, filled_in)]
         if results:
@@ -371,6 +373,7 @@ def _blanks(values: list[dict]):
         fresh = copy.deepcopy(values)  # Gradio takes each update's value out of the dict it is given
         return fresh if len(fresh) > 1 else fresh[0]
 
+    clear_results.clears_results = True
     return clear_results
 
 

@@ -133,6 +133,13 @@ def test_an_api_caller_still_gets_the_message_as_an_exception(served):
     assert "clear_results" not in client.view_api(return_format="str", print_info=False)  # not an endpoint
 
 
+def test_installing_twice_clears_each_result_once():
+    demo = small_demo()
+    events = len(demo.fns)
+    common.clear_results_on_failure(demo)
+    assert len(demo.fns) == events  # a second reset would answer twice and race the first
+
+
 @pytest.fixture(scope="module")
 def caption_tab():
     """The real Caption tab, served alone with the mechanism installed as app.py installs it."""
