@@ -1,13 +1,25 @@
 """ViT-GPT2 and kin (transformers' VisionEncoderDecoderModel): an image processor for the encoder, a tokenizer for
-the decoder; no text prefix."""
+the decoder; no text prefix.
+
+GPT-2's byte-level BPE marks a word that follows a space (``Ġgreen``); a caption's first word has no space before
+it (``a``), since every training caption starts right after the decoder-start token. A beam that should have ended
+can instead start a second caption with such a spaceless article, glued to the last word: "a greena green green
+triangle", "a purple squarea purple square", "a purplean orange square". Generation forbids exactly that
+(``OneCaption``): after the first token, an article may come only with its space (``Ġa``), so a beam ends or goes on
+with the caption.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from ..core.base import TakingTurns
 from ..core.hf import load_part
-from .base import Captioner
+from .base import Captioner, timed
+
+CAPTION_STARTS = ("a", "an", "the")  # the articles captions begin with (COCO's style, and the shapes world's)
 
 
 class VisionEncoderDecoderCaptioner(Captioner):
@@ -26,6 +38,22 @@ class VisionEncoderDecoderCaptioner(Captioner):
         from transformers import AutoImageProcessor, AutoTokenizer
 
         return load_part(spec, path, AutoImageProcessor), load_part(spec, path, AutoTokenizer)
+
+    def _forward(self, inputs, options, deadline=None):
+        generate = functools.partial(self.model.generate, logits_processor=self._one_caption())
+        return timed(deadline, generate, inputs, options)
+
+    @functools.cached_property
+    def _caption_starts(self) -> list[int]:
+        """The ids of the spaceless articles (``a``, ``An``, ...): how a caption starts, never how it goes on."""
+        _, tokenizer = self.processor
+        vocabulary = tokenizer.get_vocab()  # {token: id}; a word after a space is spelt with the marker (Ġa)
+        return sorted(index for token, index in vocabulary.items() if token.lower() in CAPTION_STARTS)
+
+    def _one_caption(self):
+        from transformers import LogitsProcessorList
+
+        return LogitsProcessorList([OneCaption(self._caption_starts)])
 
     def encode(self, images, options):
         image_processor, _ = self.processor
@@ -49,3 +77,18 @@ class VisionEncoderDecoderCaptioner(Captioner):
         pixels = inputs["pixel_values"].expand(len(captions), -1, -1, -1)
         logits = self.model(pixel_values=pixels, decoder_input_ids=decoder_inputs).logits
         return logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0], targets
+
+
+class OneCaption:
+    """A logits processor: from the second generated token on, the spaceless articles (``starts``) are forbidden,
+    so no beam starts a second caption glued to the last word of the first. With the space (``Ġa``) they stay."""
+
+    def __init__(self, starts: list[int]):
+        self.starts = starts
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] < 2 or not self.starts:  # only the decoder-start token so far: the first word comes
+            return scores
+        scores = scores.clone()
+        scores[:, self.starts] = float("-inf")
+        return scores
