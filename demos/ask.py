@@ -28,6 +28,7 @@ from .common import (
     require,
     user_errors,
 )
+from .toy_note import toy_note
 
 EXAMPLE_QUESTIONS = ["what color is the shape?", "what shape is it?"]
 MAX_QUESTIONS = 16  # lines answered in one click (one batched forward)
@@ -35,10 +36,15 @@ TOP_K = AskOptions().top_k
 OPACITY = 0.5
 TABLE_HEADERS = ["question", "answer", "probability", "other answers"]
 SHOWN_CHARS = 200  # of a question that was cut
+DESCRIPTION = (
+    "Ask questions about an image (typed, several at once, or spoken): the model ranks its answers, and a heat map "
+    "shows where CLIP finds the answer in the image."
+)
+HEATMAP_EXPLAINED = "Brighter = the region matches the words more, scored by CLIP on crops."
 HEATMAP_ABOUT = """**Where the model looks**: where the shared CLIP model (the Search tab's) finds the words under
 *Heatmap for*, the answer unless you change them. Square crops of the image are scored by their CLIP similarity to
-the words; each spot shows the mean score of the crops covering it, blue (low) to red (high), **relative to the
-rest of this image**.
+the words; each spot shows the mean score of the crops covering it, dark (low) to bright yellow (high), **relative
+to the rest of this image**.
 It is **not** the attention of the model that answered and not a reason for its answer; it is as coarse as the
 crops, it always has a hottest spot even when the words fit nowhere, and written text in a photo can fool CLIP."""
 
@@ -144,13 +150,47 @@ def _answer(image, questions: list[str], answerer, top_k, deadline: budget.Deadl
     return "\n".join(a.text for a in answers), _label(answers[0]), table
 
 
+def answer_note(image: str | None, model: str | None):
+    """After an answer: the note under it (shown when a toy model answered about a photo, else hidden). Runs no
+    model; the API's outputs stay the answer, the ranking and the table."""
+    return _note(toy_note(image, "ask", model))
+
+
+def _note(text: str):
+    """The note under the answer: shown with its text, hidden when there is nothing to say."""
+    return gr.update(value=text, visible=bool(text))
+
+
+def percent(probability: float) -> str:
+    """A probability as a whole percentage that never reads as certain or impossible when it is neither:
+    0.002 -> '<1%', 0.9963 -> '>99%', 0.12 -> '12%'."""
+    if 0 < probability < 0.005:
+        return "<1%"
+    if 0.995 <= probability < 1:
+        return ">99%"
+    return f"{probability:.0%}"
+
+
+def legend_html() -> str:
+    """The heat map's colour legend: the colour scale from low to high, and what it means."""
+    stops = ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in heatmaps.COLORMAP)
+    return (
+        '<div class="heat-legend" style="margin:4px 0 8px 0">'
+        f'<div role="img" aria-label="colour scale from dark (low) to bright (high)" class="heat-legend-bar" '
+        f'style="height:14px;border-radius:3px;background:linear-gradient(to right, {stops})"></div>'
+        '<div style="display:flex;justify-content:space-between;font-size:0.85em">'
+        "<span>low: the words fit less here</span><span>high: the words fit best here</span></div>"
+        f'<div class="heat-legend-explained" style="font-size:0.9em">{HEATMAP_EXPLAINED}</div></div>'
+    )
+
+
 def _label(answer: Answer) -> dict[str, float]:
     return {text: probability for text, probability in answer.ranked}
 
 
 def _table(questions: list[str], answers: list[Answer], max_tokens: int) -> dict:
     rows = [
-        [_shown(q, a, max_tokens), a.text, round(a.score, 4), ", ".join(f"{t} ({p:.0%})" for t, p in a.ranked[1:])]
+        [_shown(q, a, max_tokens), a.text, round(a.score, 4), ", ".join(f"{t} ({percent(p)})" for t, p in a.ranked[1:])]
         for q, a in zip(questions, answers)
     ]
     return {"headers": TABLE_HEADERS, "data": rows}
@@ -176,6 +216,7 @@ def _heat_note(heat: heatmaps.Heatmap) -> str:
 
 
 def build() -> None:
+    gr.Markdown(DESCRIPTION, elem_id="ask-about")
     with gr.Row():
         with gr.Column():
             image = image_input(label="Image", elem_id="ask-image")
@@ -197,11 +238,13 @@ def build() -> None:
                 top_k = option_slider(AskOptions, "top_k", label="Answers to rank")
         with gr.Column():
             answer = gr.Textbox(label="Answer", interactive=False, elem_id="ask-answer")
+            note = gr.Markdown(visible=False, elem_id="ask-note")
             ranked = gr.Label(label="Ranked answers (first question)", elem_id="ask-ranked")
             table = gr.Dataframe(headers=TABLE_HEADERS, label="All questions", interactive=False, elem_id="ask-table")
     with gr.Row():
         with gr.Column():
             heat_image = gr.Image(label="Where the model looks", type="pil", interactive=False, elem_id="ask-heatmap")
+            gr.HTML(legend_html(), elem_id="ask-heat-legend")
         with gr.Column():
             gr.Markdown(HEATMAP_ABOUT)
             heat_for = gr.Textbox(
@@ -231,7 +274,7 @@ def build() -> None:
         "api_visibility": "private",
         **model_event,
     }
-    gr.on(
+    asked = gr.on(
         [button.click, question.submit],
         ask,
         inputs=[image, question, model, top_k],
@@ -239,14 +282,17 @@ def build() -> None:
         api_name="ask",
         concurrency_id=BATCHED,
         concurrency_limit=BATCHED_CONCURRENCY,
-    ).success(**show_heat)
-    voice_button.click(
+    )
+    asked_by_voice = voice_button.click(
         ask_voice,
         inputs=[image, audio, model, top_k],
         outputs=[answer, ranked, table, question],
         api_name="ask_voice",
         **model_event,
-    ).success(**show_heat)
+    )
+    for event in (asked, asked_by_voice):
+        event.success(answer_note, inputs=[image, model], outputs=note, api_visibility="private", queue=False)
+        event.success(**show_heat)
     gr.on(
         [heat_button.click, heat_for.submit],
         heatmap,
@@ -257,3 +303,4 @@ def build() -> None:
     )
     opacity.release(blend, inputs=[image, heat_state, opacity], outputs=heat_image, api_visibility="private")
     image.change(forget_heatmap, outputs=[heat_image, heat_state, heat_note], api_visibility="private", queue=False)
+    image.change(lambda: _note(""), outputs=note, api_visibility="private", queue=False)

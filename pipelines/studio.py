@@ -12,7 +12,6 @@ others still run.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -32,7 +31,7 @@ from .search.gallery import Gallery, Item, bundled
 from .search.heatmap import Heatmap, relevance_map
 from .search.retrieval import Hit
 from .speech import Transcript
-from .vqa import Answer
+from .vqa import Answer, choices
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,6 @@ DEFAULT_LABELS = (
     "a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape, a cat, "
     "an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy"
 )
-FILLER = {"a", "an", "the", "is", "it", "this", "that", "be", "or", "and", "what", "which", "of", "in", "on", "to"}
 
 
 @dataclass(frozen=True)
@@ -254,10 +252,7 @@ def _labels(labeller, image_vector, said: str | None, options: StudioOptions) ->
 
 def alternatives(words: str) -> list[str]:
     """The choices in a sentence: 'is it a red circle or a blue square?' -> ['red circle', 'blue square']."""
-    parts = re.split(r",|\bor\b|\band\b", words.lower())
-    choices = [" ".join(w for w in re.findall(r"[\w'-]+", part) if w not in FILLER) for part in parts]
-    choices = [c for c in choices if c]
-    return choices if len(choices) >= 2 else []
+    return choices.alternatives(words)
 
 
 def _caption(captioner, picture, image_vector, space: ClipSpace, options: StudioOptions, deadline=None) -> list[Ranked]:

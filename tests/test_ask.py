@@ -244,20 +244,33 @@ def test_crops_cover_images_of_any_shape():
         assert covered.all(), size
 
 
-def test_the_overlay_blends_by_opacity():
+def test_the_overlay_is_shown_at_display_size_and_blends_by_opacity():
     scene = red_and_blue_scene(toyworld.HELD_OUT_SEED + 20_200)
     heat = heatmap.relevance_map(fusion.shared_space(), scene.image, "red")
     plain = heatmap.overlay(scene.image, heat, 0.0)
-    assert np.array_equal(np.asarray(plain), np.asarray(scene.image))
+    assert plain.size == (heatmap.DISPLAY_SIDE, heatmap.DISPLAY_SIDE)  # a 64-pixel scene is not a postage stamp
+    assert np.array_equal(np.asarray(plain), np.asarray(heatmap.display_size(scene.image)))
     full = np.asarray(heatmap.overlay(scene.image, heat, 1.0)).astype(int)
-    red_box = next(s.box for s in scene.shapes if s.color == "red")
-    hottest = np.unravel_index(
-        np.asarray(Image.fromarray(heat.heat, "F").resize(scene.image.size)).argmax(), full.shape[:2]
-    )
-    assert red_box[1] <= hottest[0] <= red_box[3] and red_box[0] <= hottest[1] <= red_box[2]
-    assert full[hottest][0] > 200 and full[hottest][2] < 60  # the colour scale's hot end is red
+    scale = plain.width / scene.image.width
+    left, top, right, bottom = (round(v * scale) for v in next(s.box for s in scene.shapes if s.color == "red"))
+    hottest = np.unravel_index(full.sum(axis=2).argmax(), full.shape[:2])  # the brightest spot
+    assert top <= hottest[0] <= bottom and left <= hottest[1] <= right
+    assert full[hottest][0] > 200 and full[hottest][1] > 200  # the colour scale's high end is bright (yellow-white)
+    assert full.sum(axis=2).min() < 150  # and its low end dark
     with pytest.raises(pipelines.InputError, match="Opacity must be between 0 and 1"):
         heatmap.overlay(scene.image, heat, 1.5)
+
+
+def test_a_photo_s_overlay_keeps_its_shape_at_display_size_with_a_smooth_map():
+    photo = Image.open(PROJECT_ROOT / "assets/examples/photos/cat.jpg")
+    heat = heatmap.relevance_map(fusion.shared_space(), photo, "cat")
+    shown = heatmap.overlay(photo, heat, 0.5)
+    assert max(shown.size) == heatmap.DISPLAY_SIDE
+    assert shown.width / shown.height == pytest.approx(photo.width / photo.height, rel=0.01)
+    smooth = heatmap.upscaled(heat.heat, shown.size)
+    assert smooth.min() == pytest.approx(0.0, abs=0.02) and smooth.max() == pytest.approx(1.0, abs=0.02)
+    # No crop grid: neighbouring display pixels differ by a small step, not a block's edge.
+    assert np.abs(np.diff(smooth, axis=0)).max() < 0.05 and np.abs(np.diff(smooth, axis=1)).max() < 0.05
 
 
 def test_the_heatmap_needs_words():

@@ -69,12 +69,12 @@ def test_the_heatmap_endpoint_shows_where_clip_finds_the_words(client, tmp_path)
     scene.image.save(tmp_path / "two.png")
     overlay, note = client.predict(handle_file(str(tmp_path / "two.png")), "red", 1.0, api_name="/heatmap")
     shown = np.asarray(Image.open(overlay).convert("RGB")).astype(float)
-    assert shown.shape[:2] == scene.image.size[::-1] and "red" in note
-    # At full opacity the picture is the colour scale: redder (hotter) over the red shape than the blue one.
-    redness = shown[..., 0] - shown[..., 2]
-    from pipelines.search.heatmap import Heatmap
+    from pipelines.search.heatmap import DISPLAY_SIDE, Heatmap
 
-    as_heat = Heatmap("", ((redness - redness.min()) / np.ptp(redness)).astype(np.float32), 0, 0, 0)
+    assert shown.shape[:2] == (DISPLAY_SIDE, DISPLAY_SIDE) and "red" in note  # shown large, not at 64 pixels
+    # At full opacity the picture is the colour scale: brighter (hotter) over the red shape than the blue one.
+    brightness = shown.sum(axis=2)
+    as_heat = Heatmap("", ((brightness - brightness.min()) / np.ptp(brightness)).astype(np.float32), 0, 0, 0)
     boxes = {s.color: s.box for s in scene.shapes}
     assert box_heat(as_heat, scene.image.size, boxes["red"]) > box_heat(as_heat, scene.image.size, boxes["blue"])
 

@@ -23,8 +23,11 @@ CROP_SCALES = (0.3, 0.5)  # crop side as a fraction of the image's shorter side
 CROP_STEPS = 5  # crop positions along the shorter side, per scale (more along a longer side)
 MAP_SIDE = 64  # cells along the heat map's shorter side
 MAX_OVERLAY_SIDE = 1024  # pixels; larger images are shown scaled down under the heat map
-# Colour scale from cold to hot (dark blue, cyan, green, yellow, red), evenly spaced over [0, 1].
-COLORMAP = np.array([(20, 20, 140), (0, 190, 230), (40, 200, 60), (250, 220, 0), (230, 20, 20)], dtype=np.float32)
+DISPLAY_SIDE = 512  # pixels: the overlay's longer side, so a 64-pixel toy scene is not shown as a postage stamp
+SMOOTHING = 0.25  # Gaussian sigma, as a fraction of the spacing between crop positions: no blocky crop grid
+# Colour scale from low to high, evenly spaced over [0, 1]: dark to bright (inferno-like, no rainbow), so that
+# brighter always means a better match, also in grey.
+COLORMAP = np.array([(0, 0, 4), (87, 16, 110), (188, 55, 84), (249, 142, 9), (252, 255, 164)], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -86,16 +89,51 @@ def crop_boxes(
     return boxes
 
 
-def overlay(image, heatmap: Heatmap, opacity: float = 0.5) -> Image.Image:
-    """The image with the heat map blended over it; ``opacity`` 0 shows the image, 1 only the map."""
+def overlay(image, heatmap: Heatmap, opacity: float = 0.5, side: int = DISPLAY_SIDE) -> Image.Image:
+    """The image with the heat map blended over it; ``opacity`` 0 shows the image, 1 only the map.
+
+    Shown at ``side`` pixels on its longer side (at most MAX_OVERLAY_SIDE): a small image is scaled up, a large
+    one down, and the heat is smoothed and scaled up to that size, so the map reads at the size it is displayed.
+    """
     if not 0.0 <= opacity <= 1.0:
         raise InputError(f"Opacity must be between 0 and 1; got {opacity!r}")
-    image = load_image(image)
-    image.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE))
-    heat = Image.fromarray(heatmap.heat, mode="F").resize(image.size, Image.Resampling.BILINEAR)
-    colors = colorize(np.clip(np.asarray(heat), 0.0, 1.0))
+    image = display_size(load_image(image), side)
+    colors = colorize(upscaled(heatmap.heat, image.size))
     blended = (1.0 - opacity) * np.asarray(image, np.float32) + opacity * colors
     return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+def display_size(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
+    """``image`` scaled (up or down, keeping its aspect) to ``side`` pixels on its longer side, at most
+    MAX_OVERLAY_SIDE."""
+    side = max(1, min(int(side), MAX_OVERLAY_SIDE))
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def upscaled(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(height, width) heat in [0, 1] at ``size`` (width, height): smoothed over about a crop step's spacing, so the
+    crop grid does not show as blocks, then scaled smoothly (bicubic)."""
+    sigma = SMOOTHING * min(heat.shape) / max(1, CROP_STEPS - 1)
+    smooth = _blurred(heat.astype(np.float64), sigma)
+    span = smooth.max() - smooth.min()
+    smooth = (smooth - smooth.min()) / span if span > 0 else np.zeros_like(smooth)
+    big = Image.fromarray(smooth.astype(np.float32), mode="F").resize(size, Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(big), 0.0, 1.0)
+
+
+def _blurred(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur with edge padding (sigma in cells; < 0.5 leaves the values as they are)."""
+    if sigma < 0.5:
+        return values
+    radius = int(math.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    for axis in (0, 1):
+        padded = np.pad(values, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        values = np.apply_along_axis(lambda line: np.convolve(line, kernel, mode="valid"), axis, padded)
+    return values
 
 
 def colorize(heat: np.ndarray) -> np.ndarray:

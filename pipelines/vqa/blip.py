@@ -160,11 +160,19 @@ ACCELERATION = fast.Acceleration(
 )
 
 
+NOT_ANSWERS = ("a", "an", "the")  # beams that stopped at the article, before the answer word
+
+
 def _ranked(texts: list[str], log_probs: torch.Tensor) -> tuple[tuple[str, float], ...]:
-    """Beam answers with probabilities normalised over the non-empty answers; beams that decode alike are merged."""
+    """Beam answers with probabilities normalised over the real answers; beams that decode alike are merged.
+
+    A beam that decodes to nothing or to a bare article ('an': it stopped before its word) is no answer: shown, it
+    read as "an 0%"."""
+    probabilities = log_probs.softmax(-1).tolist()
+    real = [text.lower() not in NOT_ANSWERS for text in texts]
     merged: dict[str, float] = {}
-    for text, p in zip(texts, log_probs.softmax(-1).tolist()):
-        if text:
+    for text, p, keep in zip(texts, probabilities, real):
+        if text and (keep or not any(real)):  # only bare articles came back: shown as they are
             merged[text] = merged.get(text, 0.0) + p
     total = sum(merged.values()) or 1.0
     return tuple(sorted(((t, p / total) for t, p in merged.items()), key=lambda item: -item[1]))
