@@ -35,6 +35,7 @@ from .common import (
     require,
     user_errors,
 )
+from .toy_note import TOY_NOTE_SOME, toy_note
 
 BEAM_SEARCH, SAMPLING = "beam search", "sampling"
 DEFAULTS = CaptionOptions()
@@ -43,6 +44,12 @@ CLIP_WEIGHT = RerankOptions().clip_weight
 CANDIDATE_HEADERS = ["caption", "captioner score", "CLIP similarity", "fused score"]
 BATCH_HEADERS = ["file", "caption", "captioner score", "CLIP similarity", "fused score", "problem"]
 DIGITS = 4  # scores are shown, and written to CSV/JSON, rounded to this many decimals
+BATCH_COLUMN_WIDTHS = ["16%", "30%", "9%", "9%", "9%", "27%"]  # the problem column in view, headers on one line
+DESCRIPTION = (
+    "Caption an image (or many at once): the captioner writes candidate captions and CLIP re-ranks them by how "
+    "well they match the picture."
+)
+BARS_LABEL = "Candidates, best first (bar: fused score, 100% = the best of these)"
 
 
 class Setting(gr.Slider):
@@ -125,6 +132,56 @@ def caption(image: str | None, controls: Controls = Controls()):
         gr.Warning(budget.unfinished_notice("The caption", seconds))
     rows = [[r.text, *_scores(r)] for r in ranked]
     return ranked[0].text, {"headers": CANDIDATE_HEADERS, "data": rows}
+
+
+def caption_views(image: str | None, model: str | None, decoding: str, candidates, table):
+    """After a caption: (the candidates as bars, the note under the caption), from the table the API returned.
+
+    The note says when a toy model captioned a photo, and when fewer distinct candidates came back than were asked
+    for. Runs no model (the API's outputs stay the caption and the table)."""
+    rows = _rows(table)
+    bars = {str(row[0]): float(row[3]) for row in rows if row and row[3] is not None}
+    asked = _whole(candidates)
+    notes = [toy_note(image, "caption", model), merged_note(len(rows), asked, decoding == SAMPLING)]
+    return bars, _note(notes)
+
+
+def batch_views(files: list[str] | None, model: str | None, table):
+    """After a batch: (a gallery of the captioned images with their captions, the note under it). Runs no model."""
+    rows, files = _rows(table), list(files or [])
+    captioned = [(path, row) for path, row in zip(files, rows) if len(row) > 1 and row[1]]
+    gallery = [(path, f"{row[0]}: {row[1]}") for path, row in captioned]
+    some = any(toy_note(path, "caption", model) for path, _ in captioned)
+    return gallery, _note([TOY_NOTE_SOME if some else ""])
+
+
+def _rows(table) -> list[list]:
+    """A Dataframe's value (pandas, or the API's {"headers", "data"}) as a list of rows."""
+    if table is None:
+        return []
+    if isinstance(table, dict):
+        return [list(row) for row in table.get("data") or []]
+    return [list(row) for row in table.itertuples(index=False)] if hasattr(table, "itertuples") else list(table)
+
+
+def merged_note(distinct: int, asked, sampled: bool = False) -> str:
+    """What to say when fewer distinct candidates came back than were asked for ('' when all did)."""
+    if not isinstance(asked, int) or distinct >= asked:
+        return ""
+    merged = asked - distinct
+    why = (
+        " The model is sure of this image: raise the temperature for more varied captions."
+        if sampled
+        else " Raise the beams for more distinct captions."
+    )
+    shown = f"{distinct} distinct caption{'' if distinct == 1 else 's'} {'is' if distinct == 1 else 'are'} shown"
+    return f"{merged} of {asked} candidates {'was' if merged == 1 else 'were'} identical and merged: {shown}.{why}"
+
+
+def _note(notes: list[str]):
+    """The note under the result: shown with its lines, hidden when there is nothing to say."""
+    text = "\n\n".join(n for n in notes if n)
+    return gr.update(value=text, visible=bool(text))
 
 
 @user_errors
@@ -251,6 +308,7 @@ def model_defaults(model: str | None) -> dict:
 
 def build() -> None:
     initial = Controls.initial()
+    gr.Markdown(DESCRIPTION, elem_id="caption-about")
     with gr.Tabs():
         with gr.Tab("One image", id="caption-one"):
             with gr.Row():
@@ -259,13 +317,16 @@ def build() -> None:
                     button = gr.Button("Caption", variant="primary")
                 with gr.Column():
                     text = gr.Textbox(label="Caption", interactive=False, buttons=["copy"], elem_id="caption-text")
-                    table = gr.Dataframe(
-                        headers=CANDIDATE_HEADERS,
-                        label="Candidates, best first",
-                        wrap=True,
-                        interactive=False,
-                        elem_id="caption-candidates",
-                    )
+                    note = gr.Markdown(visible=False, elem_id="caption-note")
+                    bars = gr.Label(label=BARS_LABEL, elem_id="caption-bars")
+                    with gr.Accordion("Scores in detail", open=False):
+                        table = gr.Dataframe(
+                            headers=CANDIDATE_HEADERS,
+                            label="Candidates, best first",
+                            wrap=True,
+                            interactive=False,
+                            elem_id="caption-candidates",
+                        )
             gr.Examples(examples.images(), inputs=image, label="Examples: toy scenes and photos")
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
@@ -277,13 +338,14 @@ def build() -> None:
                     )
                     batch_button = gr.Button("Caption all", variant="primary")
                 with gr.Column():
-                    batch_table = gr.Dataframe(
-                        headers=BATCH_HEADERS,
-                        label="Captions",
-                        wrap=True,
+                    batch_note = gr.Markdown(visible=False, elem_id="caption-batch-note")
+                    batch_gallery = gr.Gallery(
+                        label="Captioned images",
+                        columns=3,
+                        height="auto",
+                        object_fit="contain",
                         interactive=False,
-                        max_height=400,
-                        elem_id="caption-batch",
+                        elem_id="caption-batch-gallery",
                     )
                     downloads = gr.File(
                         label="Download (CSV, JSON)",
@@ -291,6 +353,15 @@ def build() -> None:
                         interactive=False,
                         elem_id="caption-downloads",
                     )
+            batch_table = gr.Dataframe(
+                headers=BATCH_HEADERS,
+                label="Captions",
+                wrap=True,
+                interactive=False,
+                max_height=400,
+                column_widths=BATCH_COLUMN_WIDTHS,
+                elem_id="caption-batch",
+            )
     controls, beam_row, sampling_row = option_controls(initial)
     controls["decoding"].change(
         lambda d: (gr.update(visible=d == BEAM_SEARCH), gr.update(visible=d == SAMPLING)),
@@ -307,6 +378,7 @@ def build() -> None:
         queue=False,
     )
     inputs = list(controls.values())
+    image.change(lambda: _note([]), outputs=note, api_visibility="private", queue=False)
     gr.on(
         [button.click],
         spread(caption, initial),
@@ -315,6 +387,12 @@ def build() -> None:
         api_name="caption",
         concurrency_id=BATCHED,
         concurrency_limit=BATCHED_CONCURRENCY,
+    ).success(
+        caption_views,
+        inputs=[image, controls["model"], controls["decoding"], controls["candidates"], table],
+        outputs=[bars, note],
+        api_visibility="private",
+        queue=False,
     )
     gr.on(
         [batch_button.click],
@@ -324,6 +402,12 @@ def build() -> None:
         api_name="caption_batch",
         concurrency_id=GPU,
         concurrency_limit=GPU_CONCURRENCY,
+    ).success(
+        batch_views,
+        inputs=[uploads, controls["model"], batch_table],
+        outputs=[batch_gallery, batch_note],
+        api_visibility="private",
+        queue=False,
     )
 
 
