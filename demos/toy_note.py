@@ -10,7 +10,7 @@ colours, which the toys do not know either.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -56,8 +56,13 @@ def looks_like_toy_scene(image) -> bool:
 
 def is_toy_model(spec) -> bool:
     """Whether a loaded model (its registry spec: ``pipeline.spec``) is one of the bundled toy checkpoints."""
-    source = getattr(spec, "source", "") or ""
-    return PurePosixPath(source.replace("\\", "/")).parts[: len(TOY_CHECKPOINTS)] == TOY_CHECKPOINTS
+    source = Path(getattr(spec, "source", "") or "")
+    if source.is_absolute():  # a toy checkpoint typed as a directory
+        try:
+            source = source.resolve().relative_to(registry.PROJECT_ROOT)
+        except (OSError, ValueError):
+            return False
+    return source.parts[: len(TOY_CHECKPOINTS)] == TOY_CHECKPOINTS
 
 
 def is_toy_choice(task: str, model: str | None) -> bool:

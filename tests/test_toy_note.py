@@ -59,6 +59,7 @@ def test_the_registry_s_toy_entries_are_toys_and_the_hub_models_are_not():
             assert is_toy_choice(task, name) == name.startswith("toy-"), (task, name)
     assert is_toy_choice("caption", None)  # the tests run the toy profile: its own model is a toy
     assert not is_toy_choice("caption", "no-such-model")
+    assert is_toy_choice("ask", str(registry.PROJECT_ROOT / "assets/models/toy/vilt"))  # typed as a directory
 
 
 def test_the_note_shows_for_a_toy_model_on_a_photo_only():
