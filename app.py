@@ -56,7 +56,7 @@ def build_demo() -> gr.Blocks:
                 caption.build()
             with gr.Tab("Search", id="search"):
                 panels.append(readiness.build("search"))
-                query = search.build()
+                search_tab = search.build()
             with gr.Tab("Ask", id="ask"):
                 panels.append(readiness.build("ask"))
                 ask.build()
@@ -67,12 +67,14 @@ def build_demo() -> gr.Blocks:
                 system_panel = system.build()
         readiness.install(demo, panels, system_panel, system.report)
         # Speech hands its transcript to the fusion layer: search the gallery by what was said.
-        to_search.click(
+        # The words go to Search's box, the Search tab opens, and the search runs.
+        handed = to_search.click(
             lambda text: (text, gr.Tabs(selected="search")),
             inputs=transcript,
-            outputs=[query, tabs],
+            outputs=[search_tab.query, tabs],
             api_visibility="private",
         )
+        search_tab.search_after(handed)
     common.release_memory_after(demo)  # the whole-model jobs' buffers go back to the system once they finish
     demo.queue(max_size=QUEUE_SIZE)
     fairness.install(demo)

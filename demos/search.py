@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -31,8 +32,12 @@ from .common import (
     user_errors,
 )
 
+ABOUT = (
+    "Find images by words, by an example image, or by both (an image plus how the results should differ), in the "
+    "bundled examples or your own pictures; or see which of your labels fits an image."
+)
 TOP_K = 6  # results the tab shows at first: one row of the gallery
-EXAMPLE_QUERIES = ["a red circle", "a blue triangle", "a yellow square", "a cat", "a cup of coffee", "a rocket"]
+EXAMPLES_PER_PAGE = 16  # example thumbnails: every toy scene on one page
 EXAMPLES, MINE = "examples", "mine"  # gallery choices
 LABELS = {  # zero-shot labels to start from, per profile
     "toy": "red circle, blue square, green triangle, yellow circle, purple square, orange triangle",
@@ -180,23 +185,53 @@ def classify(
     return result.scores
 
 
-def build() -> gr.Textbox:
-    """Lays out the tab; returns the query box so other tabs can send text to it."""
+@dataclass(frozen=True)
+class SearchTab:
+    """What other tabs need of the Search tab: its query box, and a way to run its search after their events."""
+
+    query: gr.Textbox
+    search_event: dict  # search's fn, inputs, outputs and lane, as the tab's own Search button runs it
+
+    def search_after(self, event: gr.events.Dependency) -> gr.events.Dependency:
+        """Runs the search (with the tab's current gallery, count and model) once ``event`` has succeeded, e.g. one
+        that filled the query box from another tab."""
+        return event.success(**self.search_event, api_visibility="private")
+
+
+def build() -> SearchTab:
+    """Lays out the tab; returns its query box and search, so other tabs can hand words to it and search them."""
     upload_store().maybe_sweep()  # at app start: uploads older than the upload age go (then on uploads)
     # This browser session's own gallery: no other visitor can see it. Its files are deleted with the state
     # (the tab closed an hour ago, or no upload for the upload age), else swept by age.
     mine = gr.State(None, time_to_live=limits().upload_hours * 3600, delete_callback=forget_gallery)
-    with gr.Row():
-        with gr.Column(scale=3):
-            query = gr.Textbox("", label="Find images of…", placeholder="a red circle", elem_id="search-query")
+    gr.Markdown(ABOUT, elem_classes="tab-about")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=280):
+            query = gr.Textbox("", label="Find images of…", placeholder=examples.queries()[0], elem_id="search-query")
             negative = gr.Textbox("", label="…but not (optional)", placeholder="red", elem_id="search-negative")
             search_button = gr.Button("Search", variant="primary")
-        with gr.Column(scale=2):
-            image = image_input(label="…or like this image", elem_id="search-image", height=220)
-            weight = option_slider(Query, "image_weight", label="Image weight (image + text)")
+            query_examples = gr.Examples(
+                [[q] for q in examples.queries()],
+                inputs=query,
+                label="Example queries: click one to search",
+                elem_id="search-query-examples",
+            )
+        with gr.Column(scale=2, min_width=280):
+            image = image_input(label="…or like this image", elem_id="search-image", height=200)
             with gr.Row():
-                image_button = gr.Button("Find similar")
-                composed_button = gr.Button("Image + text")
+                image_button = gr.Button("Find similar", min_width=120)
+                composed_button = gr.Button("Image + text", min_width=120)
+            image_examples = gr.Examples(
+                examples.images(),
+                inputs=image,
+                label="Example images: click one to find similar ones",
+                examples_per_page=EXAMPLES_PER_PAGE,
+                elem_id="search-image-examples",
+            )
+    details = gr.Markdown(elem_id="search-details")
+    gallery = gr.Gallery(
+        label="Closest images", columns=6, height="auto", object_fit="contain", elem_id="search-results"
+    )
     with gr.Row():
         source = RadioInput(
             [("Bundled examples", EXAMPLES), ("My images", MINE)],
@@ -205,12 +240,8 @@ def build() -> gr.Textbox:
             elem_id="search-gallery",
         )
         top_k = option_slider(SearchOptions, "top_k", value=TOP_K, label="Results")
+        weight = option_slider(Query, "image_weight", label="Image weight (image + text)")
         model = model_choice("search")
-    details = gr.Markdown(elem_id="search-details")
-    gallery = gr.Gallery(label="Closest images", columns=6, height="auto", elem_id="search-results")
-    with gr.Row():
-        gr.Examples([[q] for q in EXAMPLE_QUERIES], inputs=query, label="Example queries")
-        gr.Examples(examples.images(), inputs=image, label="Example images")
     with gr.Accordion("My images: search your own pictures (visible only to you)", open=False):
         files = gr.File(
             file_count="multiple",
@@ -222,10 +253,18 @@ def build() -> gr.Textbox:
             add_button = gr.Button("Add to my gallery", variant="primary")
             clear_button = gr.Button("Clear my gallery")
         status = gr.Markdown(EMPTY_GALLERY, elem_id="search-status")
-    with gr.Accordion("Zero-shot classification", open=True):
+    with gr.Accordion("Zero-shot classification: which of your labels fits an image", open=True):
         with gr.Row():
-            classify_image = image_input(label="Image", elem_id="classify-image", height=220)
-            with gr.Column():
+            with gr.Column(min_width=240):
+                classify_image = image_input(label="Image", elem_id="classify-image", height=200)
+                classify_examples = gr.Examples(
+                    examples.images(),
+                    inputs=classify_image,
+                    label="Example images: click one to classify it",
+                    examples_per_page=EXAMPLES_PER_PAGE,
+                    elem_id="classify-examples",
+                )
+            with gr.Column(min_width=240):
                 labels = gr.Textbox(
                     LABELS.get(pipelines.runtime.settings().profile, LABELS["default"]),
                     label="Labels, comma-separated",
@@ -233,23 +272,16 @@ def build() -> gr.Textbox:
                 )
                 template = gr.Textbox(DEFAULT_TEMPLATE, label="Prompt template", info="{} is replaced by each label")
                 classify_button = gr.Button("Classify", variant="primary")
-            scores = gr.Label(num_top_classes=5, label="Probabilities", elem_id="classify-result")
-        gr.Examples(examples.images(), inputs=classify_image, label="Example images")
+            scores = gr.Label(num_top_classes=5, label="Probabilities", elem_id="classify-result", min_width=240)
 
     model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
     batched = dict(concurrency_id=BATCHED, concurrency_limit=BATCHED_CONCURRENCY)  # joined by pipelines.core.batching
     outputs = [gallery, details]
-    gr.on(
-        [search_button.click, query.submit, negative.submit],
-        search,
-        inputs=[query, top_k, source, negative, model, mine],
-        outputs=outputs,
-        api_name="search",
-        **batched,
-    )
-    image_button.click(
-        search_image, inputs=[image, top_k, source, model, mine], outputs=outputs, api_name="search_image", **batched
-    )
+    by_words = dict(fn=search, inputs=[query, top_k, source, negative, model, mine], outputs=outputs, **batched)
+    by_image = dict(fn=search_image, inputs=[image, top_k, source, model, mine], outputs=outputs, **batched)
+    to_classify = dict(fn=classify, inputs=[classify_image, labels, template, model], outputs=scores, **batched)
+    gr.on([search_button.click, query.submit, negative.submit], **by_words, api_name="search")
+    image_button.click(**by_image, api_name="search_image")
     composed_button.click(
         search_composed,
         inputs=[image, query, weight, negative, top_k, source, model, mine],
@@ -261,7 +293,8 @@ def build() -> gr.Textbox:
         add_images, inputs=[files, model, mine], outputs=[mine, status, source], api_name="add_images", **model_event
     )
     clear_button.click(clear_images, inputs=[mine], outputs=[mine, status, source], api_name="clear_images")
-    classify_button.click(
-        classify, inputs=[classify_image, labels, template, model], outputs=scores, api_name="classify", **batched
-    )
-    return query
+    classify_button.click(**to_classify, api_name="classify")
+    # An example chip runs its example once it has filled the input, in the same lane as the button.
+    for chosen, event in [(query_examples, by_words), (image_examples, by_image), (classify_examples, to_classify)]:
+        examples.run_on_click(chosen, event)
+    return SearchTab(query=query, search_event=by_words)

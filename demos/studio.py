@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import gradio as gr
 
@@ -14,6 +15,21 @@ from pipelines.studio import Unavailable, Vectors
 from . import examples
 from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, option_slider, user_errors
 
+ABOUT = (
+    "One image and one question, spoken or typed: every model answers at once (transcript, caption, answer, "
+    "zero-shot labels, searches and their fusion), each part as soon as it is ready."
+)
+# The toy profile's example scenes (every colour and shape among them): the first three with a spoken question.
+TOY_SCENES = ["red_circle", "blue_triangle", "green_square", "purple_square", "orange_triangle", "yellow_circle"]
+# The default profile's example photos, each with a question about it (the words also search the gallery).
+PHOTO_QUESTIONS = [
+    ("cat", "is it a cat or a dog?"),
+    ("horse", "what animal is this?"),
+    ("astronaut", "what is the person wearing?"),
+    ("coffee", "what is in the cup?"),
+    ("rocket", "what is this?"),
+    ("motorcycle", "what vehicle is this?"),
+]
 EARLY_ABOUT = (
     "**Early fusion** adds the image's and the words' embeddings into one query vector (weighted by the "
     "slider), then searches once."
@@ -98,37 +114,50 @@ def reweight(vectors: Vectors | None, text_weight: float, top_k: float):
     return _gallery(rankings.early), _gallery(rankings.late)
 
 
+def _examples() -> list[list]:
+    """(image, recording, typed words) per example: the profile's example images, each with a question it answers."""
+    by_name = {Path(path).stem: path for path in examples.images()}
+    if examples.profile() == examples.TOY:
+        spoken = examples.spoken("what_color_is_the_shape")
+        chosen = [by_name[name] for name in TOY_SCENES if name in by_name]
+        return [[path, spoken, None] if i < 3 else [path, None, "what shape is it?"] for i, path in enumerate(chosen)]
+    return [[by_name[name], None, question] for name, question in PHOTO_QUESTIONS if name in by_name]
+
+
 def build() -> None:
-    gr.Markdown(
-        "One image and one question, spoken or typed: every model answers at once, each part as soon as "
-        "it is ready. Every model runs once; the image and the words are embedded once and shared."
+    gr.Markdown(ABOUT, elem_classes="tab-about")
+    audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio", render=False)
+    text = gr.Textbox(
+        "", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text", render=False
     )
-    with gr.Row():
-        image = image_input(label="Image", elem_id="studio-image")
-        with gr.Column():
-            audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio")
-            text = gr.Textbox("", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text")
-    with gr.Row():
-        text_weight = option_slider(
-            studio.StudioOptions, "text_weight", label="Fusion: weight of the words (0 = image only)"
-        )
-        top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
-    labels = gr.Textbox(
-        studio.DEFAULT_LABELS,
-        label="Zero-shot labels when the words name no alternatives (say 'is it a cat or a dog?' to use yours)",
-    )
-    button = gr.Button("Run everything", variant="primary")
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=260):
+            image = image_input(label="Image", elem_id="studio-image", height=220)
+            chips = gr.Examples(
+                _examples(),
+                inputs=[image, audio, text],
+                visible_columns=[0],  # thumbnails; a click fills the question too and runs everything
+                label="Examples: an image with a question (spoken or typed); click one to run every model on it",
+                elem_id="studio-examples",
+            )
+        with gr.Column(min_width=260):
+            audio.render()
+            text.render()
+            button = gr.Button("Run everything", variant="primary")
     notes = gr.Markdown(elem_id="studio-notes")
     with gr.Row():
         transcript = gr.Textbox(label="Transcript", interactive=False, elem_id="studio-transcript")
         caption = gr.Textbox(label="Caption (re-ranked by CLIP)", interactive=False, elem_id="studio-caption")
     with gr.Row():
-        answer = gr.Label(label="Answer", num_top_classes=5, elem_id="studio-answer")
-        heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap")
-        zero_shot = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="studio-labels")
+        answer = gr.Label(label="Answer", num_top_classes=5, elem_id="studio-answer", min_width=240)
+        heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap", min_width=240)
+        zero_shot = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="studio-labels", min_width=240)
     with gr.Row():
         by_words = gr.Gallery(label="Gallery: closest to the words", columns=4, height=240, elem_id="studio-words")
         by_image = gr.Gallery(label="Gallery: closest to the image", columns=4, height=240, elem_id="studio-by-image")
+    text_weight = option_slider(
+        studio.StudioOptions, "text_weight", label="Fusion: weight of the words (0 = image only)"
+    )
     with gr.Row():
         with gr.Column():
             early = gr.Gallery(label="Early fusion", columns=4, height=240, elem_id="studio-early")
@@ -136,20 +165,21 @@ def build() -> None:
         with gr.Column():
             late = gr.Gallery(label="Late fusion", columns=4, height=240, elem_id="studio-late")
             gr.Markdown(LATE_ABOUT)
+    with gr.Accordion("Options", open=False):
+        with gr.Row():
+            top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
+            labels = gr.Textbox(
+                studio.DEFAULT_LABELS,
+                label="Zero-shot labels when the words name no alternatives (say 'is it a cat or a dog?' to use yours)",
+            )
     vectors = gr.State()
-    question = str(examples.EXAMPLES / "speech/what_color_is_the_shape.wav")
-    gr.Examples(
-        [[path, question] for path in examples.toy_scenes()[:4]] + [[path, None] for path in examples.photos()[:2]],
-        inputs=[image, audio],
-        label="Examples: a toy scene with a spoken question, or a photo",
-    )
-    gr.on(
-        [button.click],
-        run,
+    everything = dict(
+        fn=run,
         inputs=[image, audio, text, text_weight, top_k, labels],
         outputs=[transcript, caption, answer, heat, by_words, by_image, zero_shot, early, late, notes, vectors],
-        api_name="studio",
         concurrency_id=GPU,
         concurrency_limit=GPU_CONCURRENCY,
     )
+    gr.on([button.click], **everything, api_name="studio")
+    examples.run_on_click(chips, everything)
     text_weight.release(reweight, inputs=[vectors, text_weight, top_k], outputs=[early, late], api_visibility="private")
