@@ -217,10 +217,10 @@ def build() -> SearchTab:
                 elem_id="search-query-examples",
             )
         with gr.Column(scale=2, min_width=280):
-            image = image_input(label="…or like this image", elem_id="search-image", height=200)
+            image = image_input(label="…or like this image", elem_id="search-image", height=180)
             with gr.Row():
-                image_button = gr.Button("Find similar", min_width=120)
-                composed_button = gr.Button("Image + text", min_width=120)
+                image_button = gr.Button("Find similar", size="md", min_width=120)
+                composed_button = gr.Button("Image + text", size="md", min_width=120)
             image_examples = gr.Examples(
                 examples.images(),
                 inputs=image,

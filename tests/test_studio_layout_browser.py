@@ -23,6 +23,13 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def default_app(tmp_path_factory):
+    """The default profile on this machine: its models not downloaded, so each tab shows what to download."""
+    with served_alone(tmp_path_factory.mktemp("default"), profile="default") as demo:
+        yield demo
+
+
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -66,8 +73,9 @@ def bottom(page, selector: str) -> float:
     "tab,examples",
     [("Studio", "#studio-examples"), ("Search", "#search-query-examples"), ("Search", "#search-image-examples")],
 )
-def test_examples_are_on_a_laptops_first_screen(browser, app, tab, examples):
-    page = open_page(browser, app, LAPTOP)
+@pytest.mark.parametrize("profile", ["toy", "default"])
+def test_examples_are_on_a_laptops_first_screen(browser, request, profile, tab, examples):
+    page = open_page(browser, request.getfixturevalue("app" if profile == "toy" else "default_app"), LAPTOP)
     open_tab(page, tab)
     assert bottom(page, examples) <= LAPTOP["height"]
     page.close()
