@@ -22,10 +22,11 @@ def app(tmp_path_factory):
         yield demo
 
 
-@pytest.fixture(scope="module")
-def default_app(tmp_path_factory):
-    """The default profile on this machine: its models not downloaded, so each tab shows what to download."""
-    with served_alone(tmp_path_factory.mktemp("default"), profile="default") as demo:
+@pytest.fixture
+def default_app(tmp_path):
+    """The default profile on this machine: its models not downloaded, so each tab shows what to download. For one
+    test only: Gradio's cache folder is one per process, and the toy app's tests need theirs back."""
+    with served_alone(tmp_path, profile="default") as demo:
         yield demo
 
 
