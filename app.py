@@ -76,6 +76,7 @@ def build_demo() -> gr.Blocks:
         )
         search_tab.search_after(handed)
     common.release_memory_after(demo)  # the whole-model jobs' buffers go back to the system once they finish
+    common.clear_results_on_failure(demo)  # a refused event's stale results and Error pills go; others stay
     demo.queue(max_size=QUEUE_SIZE)
     fairness.install(demo)
     return demo
