@@ -222,7 +222,7 @@ def build() -> None:
             image = image_input(label="Image", elem_id="ask-image")
             question = gr.Textbox(
                 label="Question",
-                value=EXAMPLE_QUESTIONS[0],
+                value=examples.questions()[0],
                 lines=2,
                 elem_id="ask-question",
                 info=f"One question per line: several lines are answered together (up to "
@@ -258,10 +258,11 @@ def build() -> None:
             heat_note = gr.Markdown()
     heat_state = gr.State(None)
 
+    questions = examples.questions()  # ones the profile's model answers right on its example images
     gr.Examples(
-        [[path, EXAMPLE_QUESTIONS[0]] for path in examples.images()[:6]]
-        + [[path, EXAMPLE_QUESTIONS[1]] for path in examples.toy_scenes()[:3]]
-        + [[examples.toy_scenes()[0], "\n".join(EXAMPLE_QUESTIONS)]],
+        [[path, questions[0]] for path in examples.images()[:6]]
+        + [[path, questions[1]] for path in examples.images()[:3]]
+        + [[examples.images()[0], "\n".join(questions)]],
         inputs=[image, question],
         label="Examples",
     )

@@ -327,7 +327,7 @@ def build() -> None:
                             interactive=False,
                             elem_id="caption-candidates",
                         )
-            gr.Examples(examples.images(), inputs=image, label="Examples: toy scenes and photos")
+            gr.Examples(examples.images(), inputs=image, label="Examples")
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
                 with gr.Column():

@@ -49,7 +49,9 @@ from .vector_index import build
 # image_store: kept here for scripts that imported it from the gallery module before it moved to uploads
 __all__ = ["MAX_GALLERY_IMAGES", "MAX_UPLOAD_FILES", "Gallery", "Item", "Matches", "Report", "bundled", "image_store"]
 
-BUNDLED_DIRS = (PROJECT_ROOT / "assets/examples/photos", PROJECT_ROOT / "assets/examples/toy")
+# The examples gallery per profile: the toy models know only shapes (photos would rank by colour alone), real
+# models get the photos.
+BUNDLED_DIRS = {"toy": PROJECT_ROOT / "assets/examples/toy", "default": PROJECT_ROOT / "assets/examples/photos"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_UPLOAD_FILES = 2_000  # files in one upload, zip entries included
 MAX_GALLERY_IMAGES = 5_000  # images in one visitor's gallery
@@ -349,7 +351,11 @@ class _Ready:
 
 
 @lru_cache(maxsize=1)
-def bundled() -> Gallery:
-    """The example photos and toy scenes shipped in assets/examples (shared by every visitor, read-only)."""
-    paths = sorted(p for d in BUNDLED_DIRS if d.is_dir() for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def bundled(profile: str | None = None) -> Gallery:
+    """The examples shipped in assets/examples for ``profile`` (default: the running one): toy scenes for the toy
+    profile, photos for the default one. Shared by every visitor, read-only."""
+    from ..core import runtime
+
+    folder = BUNDLED_DIRS["toy" if (profile or runtime.settings().profile) == "toy" else "default"]
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     return Gallery.from_paths("examples", paths)
