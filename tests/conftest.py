@@ -3,6 +3,7 @@ and speech made with espeak-ng."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,6 +30,14 @@ CHROMIUM_FLAGS = [
 def toy_profile():
     """Every test runs on the CPU with the bundled toy models unless it configures otherwise."""
     runtime.configure(profile="toy", device="cpu")
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_gradio_folder(tmp_path_factory):
+    """Gradio's copies of uploads and examples in a folder of this test run: a server closing (here or in another
+    run on the machine) deletes its copies from the shared /tmp/gradio, which another server may be showing."""
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
     yield
 
 
