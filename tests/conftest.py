@@ -3,9 +3,11 @@ and speech made with espeak-ng."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,11 @@ import toyworld
 from pipelines.core import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
+# Gradio's copies of uploads and examples in a folder of this test run (set before gradio is imported): a server
+# closing, here or in another run on the machine, deletes its copies from the shared /tmp/gradio.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="mm-tests-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; never `playwright install`
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -30,14 +37,6 @@ CHROMIUM_FLAGS = [
 def toy_profile():
     """Every test runs on the CPU with the bundled toy models unless it configures otherwise."""
     runtime.configure(profile="toy", device="cpu")
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def own_gradio_folder(tmp_path_factory):
-    """Gradio's copies of uploads and examples in a folder of this test run: a server closing (here or in another
-    run on the machine) deletes its copies from the shared /tmp/gradio, which another server may be showing."""
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
     yield
 
 
