@@ -108,7 +108,16 @@ def test_speech_is_cut_at_pauses_into_as_few_and_as_even_windows_as_fit(speak, t
 
 @pytest.mark.parametrize(
     "windows, workers, sizes",
-    [(1, 2, [1]), (3, 2, [2, 1]), (16, 2, [8, 8]), (22, 2, [6, 6, 6, 4]), (5, 1, [5]), (9, 1, [5, 4])],
+    [
+        (1, 2, [1]),
+        (3, 2, [1, 1, 1]),
+        (9, 2, [2, 2, 2, 2, 1]),  # ~4 minutes of speech: the bar moves after each round of two groups
+        (16, 2, [2] * 8),
+        (40, 2, [5] * 8),
+        (70, 2, [7] * 10),
+        (5, 1, [5]),
+        (9, 1, [5, 4]),
+    ],
 )
 def test_windows_are_shared_evenly_between_the_decoding_workers(windows, workers, sizes):
     from pipelines.speech.chunks import Chunk

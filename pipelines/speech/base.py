@@ -18,9 +18,23 @@ from ..core.errors import InputError
 from ..core.io import audio_duration, check_audio_bounds, load_audio
 from .chunks import Chunk, speech_windows
 from .options import LANGUAGES, TranscribeOptions
-from .results import Decoding, Segment, Transcript, Word
+from .results import DETECTED, ENGLISH_ONLY, GIVEN, Decoding, Segment, Transcript, Word
 
 Report = Callable[[float], None]  # called with the seconds of the recording decoded so far
+
+# When an English-only model's text is doubtful. Whisper tiny.en (the shipped fallback) on espeak-ng sentences, beam
+# 5, with and without VAD, scored a mean log-probability per token of -0.30 to -0.51 on English texts of 10 words or
+# more, and -0.82 to -1.24 on French, German, Spanish, Italian, Dutch and Portuguese ones; shorter texts score lower
+# (their first tokens are guesses): English -0.33 to -1.0 ("a red circle"), French "il fait beau aujourd'hui" -1.41.
+# On Polish it looped one English phrase (compression ratio 2.1 to 13). Without VAD, faster-whisper samples a window
+# again when its first decoding fails Whisper's checks: every French or German sentence was, no English one, and a
+# sample can pass those checks with made-up text ("No, no, no, no"). The model hears other languages as
+# English-sounding words: only its doubt tells them apart.
+LOW_CONFIDENCE = -0.8  # mean log-probability per token (a probability of 45 %) below which the text is doubtful
+LOW_CONFIDENCE_SHORT = -1.2  # the same (a probability of 30 %) for a text of fewer than SHORT words
+SHORT = 10  # words
+REPETITIVE = 2.0  # compression ratio above which the text repeats itself (English sentences: 0.3 to 1.4)
+RESAMPLED = 0.5  # share of the text decoded again by sampling above which it is doubtful
 
 
 class SpeechPipeline(Pipeline):
@@ -107,6 +121,7 @@ class SpeechPipeline(Pipeline):
         for decoding, audio in zip(decodings, audios):
             duration = audio_duration(audio)
             segments = tidy(decoding.segments, duration)
+            confidence = _confidence(segments)
             results.append(
                 Transcript(
                     " ".join(s.text for s in segments),
@@ -117,9 +132,17 @@ class SpeechPipeline(Pipeline):
                     self.spec.name,
                     options.task,
                     None if decoding.stopped_at is None else round(min(decoding.stopped_at, duration), 2),
+                    self._language_source(options),
+                    None if confidence is None else round(confidence, 3),
+                    None if self.multilingual else _english_doubt(segments),
                 )
             )
         return results
+
+    def _language_source(self, options: TranscribeOptions) -> str:
+        if not self.multilingual:
+            return ENGLISH_ONLY
+        return GIVEN if options.language is not None else DETECTED
 
 
 def _check_english_only(model: str, options: TranscribeOptions) -> None:
@@ -133,6 +156,41 @@ def _check_english_only(model: str, options: TranscribeOptions) -> None:
             f"'{model}' is an English-only model; it cannot transcribe "
             f"{LANGUAGES[options.language].title()}. Set the language to auto or en, {choose}"
         )
+
+
+def _scores(segments: tuple[Segment, ...], name: str) -> list[tuple[float, int]]:
+    """(score, weight) of each segment that has the score ``name``, weighted by its text's length (~ its tokens)."""
+    return [(getattr(s, name), len(s.text)) for s in segments if getattr(s, name) is not None]
+
+
+def _mean(scored: list[tuple[float, int]]) -> float:
+    return sum(score * weight for score, weight in scored) / max(1, sum(weight for _, weight in scored))
+
+
+def _confidence(segments: tuple[Segment, ...]) -> float | None:
+    """The decoder's mean probability per token over ``segments`` (None: the backend gave no scores)."""
+    scored = _scores(segments, "avg_logprob")
+    return math.exp(_mean(scored)) if scored else None
+
+
+def _english_doubt(segments: tuple[Segment, ...]) -> str | None:
+    """Why an English-only model's text may be wrong: it was unsure of most of it, or had to decode most of it again
+    by sampling (the speech may be another language, or unclear), or the text repeats itself (a model lost in
+    speech it does not know). None: no sign of it."""
+    logprobs, ratios = _scores(segments, "avg_logprob"), _scores(segments, "compression_ratio")
+    resampled = [(float(temperature > 0), weight) for temperature, weight in _scores(segments, "temperature")]
+    if ratios and _mean(ratios) > REPETITIVE:
+        return (
+            "The text repeats itself, a sign the model could not follow the speech: it may not be English, "
+            "and this model knows only English"
+        )
+    low = LOW_CONFIDENCE if sum(len(s.text.split()) for s in segments) >= SHORT else LOW_CONFIDENCE_SHORT
+    if (logprobs and _mean(logprobs) < low) or (resampled and _mean(resampled) > RESAMPLED):
+        return (
+            "The model was unsure of most of what it heard: the speech may not be English (this model knows only "
+            "English) or may be unclear, so the text is probably wrong"
+        )
+    return None
 
 
 def _reporter(progress: Callable[[float], None] | None, duration: float) -> Report:
@@ -162,7 +220,7 @@ def tidy(segments: list[Segment], duration: float) -> tuple[Segment, ...]:
             continue
         start = _clamp(segment.start, floor, limit)
         end = _clamp(segment.end, start, limit)
-        tidied.append(Segment(start, end, text, _tidy_words(segment.words, start, end)))
+        tidied.append(replace(segment, start=start, end=end, text=text, words=_tidy_words(segment.words, start, end)))
         floor = end
     return tuple(tidied)
 
