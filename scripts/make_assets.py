@@ -33,7 +33,10 @@ SAMPLE_RATE = 16_000  # Hz; example speech is written at the rate the speech pip
 SILENCE_SECONDS = 1.0  # seconds
 TOY_SCENES = 12  # single-shape scenes, plus TWO_SHAPE_SCENES
 TWO_SHAPE_SCENES = 2
-ESPEAK = ["espeak-ng", "-v", "en-us", "-s", "150", "--stdout"]  # the text is appended
+# British English (received pronunciation) at 140 words a minute, 60 ms between words: the voice and pace at which
+# Whisper tiny.en (the shipped fallback) wrote each sentence word for word, with beam 5 or 1, with or without VAD (at
+# en-us 150 it heard "That's what your country can do for you" and "show me a photo in the cat")
+ESPEAK = ["espeak-ng", "-v", "en-gb-x-rp", "-s", "140", "-g", "6", "--stdout"]  # the text is appended
 SENTENCES = (
     "ask not what your country can do for you",
     "what color is the shape",
