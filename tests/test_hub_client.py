@@ -116,7 +116,8 @@ def test_offline_mode_uses_the_cache_and_nothing_else(hub, repo, variable):
         with pytest.raises(ModelLoadError) as error:
             hub_client.snapshot("acme/never-fetched")
     assert len(hub.requests) == asked  # not one request while offline
-    assert (error.value.cause, error.value.fix) == (hub_client.OFFLINE_CAUSE, hub_client.OFFLINE_FIX)
+    assert (error.value.cause, error.value.fix) == (hub_client.OFFLINE_CAUSE, hub_client.offline_fix())
+    assert "--profile toy" not in error.value.fix  # these tests run in the toy profile: no advice to switch to it
 
 
 def test_a_hub_that_refuses_connections_gives_the_offline_message(hub, repo):

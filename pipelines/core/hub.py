@@ -28,8 +28,17 @@ PROBE_TTL = 60.0  # seconds a probe result is trusted before we look again
 OFFLINE_CAUSE = "this machine cannot reach the Hugging Face Hub, and the model is not in the local cache"
 OFFLINE_FIX = (
     "On a machine with network, run `python -m pipelines.download --models-dir DIR` and start the app with the "
-    "same `--models-dir DIR`; or start it with `--profile toy` to use the bundled toy models"
+    "same `--models-dir DIR`"
 )
+TOY_FIX = "; or start it with `--profile toy` to use the bundled toy models"  # said only outside the toy profile
+
+
+def offline_fix() -> str:
+    from . import runtime
+
+    return OFFLINE_FIX + ("" if runtime.settings().profile == "toy" else TOY_FIX)
+
+
 NO_SUCH_MODEL = "there is no such model on the Hugging Face Hub (or it is private)"
 NO_SUCH_MODEL_FIX = "Check the spelling of the id, or give the path of a local directory instead"
 
@@ -116,7 +125,7 @@ def snapshot(
     except (LocalEntryNotFoundError, FileNotFoundError) as e:
         if not offline:  # it was reachable a moment ago: look again next time rather than in a minute
             reset_probe()
-        raise ModelLoadError(_named(repo_id, revision), OFFLINE_CAUSE, OFFLINE_FIX) from e
+        raise ModelLoadError(_named(repo_id, revision), OFFLINE_CAUSE, offline_fix()) from e
     except HfHubHTTPError as e:
         raise _hub_error(repo_id, revision, e, "the download failed") from e
     except httpx2.HTTPError as e:  # e.g. a proxy that refused the tunnel half-way
