@@ -44,9 +44,12 @@ def test_transcribe(client, speak):
     assert "whisper-tiny.en-embedded" in details
 
 
-def test_system_panel_names_device_and_loaded_models(client):
+def test_system_panel_names_device_and_loaded_models(client, scene_file):
+    client.predict(handle_file(str(scene_file[1])), api_name="/caption")
     report = client.predict(api_name="/system")
-    assert "cpu" in report and "toy-blip" in report
+    profile, loaded = report.split("**Loaded models**")
+    assert "cpu" in profile and "caption: toy-blip" in profile
+    assert "toy-blip" in loaded  # the captioner that just ran, under the loaded models
 
 
 @pytest.mark.parametrize(
