@@ -74,3 +74,17 @@ def test_a_stand_in_model_is_named_next_to_the_result_and_segments_are_readable(
     )
     assert len(layout["heads"]) == 3 and all(lines < 1.5 for _, lines in layout["heads"]), layout  # one line each
     assert layout["lines"] > 1.5 and layout["inside"] and not layout["sideways"], layout  # wrapped, all of it shown
+
+
+def test_the_tab_says_what_it_does_and_shows_its_examples_on_a_laptops_first_screen(page):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        page.reload()
+        page.get_by_role("tab", name="Transcribe", exact=True).click()
+        about = page.get_by_text("Speech to text with Whisper").locator("visible=true").first
+        about.wait_for(timeout=10_000)
+        chips = page.get_by_role("button", name="what_color_is_the_shape.wav").locator("visible=true").first
+        box = chips.bounding_box()
+        assert box["y"] + box["height"] <= 800, box  # no scrolling to find them
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
