@@ -97,12 +97,19 @@ def test_generation_stops_at_the_deadline_and_each_result_says_it_may_be_unfinis
     assert answers[0].stopped
 
 
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
+
+
 def _speech(speak, tmp_path, repeats: int):
-    one = speak("The quick brown fox jumps over the lazy dog. Show me a photo of a cat.")
-    samples, rate = soundfile.read(one)
-    pause = np.zeros(rate)  # a second of silence between the sentences: VAD windows end there
+    """``repeats`` sentences, each a little different (one sentence said over and over decodes as a repetition,
+    which Whisper re-decodes by random sampling), a second of silence after each: VAD windows end there."""
+    parts = []
+    for i in range(repeats):
+        said = speak(f"The {ORDINALS[i % 10]} fox jumps over the lazy dog. Show me a photo of a cat.")
+        samples, rate = soundfile.read(said)
+        parts += [samples, np.zeros(rate)]
     path = tmp_path / f"talk{repeats}.wav"
-    soundfile.write(path, np.concatenate([samples, pause] * repeats), rate)
+    soundfile.write(path, np.concatenate(parts), rate)
     return str(path)
 
 
