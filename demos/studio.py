@@ -169,7 +169,7 @@ def build() -> None:
         with gr.Row():
             top_k = option_slider(studio.StudioOptions, "top_k", label="Images per search")
             labels = gr.Textbox(
-                studio.DEFAULT_LABELS,
+                studio.PROFILE_LABELS["toy" if examples.profile() == "toy" else "default"],
                 label="Zero-shot labels when the words name no alternatives (say 'is it a cat or a dog?' to use yours)",
             )
     vectors = gr.State()

@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 
 # The parts of a run, in the order they are produced (quick ones first).
 PARTS = ("words", "vectors", "search_text", "search_image", "fusion", "labels", "caption", "answer")
-# What the bundled examples show: zero-shot labels for when the words name no alternatives.
-DEFAULT_LABELS = (
-    "a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape, a cat, "
-    "an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy"
-)
+# What each profile's bundled examples show: zero-shot labels for when the words name no alternatives.
+PROFILE_LABELS = {
+    "toy": "a red shape, a green shape, a blue shape, a yellow shape, a purple shape, an orange shape",
+    "default": "a cat, an astronaut, a cup of coffee, a rocket, a motorcycle, a horse, coins, a galaxy",
+}
+DEFAULT_LABELS = ", ".join(PROFILE_LABELS.values())  # an API call's default: both kinds of example
 
 
 @dataclass(frozen=True)
