@@ -219,14 +219,26 @@ def build() -> None:
     gr.Markdown(DESCRIPTION, elem_id="ask-about")
     with gr.Row():
         with gr.Column():
-            image = image_input(label="Image", elem_id="ask-image")
+            image = image_input(label="Image", elem_id="ask-image", height=150)
+            image_chips = gr.Examples(
+                examples.images()[:8],
+                inputs=image,
+                label="Examples: click an image to ask it the question below",
+                elem_id="ask-image-examples",
+            )
             question = gr.Textbox(
-                label="Question",
+                label=f"Question (one per line: up to {MAX_QUESTIONS} are answered together, in the table)",
                 value=examples.questions()[0],
-                lines=2,
+                lines=1,
+                max_lines=MAX_QUESTIONS,
                 elem_id="ask-question",
-                info=f"One question per line: several lines are answered together (up to "
-                f"{MAX_QUESTIONS}), in the table below",
+            )
+            questions = examples.questions()  # ones the profile's model answers right on its example images
+            gr.Examples(
+                [[question] for question in [*questions, "\n".join(questions)]],
+                inputs=question,
+                label=None,  # the chips read as questions; a label would push them off a laptop's first screen
+                elem_id="ask-question-examples",
             )
             button = gr.Button("Ask", variant="primary")
             with gr.Accordion("Ask by voice", open=False):
@@ -258,15 +270,6 @@ def build() -> None:
             heat_note = gr.Markdown()
     heat_state = gr.State(None)
 
-    questions = examples.questions()  # ones the profile's model answers right on its example images
-    gr.Examples(
-        [[path, questions[0]] for path in examples.images()[:6]]
-        + [[path, questions[1]] for path in examples.images()[:3]]
-        + [[examples.images()[0], "\n".join(questions)]],
-        inputs=[image, question],
-        label="Examples",
-    )
-
     model_event = {"concurrency_id": GPU, "concurrency_limit": GPU_CONCURRENCY}
     show_heat = {
         "fn": heatmap_for_answer,
@@ -275,15 +278,15 @@ def build() -> None:
         "api_visibility": "private",
         **model_event,
     }
-    asked = gr.on(
-        [button.click, question.submit],
-        ask,
-        inputs=[image, question, model, top_k],
-        outputs=[answer, ranked, table],
-        api_name="ask",
-        concurrency_id=BATCHED,
-        concurrency_limit=BATCHED_CONCURRENCY,
-    )
+    asking = {
+        "fn": ask,
+        "inputs": [image, question, model, top_k],
+        "outputs": [answer, ranked, table],
+        "concurrency_id": BATCHED,
+        "concurrency_limit": BATCHED_CONCURRENCY,
+    }
+    asked = gr.on([button.click, question.submit], **asking, api_name="ask")
+    asked_by_chip = examples.run_on_click(image_chips, asking)
     asked_by_voice = voice_button.click(
         ask_voice,
         inputs=[image, audio, model, top_k],
@@ -291,7 +294,7 @@ def build() -> None:
         api_name="ask_voice",
         **model_event,
     )
-    for event in (asked, asked_by_voice):
+    for event in (asked, asked_by_chip, asked_by_voice):
         event.success(answer_note, inputs=[image, model], outputs=note, api_visibility="private", queue=False)
         event.success(**show_heat)
     gr.on(

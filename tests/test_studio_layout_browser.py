@@ -72,7 +72,13 @@ def bottom(page, selector: str) -> float:
 
 @pytest.mark.parametrize(
     "tab,examples",
-    [("Studio", "#studio-examples"), ("Search", "#search-query-examples"), ("Search", "#search-image-examples")],
+    [
+        ("Studio", "#studio-examples"),
+        ("Search", "#search-query-examples"),
+        ("Search", "#search-image-examples"),
+        ("Ask", "#ask-image-examples"),
+        ("Ask", "#ask-question-examples"),
+    ],
 )
 @pytest.mark.parametrize("profile", ["toy", "default"])
 def test_examples_are_on_a_laptops_first_screen(browser, request, profile, tab, examples):
@@ -137,4 +143,14 @@ def test_a_studio_example_runs_on_a_click(browser, app):
     page.locator("#studio-answer").get_by_text("red").first.wait_for(timeout=90_000)
     transcript = page.locator("#studio-transcript textarea").input_value().lower()
     assert "color" in transcript and "shape" in transcript
+    page.close()
+
+
+def test_an_ask_example_image_is_asked_the_question_on_a_click(browser, app):
+    page = open_page(browser, app, LAPTOP)
+    open_tab(page, "Ask")
+    page.locator("#ask-question-examples").get_by_text("what shape is it?", exact=True).click()
+    page.locator("#ask-image-examples button.gallery-item").nth(1).click()  # a blue triangle (toy examples, sorted)
+    page.wait_for_function("() => document.querySelector('#ask-answer textarea').value.length > 0", timeout=120_000)
+    assert page.locator("#ask-answer textarea").input_value() == "triangle"
     page.close()
