@@ -313,7 +313,7 @@ def build() -> None:
         with gr.Tab("One image", id="caption-one"):
             with gr.Row():
                 with gr.Column():
-                    image = image_input(label="Image", elem_id="caption-image")
+                    image = image_input(label="Image", elem_id="caption-image", height=220)
                     button = gr.Button("Caption", variant="primary")
                 with gr.Column():
                     text = gr.Textbox(label="Caption", interactive=False, buttons=["copy"], elem_id="caption-text")
@@ -327,7 +327,7 @@ def build() -> None:
                             interactive=False,
                             elem_id="caption-candidates",
                         )
-            gr.Examples(examples.images(), inputs=image, label="Examples")
+            gr.Examples(examples.images(), inputs=image, label="Examples", elem_id="caption-examples")
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
                 with gr.Column():

@@ -78,6 +78,7 @@ def bottom(page, selector: str) -> float:
         ("Search", "#search-image-examples"),
         ("Ask", "#ask-image-examples"),
         ("Ask", "#ask-question-examples"),
+        ("Caption", "#caption-examples"),
     ],
 )
 @pytest.mark.parametrize("profile", ["toy", "default"])
