@@ -149,7 +149,7 @@ def _absent(tasks: list[str], reachable: bool) -> str:
     text = f"**Not on this server yet:** {'; '.join(parts)}. {' '.join(fallbacks)}".rstrip()
     if reachable:
         return text + " Download them here:"
-    return text + "\n\n" + _command(tasks)
+    return text + " " + _command(tasks)  # one paragraph, then the commands: the tab's examples stay in view
 
 
 def _command(tasks: list[str]) -> str:

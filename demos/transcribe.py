@@ -365,9 +365,14 @@ def build() -> tuple[gr.Textbox, gr.Button]:
             with gr.Tabs():
                 with gr.Tab("One recording", id="transcribe-one"):
                     audio = audio_input(label="Speech: record or upload", elem_id="transcribe-audio")
+                    # within the first screen: right under the recording they fill, above the button and options
+                    gr.Examples(
+                        examples.speech(),
+                        inputs=audio,
+                        label="Examples (spoken by espeak-ng)",
+                        elem_id="transcribe-examples",
+                    )
                     button = gr.Button("Transcribe", variant="primary")
-                    # within the first screen: under the button, above the options
-                    gr.Examples(examples.speech(), inputs=audio, label="Examples (spoken by espeak-ng)")
                 with gr.Tab("Several files", id="transcribe-many"):
                     uploads = gr.File(
                         file_count="multiple", label=f"Recordings ({FORMATS_LABEL})", elem_id="transcribe-files"

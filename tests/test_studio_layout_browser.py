@@ -79,6 +79,7 @@ def bottom(page, selector: str) -> float:
         ("Ask", "#ask-image-examples"),
         ("Ask", "#ask-question-examples"),
         ("Caption", "#caption-examples"),
+        ("Transcribe", "#transcribe-examples"),
     ],
 )
 @pytest.mark.parametrize("profile", ["toy", "default"])
