@@ -1,4 +1,7 @@
-"""Screenshots of every tab for README.md: the toy app in headless Debian chromium, each tab used once.
+"""Screenshots of every tab for README.md: the toy app in headless Debian chromium, each tab used once on what the
+toy models know (a held-out toy scene, a bundled recording). It stops without a screenshot when a visible result is
+wrong (the caption does not name the scene, the answer is not its colour, the transcript misquotes), so README never
+shows a failure.
 
 python scripts/screenshots.py          # writes docs/{studio,caption,search,ask,transcribe}.png
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -21,41 +25,60 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WAIT = 120_000  # ms: the first use of a tab loads its model
 
 
-def filled(page, selector: str) -> None:
+def filled(page, selector: str) -> str:
+    """The text a person sees in a textbox once it has some."""
     page.wait_for_function(f"() => (document.querySelector('{selector}')?.value || '').length > 0", timeout=WAIT)
+    return page.locator(selector).input_value()
 
 
-def studio(page, scene: Path) -> None:
-    page.locator("#studio-image input[type=file]").set_input_files(str(scene))
+def shown(page, selector: str) -> str:
+    page.locator(selector).first.wait_for(timeout=WAIT)
+    return page.locator(selector).first.inner_text()
+
+
+def check(tab: str, seen: str, *expected: str) -> None:
+    """Stop (no screenshot) when a visible result is not the right answer: README must not show a failure."""
+    missing = [word for word in expected if word.lower() not in seen.lower()]
+    if missing:
+        raise SystemExit(f"{tab}: the page shows {seen!r}, which lacks {missing}: not taking a wrong screenshot")
+
+
+def studio(page, scene) -> None:
+    page.locator("#studio-image input[type=file]").set_input_files(str(scene.path))
     page.locator("#studio-audio input[type=file]").set_input_files(str(EXAMPLES / "speech/what_color_is_the_shape.wav"))
     page.get_by_role("button", name="Run everything", exact=True).click()
     page.locator("#studio-heatmap img").first.wait_for(timeout=WAIT)
+    check("Studio", filled(page, "#studio-caption textarea"), scene.color, scene.shape)
+    check("Studio", shown(page, "#studio-answer"), scene.color)
 
 
-def caption(page, scene: Path) -> None:
-    page.locator("#caption-image input[type=file]").set_input_files(str(EXAMPLES / "photos/cat.jpg"))
+def caption(page, scene) -> None:
+    page.locator("#caption-image input[type=file]").set_input_files(str(scene.path))
     page.get_by_role("button", name="Caption", exact=True).click()
-    filled(page, "#caption-text textarea")
+    check("Caption", filled(page, "#caption-text textarea"), scene.color, scene.shape)
 
 
-def search(page, scene: Path) -> None:
-    page.locator("#search-query textarea").fill("a blue circle")
+def search(page, scene) -> None:
+    page.locator("#search-query textarea").fill(f"a {scene.color} {scene.shape}")
     page.get_by_role("button", name="Search", exact=True).click()
     page.locator("#search-results img").first.wait_for(timeout=WAIT)
+    check("Search", shown(page, "#search-results .caption-label"), scene.color, scene.shape)
 
 
-def ask(page, scene: Path) -> None:
-    page.locator("#ask-image input[type=file]").set_input_files(str(scene))
+def ask(page, scene) -> None:
+    page.locator("#ask-image input[type=file]").set_input_files(str(scene.path))
     page.locator("#ask-question textarea").fill("what color is the shape?\nwhat shape is it?")
     page.get_by_role("button", name="Ask", exact=True).click()
     page.locator("#ask-heatmap img").first.wait_for(timeout=WAIT)
+    check("Ask", filled(page, "#ask-answer textarea"), scene.color)
+    check("Ask", shown(page, "#ask-table"), scene.color, scene.shape)
 
 
-def transcribe(page, scene: Path) -> None:
+def transcribe(page, scene) -> None:
     speech = EXAMPLES / "speech/ask_not_what_your_country_can_do_for_you.wav"
     page.locator("#transcribe-audio input[type=file]").set_input_files(str(speech))
     page.get_by_role("button", name="Transcribe", exact=True).click()
-    filled(page, "#transcript textarea")
+    check("Transcribe", filled(page, "#transcript textarea"), "ask not what your country can do for you")
 
 
 TABS = {"Studio": studio, "Caption": caption, "Search": search, "Ask": ask, "Transcribe": transcribe}
@@ -64,8 +87,10 @@ TABS = {"Studio": studio, "Caption": caption, "Search": search, "Ask": ask, "Tra
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    scene = DOCS / "scene.png"
-    toyworld.scene(toyworld.HELD_OUT_SEED + 3).image.resize((256, 256)).save(scene)  # what the toy models know
+    # A held-out scene, what the toy models know; written where the page can upload it from.
+    made = toyworld.scene(toyworld.HELD_OUT_SEED + 3)
+    scene = SimpleNamespace(path=DOCS / "scene.png", color=made.color, shape=made.shape)
+    made.image.resize((256, 256)).save(scene.path)
     demo = serve("toy")
     try:
         with sync_playwright() as playwright:
@@ -81,7 +106,7 @@ def main() -> None:
             browser.close()
     finally:
         demo.close()
-        scene.unlink(missing_ok=True)
+        scene.path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
