@@ -27,26 +27,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_start(timeout: float = 120) -> float:
+def start_app(*flags: str) -> tuple[subprocess.Popen, str]:
+    """`python app.py --profile toy FLAGS` on a free loopback port, offline: the process and its page's address."""
     port = free_port()
     env = {**app_environment(), "MM_PORT": str(port), "MM_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
-    start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "app.py", "--profile", "toy"],
+        [sys.executable, "app.py", "--profile", "toy", *flags],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def wait_for_page(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as page:
+                if page.status == 200 and b"<html" in page.read(4096).lower():
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"no page within {timeout} s (app exit code {process.poll()})")
+
+
+def one_start(timeout: float = 120) -> float:
+    start = time.perf_counter()
+    process, url = start_app()
     try:
-        while time.perf_counter() - start < timeout and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
-                    if page.status == 200 and b"<html" in page.read(4096).lower():
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit(f"no page within {timeout} s (app exit code {process.poll()})")
+        wait_for_page(url, process, timeout)
+        return time.perf_counter() - start
     finally:
         process.terminate()
         process.wait(30)

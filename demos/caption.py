@@ -327,7 +327,9 @@ def build() -> None:
                             interactive=False,
                             elem_id="caption-candidates",
                         )
-            gr.Examples(examples.images(), inputs=image, label="Examples", elem_id="caption-examples")
+            chips = gr.Examples(
+                examples.images(), inputs=image, label="Examples: click one to caption it", elem_id="caption-examples"
+            )
         with gr.Tab("Several images", id="caption-many"):
             with gr.Row():
                 with gr.Column():
@@ -379,21 +381,22 @@ def build() -> None:
     )
     inputs = list(controls.values())
     image.change(lambda: _note([]), outputs=note, api_visibility="private", queue=False)
-    gr.on(
-        [button.click],
-        spread(caption, initial),
-        inputs=[image, *inputs],
-        outputs=[text, table],
-        api_name="caption",
-        concurrency_id=BATCHED,
-        concurrency_limit=BATCHED_CONCURRENCY,
-    ).success(
-        caption_views,
-        inputs=[image, controls["model"], controls["decoding"], controls["candidates"], table],
-        outputs=[bars, note],
-        api_visibility="private",
-        queue=False,
-    )
+    captioning = {
+        "fn": spread(caption, initial),
+        "inputs": [image, *inputs],
+        "outputs": [text, table],
+        "concurrency_id": BATCHED,
+        "concurrency_limit": BATCHED_CONCURRENCY,
+    }
+    by_button = gr.on([button.click], **captioning, api_name="caption")
+    for captioned in (by_button, examples.run_on_click(chips, captioning)):
+        captioned.success(
+            caption_views,
+            inputs=[image, controls["model"], controls["decoding"], controls["candidates"], table],
+            outputs=[bars, note],
+            api_visibility="private",
+            queue=False,
+        )
     gr.on(
         [batch_button.click],
         spread(caption_batch, initial),

@@ -366,10 +366,10 @@ def build() -> tuple[gr.Textbox, gr.Button]:
                 with gr.Tab("One recording", id="transcribe-one"):
                     audio = audio_input(label="Speech: record or upload", elem_id="transcribe-audio")
                     # within the first screen: right under the recording they fill, above the button and options
-                    gr.Examples(
+                    chips = gr.Examples(
                         examples.speech(),
                         inputs=audio,
-                        label="Examples (spoken by espeak-ng)",
+                        label="Examples (spoken by espeak-ng): click one to transcribe it",
                         elem_id="transcribe-examples",
                     )
                     button = gr.Button("Transcribe", variant="primary")
@@ -400,15 +400,15 @@ def build() -> tuple[gr.Textbox, gr.Button]:
                 elem_id="transcript-files",
             )
     outputs = [text, details, table, downloads]
-    gr.on(
-        [button.click],
-        transcribe,
-        inputs=[audio, *options],
-        outputs=outputs,
-        api_name="transcribe",
-        concurrency_id=GPU,
-        concurrency_limit=GPU_CONCURRENCY,
-    )
+    transcribing = {
+        "fn": transcribe,
+        "inputs": [audio, *options],
+        "outputs": outputs,
+        "concurrency_id": GPU,
+        "concurrency_limit": GPU_CONCURRENCY,
+    }
+    gr.on([button.click], **transcribing, api_name="transcribe")
+    examples.run_on_click(chips, transcribing)
     gr.on(
         [files_button.click],
         transcribe_files,

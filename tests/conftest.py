@@ -4,6 +4,7 @@ and speech made with espeak-ng."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -38,6 +39,25 @@ def toy_profile():
     """Every test runs on the CPU with the bundled toy models unless it configures otherwise."""
     runtime.configure(profile="toy", device="cpu")
     yield
+
+
+@contextlib.contextmanager
+def models_put_back():
+    """The loaded models, the fallbacks taken and what readiness measured are as they were after the block (a test
+    that loads other models or makes a fallback run leaves the next tests the models they expect)."""
+    import pipelines
+    from pipelines import readiness
+
+    saved_cache, saved_fallbacks = dict(runtime.cache.items()), dict(pipelines.fallbacks)
+    try:
+        yield
+    finally:
+        runtime.cache.clear()
+        for key, value in saved_cache.items():
+            runtime.cache.get(key, lambda value=value: value)
+        pipelines.fallbacks.clear()
+        pipelines.fallbacks.update(saved_fallbacks)
+        readiness.forget()
 
 
 @pytest.fixture

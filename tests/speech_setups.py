@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-import pipelines
 from pipelines.core import hub, runtime
+from tests.conftest import models_put_back
 
 
 @pytest.fixture
@@ -30,16 +30,11 @@ def say(tmp_path):
 def hub_out_of_reach(monkeypatch, tmp_path):
     """whisper-small cannot load here: the Hub is off and nothing is downloaded. Afterwards the model cache and the
     fallbacks are as they were (the stand-in is cached under whisper-small's key while this lasts)."""
-    saved_cache, saved_fallbacks = dict(runtime.cache.items()), dict(pipelines.fallbacks)
     before = runtime.settings().models_dir
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    runtime.configure(models_dir=tmp_path / "nothing-downloaded")
-    hub.reset_probe()
-    yield
-    runtime.configure(models_dir=before)
-    hub.reset_probe()
-    runtime.cache.clear()
-    for key, value in saved_cache.items():
-        runtime.cache.get(key, lambda value=value: value)
-    pipelines.fallbacks.clear()
-    pipelines.fallbacks.update(saved_fallbacks)
+    with models_put_back():
+        runtime.configure(models_dir=tmp_path / "nothing-downloaded")
+        hub.reset_probe()
+        yield
+        runtime.configure(models_dir=before)
+        hub.reset_probe()

@@ -18,6 +18,7 @@ from demos import readiness as panels
 from pipelines import readiness
 from pipelines.core import hub as hub_client
 from pipelines.core import registry, runtime
+from tests.conftest import models_put_back
 from tests.hublike import hub_fixture
 from tests.hublike.repos import build_hub
 from tests.serving import free_port
@@ -31,19 +32,12 @@ WAIT = 300  # seconds at most for a background warm-up on a busy 2-core machine 
 @pytest.fixture
 def fresh_models():
     """No model loaded and nothing measured, as in a fresh server; the cache, fallbacks and settings put back."""
-    saved_cache, saved_fallbacks = dict(runtime.cache.items()), dict(pipelines.fallbacks)
-    runtime.cache.clear()
-    pipelines.fallbacks.clear()
-    readiness.forget()
-    with pytest.MonkeyPatch.context() as patch:
+    with models_put_back(), pytest.MonkeyPatch.context() as patch:
+        runtime.cache.clear()
+        pipelines.fallbacks.clear()
+        readiness.forget()
         patch.setattr(runtime, "_settings", runtime.settings())
         yield
-    runtime.cache.clear()
-    for key, value in saved_cache.items():
-        runtime.cache.get(key, lambda value=value: value)
-    pipelines.fallbacks.clear()
-    pipelines.fallbacks.update(saved_fallbacks)
-    readiness.forget()
 
 
 def system_report(client: Client) -> str:

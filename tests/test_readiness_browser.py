@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-import pipelines
 from pipelines import readiness
 from pipelines.core import hub as hub_client
 from pipelines.core import registry, runtime
+from tests.conftest import models_put_back
 from tests.hublike import hub_fixture
 from tests.hublike.repos import build_hub
 from tests.serving import serve
@@ -32,9 +32,8 @@ def test_the_toy_profile_says_what_its_models_know_and_how_to_get_real_ones(page
 @pytest.fixture
 def default_app(hub, tmp_path):
     """The default profile served with an empty models directory; the cache, fallbacks and toy profile after."""
-    saved_cache, saved_fallbacks = dict(runtime.cache.items()), dict(pipelines.fallbacks)
     readiness.forget()
-    with pytest.MonkeyPatch.context() as patch:
+    with models_put_back(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(runtime, "_settings", runtime.settings())
         runtime.configure(models_dir=tmp_path / "models")
         demo = serve("default")
@@ -42,12 +41,6 @@ def default_app(hub, tmp_path):
             yield demo
         finally:
             demo.close()
-    runtime.cache.clear()
-    for key, value in saved_cache.items():
-        runtime.cache.get(key, lambda value=value: value)
-    pipelines.fallbacks.clear()
-    pipelines.fallbacks.update(saved_fallbacks)
-    readiness.forget()
     runtime.configure(profile="toy")
 
 

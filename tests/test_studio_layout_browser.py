@@ -156,3 +156,22 @@ def test_an_ask_example_image_is_asked_the_question_on_a_click(browser, app):
     page.wait_for_function("() => document.querySelector('#ask-answer textarea').value.length > 0", timeout=120_000)
     assert page.locator("#ask-answer textarea").input_value() == "triangle"
     page.close()
+
+
+def test_a_caption_example_is_captioned_on_a_click(browser, app):
+    page = open_page(browser, app, LAPTOP)
+    open_tab(page, "Caption")
+    page.locator("#caption-examples button.gallery-item").first.click()  # a blue circle (toy examples, sorted)
+    page.wait_for_function("() => document.querySelector('#caption-text textarea').value.length > 0", timeout=120_000)
+    caption = page.locator("#caption-text textarea").input_value()
+    assert "blue" in caption and "circle" in caption
+    page.close()
+
+
+def test_a_transcribe_example_is_transcribed_on_a_click(browser, app):
+    page = open_page(browser, app, LAPTOP)
+    open_tab(page, "Transcribe")
+    page.locator("#transcribe-examples").get_by_text("what_color_is_the_shape.wav").click()
+    page.wait_for_function("() => document.querySelector('#transcript textarea').value.length > 0", timeout=120_000)
+    assert "what color is the shape" in page.locator("#transcript textarea").input_value().lower()
+    page.close()
