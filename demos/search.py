@@ -146,7 +146,9 @@ def add_images(
 ):
     require(files or None, "Choose images (or a zip of images) to add to your gallery")
     mine = mine if mine is not None else Gallery("my images")
+    progress(0, desc=f"Storing {len(files)} file{'s' * (len(files) != 1)}")  # each stage shows, not a frozen 0%
     report = mine.add_uploads(files, address=fairness.client_address(request) if request is not None else None)
+    progress(0, desc="Loading the search model")
     space = pipelines.load("search", model or None).space
     prepared = mine.prepare(
         space, progress=lambda done, total, what: progress(done / total, desc=what), deadline=budget.Deadline()
