@@ -63,8 +63,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Transcribe", id="transcribe"):
                 panels.append(readiness.build("transcribe"))
                 transcript, to_search = transcribe.build()
-            with gr.Tab("System", id="system"):
+            with gr.Tab("System", id="system") as system_tab:
                 system_panel = system.build()
+            system_tab.select(system.report, outputs=system_panel, api_visibility="private", queue=False)  # current
         readiness.install(demo, panels, system_panel, system.report)
         # Speech hands its transcript to the fusion layer: search the gallery by what was said.
         # The words go to Search's box, the Search tab opens, and the search runs.

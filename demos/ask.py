@@ -11,6 +11,7 @@ import pipelines
 from pipelines import fusion
 from pipelines.core import budget, limits
 from pipelines.core.batching import batcher
+from pipelines.core.io import check_image
 from pipelines.search import heatmap as heatmaps
 from pipelines.vqa import Answer, AskOptions
 
@@ -57,7 +58,8 @@ def ask(image: str | None, question: str = EXAMPLE_QUESTIONS[0], model: str | No
     """Image + question -> best answer, ranked answers (gr.Label), table. Several lines = several questions at
     once: the answer has one line per question, the Label ranks the first question's answers."""
     require(image, "Upload an image (or pick an example) to ask about")
-    require(question, "Type a question about the image, e.g. 'what color is the shape?'")
+    require(question, f"Type a question about the image, e.g. '{examples.questions()[0]}'")
+    check_image(image)  # a file that is no image is refused before the model loads
     questions = _questions(question)
     return _answer(image, questions, pipelines.load("ask", model or None), top_k)
 
@@ -66,7 +68,8 @@ def ask(image: str | None, question: str = EXAMPLE_QUESTIONS[0], model: str | No
 def ask_voice(image: str | None, audio: str | None = None, model: str | None = None, top_k: float = TOP_K):
     """Image + spoken question -> best answer, ranked answers, table, and the transcript (the question asked)."""
     require(image, "Upload an image (or pick an example) to ask about")
-    require(audio, "Record or upload a spoken question, e.g. 'what color is the shape?'")
+    require(audio, f"Record or upload a spoken question, e.g. '{examples.questions()[0]}'")
+    check_image(image)
     transcriber, answerer = pipelines.load("transcribe"), pipelines.load("ask", model or None)
     # Bounded like any recording (limits(): its length, checked before the model runs), and one time budget for
     # the transcription and the answer together, from when both models are loaded (budget.py: model time).

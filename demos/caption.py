@@ -17,7 +17,7 @@ from pipelines.caption.options import CaptionOptions, RerankOptions
 from pipelines.caption.rerank import CHUNK_IMAGES, Ranked, caption_and_rerank
 from pipelines.core import budget, limits, registry, runtime
 from pipelines.core.batching import batcher
-from pipelines.core.io import load_image
+from pipelines.core.io import check_image, load_image
 from pipelines.core.options import declarations
 
 from . import examples
@@ -110,6 +110,7 @@ class Controls:
 def caption(image: str | None, controls: Controls = Controls()):
     """One image -> (the best caption, its candidates as a table with the three scores, best first)."""
     require(image, "Upload an image (or pick an example) to caption")
+    check_image(image)  # a file that is no image is refused before the model loads
     options = controls.options()
     captioner, weight = pipelines.load("caption", controls.model or None), _number(controls.clip_weight)
     # Generation stops at the per-request time limit; as seconds (not a Deadline), so that concurrent requests with
@@ -388,16 +389,17 @@ def build() -> None:
         "concurrency_id": BATCHED,
         "concurrency_limit": BATCHED_CONCURRENCY,
     }
+    page_only = {"api_visibility": "private", "queue": False}
     by_button = gr.on([button.click], **captioning, api_name="caption")
     for captioned in (by_button, examples.run_on_click(chips, captioning)):
         captioned.success(
             caption_views,
             inputs=[image, controls["model"], controls["decoding"], controls["candidates"], table],
             outputs=[bars, note],
-            api_visibility="private",
-            queue=False,
+            **page_only,
         )
-    gr.on(
+        captioned.failure(lambda: (None, _note([])), outputs=[bars, note], **page_only)  # no stale bars
+    batched = gr.on(
         [batch_button.click],
         spread(caption_batch, initial),
         inputs=[uploads, *inputs],
@@ -405,13 +407,11 @@ def build() -> None:
         api_name="caption_batch",
         concurrency_id=GPU,
         concurrency_limit=GPU_CONCURRENCY,
-    ).success(
-        batch_views,
-        inputs=[uploads, controls["model"], batch_table],
-        outputs=[batch_gallery, batch_note],
-        api_visibility="private",
-        queue=False,
     )
+    batched.success(
+        batch_views, inputs=[uploads, controls["model"], batch_table], outputs=[batch_gallery, batch_note], **page_only
+    )
+    batched.failure(lambda: (None, _note([])), outputs=[batch_gallery, batch_note], **page_only)
 
 
 def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:

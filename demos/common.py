@@ -22,7 +22,7 @@ from gradio.context import LocalContext
 
 import pipelines
 import pipelines.core.batching
-from pipelines.core import runtime
+from pipelines.core import hub, runtime
 from pipelines.core.options import declarations
 
 log = logging.getLogger(__name__)
@@ -283,9 +283,8 @@ def _translated(name: str):
         # visitor_message logs its details under the error id the visitor is shown.
         if not (runtime.settings().public and isinstance(error, pipelines.ModelLoadError)):
             log.warning("%s refused: %s", name, _one_line(str(error)))
-        raise _shown(
-            gr.Error(_shortened(pipelines.visitor_message(error)), title=_title(error), print_exception=False)
-        ) from None
+        message = _not_here_yet(error) or pipelines.visitor_message(error)
+        raise _shown(gr.Error(_shortened(message), title=_title(error), print_exception=False)) from None
     except Exception:  # a bug or a library failure: the details go to the log, never to the visitor
         reference = pipelines.error_id()
         log.error("unexpected failure in %s [error id %s]", name, reference, exc_info=True)
@@ -391,7 +390,20 @@ def _one_line(message: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _not_here_yet(error: Exception) -> str | None:
+    """For a model that is simply not downloaded to a server that cannot reach the Hub: a short message pointing
+    at the tab's panel (demos/readiness.py), which already shows the commands, instead of repeating them."""
+    if isinstance(error, pipelines.ModelLoadError) and error.cause == hub.OFFLINE_CAUSE:
+        return (
+            f"The model {error.model} is not on this server yet, and the server cannot reach the Hugging Face Hub "
+            "to fetch it. The panel at the top of this tab says how to get it."
+        )
+    return None
+
+
 def _title(error: Exception) -> str:
+    if _not_here_yet(error):
+        return "Model not here yet"
     if isinstance(error, pipelines.ModelLoadError):
         return "Model unavailable"
     if isinstance(error, pipelines.UnknownModelError):

@@ -40,9 +40,10 @@ TOP_K = 6  # results the tab shows at first: one row of the gallery
 EXAMPLES_PER_PAGE = 16  # example thumbnails: every toy scene on one page
 EXAMPLES, MINE = "examples", "mine"  # gallery choices
 LABELS = {  # zero-shot labels to start from, per profile
-    "toy": "red circle, blue square, green triangle, yellow circle, purple square, orange triangle",
+    "toy": "circle, square, triangle",  # right on every toy example
     "default": "cat, horse, rocket, coffee, coins, astronaut, motorcycle, galaxy",
 }
+NEGATIVE = {True: "red", False: "people"}  # the "but not" box's hint, toy profile or not
 EMPTY_GALLERY = "Your gallery is empty. Upload images or a zip of images, then choose **My images** above."
 SHOWN_FOLDER = "search-results"  # in Gradio's cache: the copies of visitors' uploads their results show
 
@@ -103,7 +104,7 @@ def search(
     model: str | None = None,
     mine: Gallery | None = None,
 ):
-    require(query, "Type what to look for, e.g. 'a red circle'")
+    require(query, f"Type what to look for, e.g. '{examples.queries()[0]}'")
     return _run(Query(text=query, negative=negative or None), top_k, gallery, model, mine)
 
 
@@ -210,7 +211,12 @@ def build() -> SearchTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=280):
             query = gr.Textbox("", label="Find images of…", placeholder=examples.queries()[0], elem_id="search-query")
-            negative = gr.Textbox("", label="…but not (optional)", placeholder="red", elem_id="search-negative")
+            negative = gr.Textbox(
+                "",
+                label="…but not (optional)",
+                placeholder=NEGATIVE[examples.profile() == "toy"],
+                elem_id="search-negative",
+            )
             search_button = gr.Button("Search", variant="primary")
             query_examples = gr.Examples(
                 [[q] for q in examples.queries()],

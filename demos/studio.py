@@ -13,7 +13,9 @@ from pipelines.search import heatmap as heatmaps
 from pipelines.studio import Unavailable, Vectors
 
 from . import examples
+from .ask import legend_html
 from .common import GPU, GPU_CONCURRENCY, audio_input, image_input, option_slider, user_errors
+from .toy_note import toy_note
 
 ABOUT = (
     "One image and one question, spoken or typed: every model answers at once (transcript, caption, answer, "
@@ -67,6 +69,7 @@ def run(
         limits.check_text("The typed text", text)
     shown = dict.fromkeys(OUTPUTS)
     notes: dict[str, str] = {name: WAITING for name in NAMES}
+    warning = toy_note(image, "caption") if image else ""  # a toy model on a photo: every answer below is a guess
     options = studio.StudioOptions(text_weight=float(text_weight), top_k=int(top_k), labels=labels or "")
     vectors = None
     # One time budget for the whole run, counted from when its models are loaded (budget.py: model time).
@@ -79,7 +82,7 @@ def run(
         else:
             notes[part] = "done"
             shown.update(_shown(part, result, image))
-        shown["notes"] = _notes(notes)
+        shown["notes"] = "\n\n".join(filter(None, [warning, _notes(notes)]))
         yield *(shown[name] for name in OUTPUTS), vectors
 
 
@@ -127,9 +130,7 @@ def _examples() -> list[list]:
 def build() -> None:
     gr.Markdown(ABOUT, elem_classes="tab-about")
     audio = audio_input(label="Speech: a question or a description", elem_id="studio-audio", render=False)
-    text = gr.Textbox(
-        "", label="…or type it", placeholder="what color is the shape?", elem_id="studio-text", render=False
-    )
+    text = gr.Textbox("", label="…or type it", placeholder=examples.questions()[0], elem_id="studio-text", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(min_width=260):
             image = image_input(label="Image", elem_id="studio-image", height=220)
@@ -150,7 +151,9 @@ def build() -> None:
         caption = gr.Textbox(label="Caption (re-ranked by CLIP)", interactive=False, elem_id="studio-caption")
     with gr.Row():
         answer = gr.Label(label="Answer", num_top_classes=5, elem_id="studio-answer", min_width=240)
-        heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap", min_width=240)
+        with gr.Column(min_width=240):
+            heat = gr.Image(label="Where CLIP finds the answer", interactive=False, elem_id="studio-heatmap")
+            gr.HTML(legend_html(), elem_id="studio-heat-legend")
         zero_shot = gr.Label(label="Zero-shot labels", num_top_classes=5, elem_id="studio-labels", min_width=240)
     with gr.Row():
         by_words = gr.Gallery(label="Gallery: closest to the words", columns=4, height=240, elem_id="studio-words")

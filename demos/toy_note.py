@@ -41,6 +41,10 @@ def looks_like_toy_scene(image) -> bool:
         picture = load_image(image)
     except Exception:  # noqa: BLE001 - an image we cannot read is not a toy scene; the model's own check says why
         return False
+    return _toy_like(picture)
+
+
+def _toy_like(picture: Image.Image) -> bool:
     scale = CHECK_SIDE / max(picture.size)
     if scale < 1:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
@@ -82,5 +86,10 @@ def toy_note(image, task: str, model: str | None = None) -> str:
     if image is None:
         return ""
     spec = getattr(model, "spec", None)
-    toy = is_toy_model(spec) if spec is not None else is_toy_choice(task, model)
-    return TOY_NOTE if toy and not looks_like_toy_scene(image) else ""
+    if not (is_toy_model(spec) if spec is not None else is_toy_choice(task, model)):
+        return ""
+    try:
+        picture = load_image(image)
+    except Exception:  # noqa: BLE001 - not an image at all: the request's own refusal says why, no note
+        return ""
+    return "" if _toy_like(picture) else TOY_NOTE

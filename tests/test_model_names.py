@@ -57,3 +57,24 @@ def test_a_download_cut_off_by_the_disk_says_what_to_check(monkeypatch, caplog):
     message = str(raised.value)
     assert "free disk space" in message and "/srv/secret" not in message and "Errno" not in message
     assert "No space left on device" in caplog.text
+
+
+def test_a_model_not_downloaded_to_an_offline_server_points_at_the_tabs_panel(tmp_path, monkeypatch, default_profile):
+    """The panel at the top of the tab already shows the commands: the refusal says where to look, once."""
+    import gradio as gr
+
+    from demos import caption
+    from pipelines.core import hub as hub_client
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(runtime, "_settings", runtime.settings())  # put back after the test
+    runtime.configure(models_dir=tmp_path / "nothing-downloaded")
+    hub_client.reset_probe()
+    with pytest.raises(gr.Error) as raised:
+        caption.caption(str(registry.PROJECT_ROOT / "assets/examples/toy/red_circle.png"))
+    assert raised.value.title == "Model not here yet" and "panel at the top of this tab" in raised.value.message
+    assert "python -m" not in raised.value.message
+    with pytest.raises(gr.Error) as raised:  # a file that is no image: said first, before any model
+        caption.caption(str(registry.PROJECT_ROOT / "README.md"))
+    assert "not an image" in raised.value.message
+    hub_client.reset_probe()  # the next test looks at the Hub afresh

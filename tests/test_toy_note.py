@@ -70,4 +70,15 @@ def test_the_note_shows_for_a_toy_model_on_a_photo_only():
     assert toy_note(scene, "ask", "toy-blip-vqa") == ""
     assert toy_note(photo, "ask", "blip-vqa-base") == ""  # a real model: no note
     assert toy_note(None, "ask", "toy-vilt") == ""
+    assert toy_note(b"not an image at all", "ask", "toy-vilt") == ""  # its refusal says why; no note on top
+
+
+def test_the_studio_says_its_toy_answers_about_a_photo_are_guesses():
+    from demos import studio
+
+    photo = next(p for p in examples.photos() if p.endswith("astronaut.jpg"))
+    *_, notes, _ = list(studio.run(photo, None, "is it a cat or a dog?"))[-1]
+    assert notes.startswith(TOY_NOTE)
+    *_, notes, _ = list(studio.run(examples.toy_scenes()[0], None, "what color is the shape?"))[-1]
+    assert TOY_NOTE not in notes
     assert "toy model that knows only coloured shapes" in TOY_NOTE and "default profile" in TOY_NOTE

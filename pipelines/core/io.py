@@ -8,10 +8,11 @@ the log, not to the visitor.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -76,6 +77,24 @@ def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS, max_side: int | No
         return _decode_image(source, max_pixels, side)
     if isinstance(source, np.ndarray):
         return _decode_image(_image_from_array(source), max_pixels, side)
+    with _opened_image(source, max_pixels) as image:
+        return _decode_image(image, max_pixels, side)
+
+
+def check_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse what load_image would refuse from the file's header alone (not an image, a damaged header, too many
+    pixels or none), without decoding a pixel: a request is refused before its model loads."""
+    if source is None:
+        raise InputError(f"No image was given. {_IMAGE_ADVICE}")
+    if isinstance(source, (Image.Image, np.ndarray)):
+        return
+    with _opened_image(source, max_pixels) as image:
+        _check_size(image.size, max_pixels)
+
+
+@contextlib.contextmanager
+def _opened_image(source, max_pixels: int) -> Iterator[Image.Image]:
+    """The image file ``source`` opened (its header read, no pixel decoded), or an InputError saying why not."""
     open_file = _opener(source, "image")
     with open_file() as fp:
         try:
@@ -91,11 +110,11 @@ def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS, max_side: int | No
         except Exception as err:  # a known format whose header is cut short or damaged
             raise _damaged(err) from err
         with image:
-            return _decode_image(image, max_pixels, side)
+            yield image
 
 
-def _decode_image(image: Image.Image, max_pixels: int, side: int) -> Image.Image:
-    width, height = image.size
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width * height > max_pixels:
         raise InputError(
             f"This image is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); the limit is "
@@ -103,6 +122,11 @@ def _decode_image(image: Image.Image, max_pixels: int, side: int) -> Image.Image
         )
     if width == 0 or height == 0:
         raise InputError(f"This image is empty ({width}x{height} pixels). {_IMAGE_ADVICE}")
+
+
+def _decode_image(image: Image.Image, max_pixels: int, side: int) -> Image.Image:
+    _check_size(image.size, max_pixels)
+    width, height = image.size
     try:
         if image.format == "JPEG" and max(width, height) > side:
             image.draft("RGB", _fitted(image.size, side))  # the decoder skips detail: 1/2, 1/4 or 1/8 scale
