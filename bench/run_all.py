@@ -33,6 +33,7 @@ BENCHMARKS = {
     "transcribe": ("bench.bench_transcribe", ["--word-errors"]),
     "load": ("bench.load", []),
     "cold_start": ("bench.cold_start", []),
+    "first_click": ("bench.first_click", []),
 }
 
 

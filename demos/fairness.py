@@ -44,6 +44,10 @@ TITLE = "Too many requests"
 UNREAD_PER_ADDRESS = 8  # refusals an address has not read yet; past them it gets its refusals as HTTP errors
 UNREAD_TOTAL = 500  # the same, all addresses together
 UNREAD_KEPT = 60  # seconds an unread refusal waits for its client before it is dropped
+# Seconds an HTTP refusal is held before it is sent: a client that floods without reading its refusals would
+# otherwise get each one at once and send the next (uploading its files again) in a tight loop. Waiting costs the
+# server nothing (no thread, no CPU).
+REFUSAL_PAUSE = 2.0
 # The networks a Space's own proxies sit on: X-Forwarded-For is read from these, right to left, up to the first
 # address outside them (the visitor's; anything to its left the visitor could have written).
 PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
@@ -223,19 +227,27 @@ class FairQueue:
         async with queue.pending_message_lock:
             self._forget_unread()
             unread = sum(1 for _, held_by, _ in self._unread.values() if held_by == address)
-            if unread >= UNREAD_PER_ADDRESS or len(self._unread) >= UNREAD_TOTAL:
-                log.info("refused a job in the HTTP answer (%s unread refusals): %s", unread, message)
-                return False, message, "error"
-            if session not in queue.pending_messages_per_session:
-                queue.pending_messages_per_session[session] = asyncio.Queue()
-            queue.pending_event_ids_session.setdefault(session, set()).add(event_id)
-            self._unread[event_id] = (time.monotonic(), address, session)
+            flooding = unread >= UNREAD_PER_ADDRESS or len(self._unread) >= UNREAD_TOTAL
+            if not flooding:
+                self._enqueue_refusal(event_id, session, address)
+        if flooding:
+            log.info("refused a job in the HTTP answer (%s unread refusals): %s", unread, message)
+            await asyncio.sleep(REFUSAL_PAUSE)
+            return False, message, "error"
         payload = error_payload(gr.Error(message, title=TITLE, print_exception=False), True)
         queue.pending_messages_per_session[session].put_nowait(
             ProcessCompletedMessage(output=payload, title=TITLE, success=False, event_id=event_id)
         )
         log.info("refused a job: %s", message)
         return True, event_id, "success"
+
+    def _enqueue_refusal(self, event_id: str, session: str, address: str) -> None:
+        """Make room for a refusal event in Gradio's per-session tables. Under the queue's pending_message_lock."""
+        queue = self.queue
+        if session not in queue.pending_messages_per_session:
+            queue.pending_messages_per_session[session] = asyncio.Queue()
+        queue.pending_event_ids_session.setdefault(session, set()).add(event_id)
+        self._unread[event_id] = (time.monotonic(), address, session)
 
     def _forget_unread(self) -> None:
         """Stop tracking the refusals read since (Gradio's stream drops a read event's id) and drop those unread

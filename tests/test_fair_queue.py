@@ -150,7 +150,8 @@ def test_an_address_is_capped_across_its_sessions_and_a_forged_header_does_not_e
 
 
 @pytest.mark.parametrize("gated", [{"per_visitor": 1, "per_address": 1}], indirect=True)
-def test_refusals_nobody_reads_become_http_errors_and_do_not_grow_the_servers_tables(gated):
+def test_refusals_nobody_reads_become_http_errors_and_do_not_grow_the_servers_tables(gated, monkeypatch):
+    monkeypatch.setattr(fairness, "REFUSAL_PAUSE", 0.01)  # each HTTP refusal is held this long (2 s in the app)
     flooder = httpx.Client(base_url=gated.url, headers={"X-Forwarded-For": "203.0.113.50"}, timeout=WAIT)
     reader = httpx.Client(base_url=gated.url, headers={"X-Forwarded-For": "203.0.113.51"}, timeout=WAIT)
     flooder.post("gradio_api/call/work", json={"data": ["x0"]})
