@@ -89,7 +89,7 @@ def test_default_profile_offline_explains_itself_and_transcribe_still_works(monk
         with pytest.raises(AppError) as info:
             remote.predict(handle_file(str(path)), api_name="/caption")
         assert "Salesforce/blip-image-captioning-base" in str(info.value)
-        assert "--profile toy" in str(info.value)
+        assert "panel at the top of this tab" in str(info.value)  # which shows the commands
         text, details, *_ = remote.predict(
             handle_file(str(speak("ask not what your country can do for you"))), api_name="/transcribe"
         )
