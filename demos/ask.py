@@ -25,7 +25,9 @@ from .common import (
     audio_input,
     image_input,
     model_choice,
+    note_update,
     option_slider,
+    percent,
     require,
     user_errors,
 )
@@ -156,22 +158,7 @@ def _answer(image, questions: list[str], answerer, top_k, deadline: budget.Deadl
 def answer_note(image: str | None, model: str | None):
     """After an answer: the note under it (shown when a toy model answered about a photo, else hidden). Runs no
     model; the API's outputs stay the answer, the ranking and the table."""
-    return _note(toy_note(image, "ask", model))
-
-
-def _note(text: str):
-    """The note under the answer: shown with its text, hidden when there is nothing to say."""
-    return gr.update(value=text, visible=bool(text))
-
-
-def percent(probability: float) -> str:
-    """A probability as a whole percentage that never reads as certain or impossible when it is neither:
-    0.002 -> '<1%', 0.9963 -> '>99%', 0.12 -> '12%'."""
-    if 0 < probability < 0.005:
-        return "<1%"
-    if 0.995 <= probability < 1:
-        return ">99%"
-    return f"{probability:.0%}"
+    return note_update(toy_note(image, "ask", model))
 
 
 def legend_html() -> str:
@@ -310,4 +297,4 @@ def build() -> None:
     )
     opacity.release(blend, inputs=[image, heat_state, opacity], outputs=heat_image, api_visibility="private")
     image.change(forget_heatmap, outputs=[heat_image, heat_state, heat_note], api_visibility="private", queue=False)
-    image.change(lambda: _note(""), outputs=note, api_visibility="private", queue=False)
+    image.change(lambda: note_update(""), outputs=note, api_visibility="private", queue=False)

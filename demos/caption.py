@@ -30,12 +30,13 @@ from .common import (
     RadioInput,
     image_input,
     model_choice,
+    note_update,
     option_slider,
     request_dir,
     require,
     user_errors,
 )
-from .toy_note import TOY_NOTE_SOME, toy_note
+from .toy_note import TOY_NOTE_SOME, is_toy_choice, looks_like_toy_scene, toy_note
 
 BEAM_SEARCH, SAMPLING = "beam search", "sampling"
 DEFAULTS = CaptionOptions()
@@ -144,7 +145,7 @@ def caption_views(image: str | None, model: str | None, decoding: str, candidate
     bars = {str(row[0]): float(row[3]) for row in rows if row and row[3] is not None}
     asked = _whole(candidates)
     notes = [toy_note(image, "caption", model), merged_note(len(rows), asked, decoding == SAMPLING)]
-    return bars, _note(notes)
+    return bars, note_update(*notes)
 
 
 def batch_views(files: list[str] | None, model: str | None, table):
@@ -152,8 +153,9 @@ def batch_views(files: list[str] | None, model: str | None, table):
     rows, files = _rows(table), list(files or [])
     captioned = [(path, row) for path, row in zip(files, rows) if len(row) > 1 and row[1]]
     gallery = [(path, f"{row[0]}: {row[1]}") for path, row in captioned]
-    some = any(toy_note(path, "caption", model) for path, _ in captioned)
-    return gallery, _note([TOY_NOTE_SOME if some else ""])
+    # The model is resolved once; only a toy model's images are looked at (an unreadable one has no caption here).
+    some = is_toy_choice("caption", model) and any(not looks_like_toy_scene(path) for path, _ in captioned)
+    return gallery, note_update(TOY_NOTE_SOME if some else "")
 
 
 def _rows(table) -> list[list]:
@@ -177,12 +179,6 @@ def merged_note(distinct: int, asked, sampled: bool = False) -> str:
     )
     shown = f"{distinct} distinct caption{'' if distinct == 1 else 's'} {'is' if distinct == 1 else 'are'} shown"
     return f"{merged} of {asked} candidates {'was' if merged == 1 else 'were'} identical and merged: {shown}.{why}"
-
-
-def _note(notes: list[str]):
-    """The note under the result: shown with its lines, hidden when there is nothing to say."""
-    text = "\n\n".join(n for n in notes if n)
-    return gr.update(value=text, visible=bool(text))
 
 
 @user_errors
@@ -381,7 +377,7 @@ def build() -> None:
         queue=False,
     )
     inputs = list(controls.values())
-    image.change(lambda: _note([]), outputs=note, api_visibility="private", queue=False)
+    image.change(lambda: note_update(), outputs=note, api_visibility="private", queue=False)
     captioning = {
         "fn": spread(caption, initial),
         "inputs": [image, *inputs],
@@ -398,7 +394,7 @@ def build() -> None:
             outputs=[bars, note],
             **page_only,
         )
-        captioned.failure(lambda: (None, _note([])), outputs=[bars, note], **page_only)  # no stale bars
+        captioned.failure(lambda: (None, note_update()), outputs=[bars, note], **page_only)  # no stale bars
     batched = gr.on(
         [batch_button.click],
         spread(caption_batch, initial),
@@ -411,7 +407,7 @@ def build() -> None:
     batched.success(
         batch_views, inputs=[uploads, controls["model"], batch_table], outputs=[batch_gallery, batch_note], **page_only
     )
-    batched.failure(lambda: (None, _note([])), outputs=[batch_gallery, batch_note], **page_only)
+    batched.failure(lambda: (None, note_update()), outputs=[batch_gallery, batch_note], **page_only)
 
 
 def option_controls(initial: Controls) -> tuple[dict, gr.Row, gr.Row]:

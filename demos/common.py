@@ -426,3 +426,19 @@ def request_dir(kind: str) -> Path:
             if old.stat().st_mtime < expired:
                 shutil.rmtree(old)
     return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=OUTPUTS))
+
+
+def note_update(*lines: str):
+    """A note under a result: its non-empty lines, shown; hidden when there is nothing to say."""
+    text = "\n\n".join(line for line in lines if line)
+    return gr.update(value=text, visible=bool(text))
+
+
+def percent(probability: float) -> str:
+    """A probability as a whole percentage that never reads as certain or impossible when it is neither:
+    0.002 -> '<1%', 0.9963 -> '>99%', 0.12 -> '12%'."""
+    if 0 < probability < 0.005:
+        return "<1%"
+    if 0.995 <= probability < 1:
+        return ">99%"
+    return f"{probability:.0%}"

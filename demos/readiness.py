@@ -80,7 +80,7 @@ def install(demo: gr.Blocks, panels: list[Panel], system_panel: gr.Markdown, sys
         statuses = {status.task: status for status in readiness.statuses()}
         values = [value for panel in panels for value in _panel_values(panel.tasks, statuses)]
         busy = readiness.warming() or any(status.state in BUSY for status in statuses.values())
-        return [*values, system_report(), gr.Timer(active=busy)]
+        return [*values, system_report(list(statuses.values())), gr.Timer(active=busy)]
 
     for trigger in (demo.load, timer.tick):
         trigger(

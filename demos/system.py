@@ -19,10 +19,13 @@ STATES = {  # what the panel says of a profile model in each readiness state
 }
 
 
-def report() -> str:
+def report(statuses=None) -> str:
+    """The panel's text; ``statuses``: the profile models' readiness when the caller has just read it."""
     info = pipelines.system_info()
     rows = "\n".join(f"| {key} | {value} |" for key, value in info.items())
-    profile = "\n".join(f"- {status.task}: {status.model}: {STATES[status.state]}" for status in readiness.statuses())
+    profile = "\n".join(
+        f"- {status.task}: {status.model}: {STATES[status.state]}" for status in statuses or readiness.statuses()
+    )
     loaded = pipelines.loaded_models()
     models = "\n".join(f"- {line}" for line in loaded) if loaded else "- none yet (models load on first use)"
     return f"| | |\n|---|---|\n{rows}\n\n**Profile models**\n\n{profile}\n\n**Loaded models**\n\n{models}"

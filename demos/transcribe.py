@@ -22,6 +22,7 @@ from .common import (
     audio_input,
     model_choice,
     option_slider,
+    percent,
     request_dir,
     require,
     user_errors,
@@ -265,17 +266,12 @@ def _language(result: Transcript, short: bool = False) -> str:
         return "English (this model knows only English)" if not short else "English (only one known)"
     if result.language_source == GIVEN:
         return f"language {name} ({result.language}), as chosen" if not short else f"{result.language} (chosen)"
-    chance = _percent(result.language_probability)
+    chance = percent(result.language_probability)
     return (
         f"language {name} ({result.language}), detected with probability {chance}"
         if not short
         else (f"{result.language} ({chance})")
     )
-
-
-def _percent(probability: float) -> str:
-    """A whole percentage that never reads as certain when it is not: 0.996 -> '>99%'."""
-    return ">99%" if 0.995 <= probability < 1 else f"{probability:.0%}"
 
 
 def _stopped(result: Transcript, deadline: budget.Deadline) -> str:

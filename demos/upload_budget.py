@@ -113,6 +113,8 @@ class UploadBudget:
         try:
             size = int(headers[b"content-length"])
         except (KeyError, ValueError):
+            size = -1
+        if size < 0:  # missing, not a number, or negative (which would lower the totals)
             return 411, "Uploads must declare their length (Content-Length). Upload the file again."
         address = (scope.get("client") or ("unknown", 0))[0]
         message = self.ledger.admit(address, size)

@@ -288,6 +288,7 @@ def download(tasks: Iterable[str], on_progress: Callable[[Status], None] | None 
     """Fetch the absent profile models of ``tasks`` from the Hub (registry models only), reporting DOWNLOADING
     statuses with bytes to ``on_progress`` as it goes; then load and run each once. Returns the final statuses
     (READY, or FAILED with what to do). A second caller for the same task waits for the first one's download."""
+    tasks = list(tasks)  # walked more than once below
     for task in tasks:
         if present(task):
             continue
@@ -322,14 +323,12 @@ def _download(task: str, on_progress: Callable[[Status], None] | None) -> None:
             on_progress(status(task))
         worker.join(POLL_SECONDS)
     error = outcome.get("error")
-    model = spec(task)
-    with _lock:
-        _present.pop((model.source, model.revision, str(runtime.settings().models_dir)), None)
     if error is None and present(task):
         _record(task, LOADING)
         if on_progress is not None:
             on_progress(status(task))
         return
+    model = spec(task)
     if error is not None and not isinstance(error, PipelineError):
         log.error("downloading the %s model failed", task, exc_info=error)
         error = ModelLoadError(model.name, "the download failed", "Try again, or run `python -m pipelines.download`")

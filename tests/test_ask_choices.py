@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from demos.ask import percent
+from demos.common import percent
 from pipelines import studio
 from pipelines.vqa.blip import _ranked
 from pipelines.vqa.choices import alternatives

@@ -316,3 +316,8 @@ def test_images_the_time_limit_left_unencoded_stay_and_are_encoded_by_the_next_c
     assert (rest.encoded, rest.cached, rest.left, rest.stopped) == (8, ENCODE_BATCH, 0, "")
     [result] = pipelines.load("search")(["a red circle"], top_k=40, gallery=mine)
     assert len(result.hits) == 40
+
+
+def test_a_search_takes_the_request_deadline_like_every_pipeline(cache_dir):
+    [result] = pipelines.load("search")([Query(text="a red circle")], deadline=60)
+    assert result.hits and result.hits[0].label == "red circle"

@@ -350,12 +350,16 @@ class _Ready:
     complete: bool  # every image of the gallery was encoded: no need to look again until it changes
 
 
-@lru_cache(maxsize=1)
 def bundled(profile: str | None = None) -> Gallery:
     """The examples shipped in assets/examples for ``profile`` (default: the running one): toy scenes for the toy
     profile, photos for the default one. Shared by every visitor, read-only."""
     from ..core import runtime
 
-    folder = BUNDLED_DIRS["toy" if (profile or runtime.settings().profile) == "toy" else "default"]
+    return _bundled("toy" if (profile or runtime.settings().profile) == "toy" else "default")
+
+
+@lru_cache(maxsize=len(BUNDLED_DIRS))
+def _bundled(kind: str) -> Gallery:
+    folder = BUNDLED_DIRS[kind]
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     return Gallery.from_paths("examples", paths)

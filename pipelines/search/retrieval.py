@@ -123,10 +123,13 @@ class SearchPipeline(Pipeline):
             prepared.append((query, tuple(notices)))
         return prepared
 
-    def _forward(self, batch: list[tuple[Query, tuple[str, ...]]], options: SearchOptions):
+    def _forward(
+        self, batch: list[tuple[Query, tuple[str, ...]]], options: SearchOptions, deadline: Deadline | None = None
+    ):
         gallery = options.gallery if options.gallery is not None else self.gallery
         vectors = self.query_vectors([query for query, _ in batch])
-        deadline = None if options.encode_seconds is None else Deadline(options.encode_seconds)
+        if deadline is None and options.encode_seconds is not None:  # the batcher's joinable form of the same limit
+            deadline = Deadline(options.encode_seconds)
         return gallery.find(self.space, vectors, options.top_k, deadline=deadline)
 
     def postprocess(self, outputs: Matches, batch, options: SearchOptions) -> list[SearchResult]:
