@@ -32,7 +32,7 @@ def look_up(word: str | None):
     return f"{word}: a shape", {"headers": ["word", "meaning"], "data": [[word, "a shape"]]}
 
 
-def small_demo() -> gr.Blocks:
+def small_demo(clear: bool = True) -> gr.Blocks:
     with gr.Blocks() as demo:
         word = gr.Textbox(label="Word", elem_id="word")
         button = gr.Button("Look up")
@@ -42,7 +42,8 @@ def small_demo() -> gr.Blocks:
         other_button = gr.Button("Other")
         button.click(look_up, inputs=word, outputs=[meaning, table], api_name="look_up")
         other_button.click(lambda: "set by another event", outputs=other, api_name="other")
-    common.clear_results_on_failure(demo)
+    if clear:
+        common.clear_results_on_failure(demo)
     return demo
 
 
@@ -122,6 +123,24 @@ def test_a_missing_then_a_bad_input_clears_the_result_and_says_what_to_do(served
     page.close()
 
 
+def test_without_the_clearing_gradio_keeps_the_stale_result_under_red_pills(browser):
+    """The control for the tests above: their selectors see Gradio's pills and stale rows when they are there."""
+    demo = small_demo(clear=False).queue()
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        page = opened(browser, demo.local_url)
+        page.locator("#word textarea").fill("circle")
+        page.get_by_role("button", name="Look up").click()
+        page.wait_for_function("() => document.querySelector('#meaning textarea').value === 'circle: a shape'")
+        page.locator("#word textarea").fill("zebra")
+        page.get_by_role("button", name="Look up").click()
+        page.locator(ERROR_PILLS).first.wait_for(timeout=30_000)
+        assert "a shape" in page.locator("#table").inner_text()
+        page.close()
+    finally:
+        demo.close()
+
+
 def test_an_api_caller_still_gets_the_message_as_an_exception(served):
     client = Client(served.local_url, verbose=False)
     with pytest.raises(AppError, match=MISSING) as info:
@@ -160,6 +179,7 @@ def test_caption_clicked_without_an_image_clears_the_last_caption(caption_tab, b
     page.get_by_role("button", name="Caption", exact=True).click()
     page.wait_for_function("() => document.querySelector('#caption-text textarea').value.length > 0", timeout=60_000)
     assert scene.shape in page.locator("#caption-text textarea").input_value()
+    page.locator("#caption-bars").get_by_text(scene.shape).first.wait_for(timeout=30_000)  # the bars, shown
 
     page.locator("#caption-image").get_by_role("button", name="Remove Image").click()
     page.locator("#caption-image img").wait_for(state="detached", timeout=10_000)
@@ -169,6 +189,9 @@ def test_caption_clicked_without_an_image_clears_the_last_caption(caption_tab, b
     page.wait_for_function("() => document.querySelector('#caption-text textarea').value === ''", timeout=10_000)
     assert toast.count() == 1
     assert "Missing input." in toast.inner_text() and "Upload an image" in toast.inner_text()
+    page.wait_for_function(  # the bars of the last caption go too (a failure hook of their own)
+        f"() => !document.querySelector('#caption-bars').innerText.includes('{scene.shape}')", timeout=10_000
+    )
     assert scene.shape not in page.locator("#caption-candidates").inner_text()
     page.wait_for_timeout(500)
     assert page.locator(ERROR_PILLS).count() == 0

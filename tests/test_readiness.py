@@ -7,6 +7,7 @@ process-wide model cache afterwards, and the toy profile put back."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -44,20 +45,28 @@ def system_report(client: Client) -> str:
     return client.predict(api_name="/system")
 
 
-def test_the_warm_up_loads_and_runs_the_profiles_models_before_a_first_click(fresh_models):
+def test_the_warm_up_loads_and_runs_the_profiles_models_before_a_first_click(fresh_models, monkeypatch):
     runtime.configure(profile="toy", device="cpu")
+    gate, load = threading.Event(), pipelines.load  # the warm-up's loads wait until the page has been looked at
+
+    def held_load(*args, **kwargs):
+        gate.wait(WAIT)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines, "load", held_load)
     demo = app.build_demo()
     app.serve(demo, host="127.0.0.1", port=free_port(), block=False, warmup=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        first = system_report(client)
+        first = system_report(client)  # served while the warm-up runs
+        gate.set()
         deadline = time.monotonic() + WAIT
         while readiness.warming() and time.monotonic() < deadline:
             time.sleep(0.5)
         report = system_report(client)
     finally:
         demo.close()
-    assert "loading…" in first or "ready" in first  # served while the warm-up ran (or had just finished)
+    assert "loading…" in first and ": ready" not in first, first  # served while the warm-up ran
     for task in registry.tasks():
         name = registry.profile_default(task, "toy")
         assert f"- {task}: {name}: ready" in report, report

@@ -31,7 +31,9 @@ def test_an_address_over_its_hourly_budget_is_refused_until_the_hour_has_passed(
     refusal = ledger.admit("10.0.0.1", 600)
     assert "in the last hour" in refusal and limits.ADDRESS_UPLOAD_BYTES_ENV in refusal
     assert ledger.admit("10.0.0.2", 600) is None  # another address has its own budget
-    clock.now += 3601
+    clock.now += 3500
+    assert ledger.admit("10.0.0.1", 600) is not None  # still within the hour
+    clock.now += 101
     assert ledger.admit("10.0.0.1", 600) is None
 
 
@@ -42,7 +44,9 @@ def test_everyone_together_stops_at_the_daily_budget(monkeypatch):
     assert ledger.admit("10.0.0.1", 500) is None
     assert ledger.admit("10.0.0.2", 400) is None
     assert limits.DAILY_UPLOAD_BYTES_ENV in ledger.admit("10.0.0.3", 200)
-    clock.now += 86401
+    clock.now += 86000
+    assert ledger.admit("10.0.0.3", 200) is not None  # still within the day
+    clock.now += 401
     assert ledger.admit("10.0.0.3", 200) is None
 
 
