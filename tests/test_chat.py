@@ -1,0 +1,476 @@
+"""Chat about images (pipelines/chat): streaming, stop, the conversation cache, bad input, the deadline.
+
+The plumbing tests run an untrained tiny SmolVLM built here the way the issue-20 prototype builds it (the same
+architecture, processor and chat template as the Hub checkpoints); its answers are noise, so they are compared with
+transformers' own generate on the same model, never with words.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import pipelines
+import toyworld
+from pipelines.chat.conversations import ConversationStore
+from pipelines.chat.options import MAX_IMAGES_PER_CHAT
+from pipelines.core import turns
+from pipelines.core.errors import InputError, ModelLoadError, UnknownModelError
+from pipelines.core.limits import TEXT_CHARS_ENV
+from pipelines.core.registry import PROJECT_ROOT
+from tests.conftest import models_put_back
+
+IMAGE = toyworld.IMAGE_SIZE  # px: the vision tower's image size
+PATCH, SCALE = 8, 2  # 8x8 patches, pixel shuffle 2 -> 16 image tokens per image
+SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<end_of_utterance>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    "<image>",
+    "<video>",
+]
+
+
+def build_untrained(directory) -> None:
+    """An untrained tiny SmolVLM saved to ``directory`` as transformers saves one. Only its tokens of letters and
+    spaces can win (the others' output rows are zero while these are random), so answers stream word by word and,
+    never ending on their own, run to their length limit."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        LlamaConfig,
+        PreTrainedTokenizerFast,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+        SmolVLMVisionConfig,
+    )
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    words = toyworld.vocabulary() + ["User", "Assistant", "left", "right", "how", "many", "shapes", "describe"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(["User: what color is it?\nAssistant: red", " ".join(words), *words], trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        extra_special_tokens=SPECIALS[3:],
+    )
+    # As the Hub checkpoints are: images split into tiles by default, up to 4 times the tile side (2048 / 512 there).
+    size, tile = {"longest_edge": 2 * IMAGE}, {"longest_edge": IMAGE}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=True, size=size, max_image_size=tile),
+        tokenizer=tok,
+        video_processor=SmolVLMVideoProcessor(size=size, max_image_size=tile),
+        image_seq_len=(IMAGE // PATCH) ** 2 // SCALE**2,
+        chat_template=DEFAULT_CHAT_TEMPLATE,
+    )
+    torch.manual_seed(0)
+    vision = SmolVLMVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=IMAGE,
+        patch_size=PATCH,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rms_norm_eps=1e-5,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    config = SmolVLMConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        scale_factor=SCALE,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = SmolVLMForConditionalGeneration(config).eval()
+    with torch.no_grad():  # only words and spaces can win: they stream at once (symbols wait for a space)
+        for token in range(len(tok)):
+            text = tok.decode([token])
+            if not text or not all(ch.isalpha() or ch == " " for ch in text):
+                model.lm_head.weight[token] = 0
+    generation = model.generation_config
+    generation.bos_token_id, generation.eos_token_id = tok.bos_token_id, tok.eos_token_id
+    generation.pad_token_id = tok.pad_token_id
+    processor.save_pretrained(directory)
+    model.save_pretrained(directory)
+
+
+@pytest.fixture(scope="module")
+def untrained_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("untrained-smolvlm")
+    build_untrained(directory)
+    with models_put_back():  # what the tests load from it is unloaded after them
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def untrained(untrained_dir):
+    """The untrained tiny SmolVLM, loaded through pipelines.load as a typed directory."""
+    return pipelines.load("chat", str(untrained_dir))
+
+
+@pytest.fixture
+def vision_runs(untrained):
+    """The images the vision tower encodes (one count per image) while a test runs."""
+    seen = []
+    hook = untrained.model.model.vision_model.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(kwargs.get("pixel_values", *args[:1]).shape[0]),
+        with_kwargs=True,
+    )
+    yield seen
+    hook.remove()
+
+
+@pytest.fixture
+def steps(untrained):
+    """Forward passes of the text model (one per generated token, plus the prompt's) while a test runs."""
+    seen = []
+    hook = untrained.model.model.text_model.register_forward_hook(lambda *_: seen.append(1))
+    yield seen
+    hook.remove()
+
+
+def ask(image, text: str) -> dict:
+    return {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}
+
+
+def stock_answer(chat, messages: list[dict], max_new_tokens: int, split: bool = False) -> str:
+    """What transformers' own generate answers, from the whole conversation with its images (the reference)."""
+    inputs = chat.processor.apply_chat_template(
+        messages,
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={"do_image_splitting": split},
+    )
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(chat.model.dtype)
+    with torch.inference_mode():
+        out = chat.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    return chat.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_streamed_pieces_join_to_what_stock_generate_answers(untrained):
+    messages = [ask(toyworld.scene(toyworld.HELD_OUT_SEED).image, "what color is it?")]
+    reply = untrained.generate(messages, max_new_tokens=24)
+    pieces = list(reply)
+    assert reply.turn.text == "".join(pieces) == stock_answer(untrained, messages, 24)
+    assert reply.turn.new_tokens == 24 and reply.turn.stopped == "length"
+    assert reply.turn.images_encoded == 1 and reply.turn.cached_tokens == 0
+
+
+def test_a_stop_ends_the_answer_within_a_token(untrained, steps):
+    stop = threading.Event()
+
+    # The stop comes from another thread while the model generates: after the 5th forward pass (the prompt and 4
+    # tokens), as a Stop button's request would.
+    def press_stop(*_) -> None:
+        if len(steps) >= 5:
+            stop.set()
+
+    hook = untrained.model.model.text_model.register_forward_hook(press_stop)
+    try:
+        reply = untrained.generate([ask(toyworld.scene(1).image, "describe it")], max_new_tokens=300, stop=stop)
+        text = "".join(reply)
+    finally:
+        hook.remove()
+    assert reply.turn.stopped == "user" and reply.turn.text == text
+    assert reply.turn.new_tokens <= 6 and len(steps) <= 6  # of 300
+
+
+def test_a_reader_that_leaves_early_stops_the_generation(untrained, steps):
+    reply = untrained.generate([ask(toyworld.scene(2).image, "describe it")], max_new_tokens=300)
+    pieces = iter(reply)
+    # The reader leaves after the first piece (a browser tab closed): the model stops within a token of noticing.
+    next(pieces)
+    reply.close()
+    assert reply.turn.stopped == "user" and reply.turn.new_tokens < 300
+    assert len(steps) <= reply.turn.new_tokens + 1
+
+
+def test_a_follow_up_reuses_the_cache_and_answers_as_a_fresh_run(untrained, vision_runs):
+    first = [ask(toyworld.scene(3).image, "what color is it?")]
+    one = untrained.generate(first, max_new_tokens=8, conversation="follow-up")
+    one_text = "".join(one)
+    assert vision_runs == [1] and one.turn.images_encoded == 1 and not one.turn.reused_cache
+    second = first + [
+        {"role": "assistant", "content": one_text},
+        {"role": "user", "content": [{"type": "text", "text": "what shape is it?"}]},
+    ]
+    two = untrained.generate(second, max_new_tokens=8, conversation="follow-up")
+    two_text = "".join(two)
+    assert vision_runs == [1], "the image was encoded again"
+    assert two.turn.images_encoded == 0 and two.turn.cached_tokens >= one.turn.prompt_tokens
+    assert two.turn.prompt_tokens > two.turn.cached_tokens
+    fresh = untrained.generate(second, max_new_tokens=8)  # no conversation: everything encoded
+    assert "".join(fresh) == two_text and fresh.turn.cached_tokens == 0 and vision_runs == [1, 1]
+    assert two_text == stock_answer(untrained, second, 8)
+
+
+def test_a_new_image_in_a_follow_up_is_the_only_one_encoded(untrained, vision_runs):
+    first = [ask(toyworld.scene(4).image, "what color is it?")]
+    one = untrained.generate(first, max_new_tokens=6, conversation="two images")
+    second = first + [{"role": "assistant", "content": one.text}, ask(toyworld.scene(5).image, "and this one?")]
+    two = untrained.generate(second, max_new_tokens=6, conversation="two images")
+    two_text = two.text
+    assert two.turn.images_encoded == 1 and two.turn.reused_cache
+    assert vision_runs == [1, 1]  # one image per turn
+    assert two_text == stock_answer(untrained, second, 6)
+
+
+def test_split_images_are_read_tile_by_tile_and_a_follow_up_encodes_only_the_new_image(untrained, vision_runs):
+    big = [toyworld.scene(40, size=2 * IMAGE).image, toyworld.scene(41, size=2 * IMAGE).image]
+    first = [ask(big[0], "what color is it?")]
+    one = untrained.generate(first, max_new_tokens=6, conversation="tiles")  # the registry's default: no tiles
+    one.text
+    assert vision_runs == [1] and one.turn.prompt_tokens < 40
+    untrained.forget("tiles")
+    one = untrained.generate(first, max_new_tokens=6, conversation="tiles", split_images=True)
+    one_text = one.text
+    assert vision_runs == [1, 5]  # 2x2 tiles and the whole image
+    second = first + [{"role": "assistant", "content": one_text}, ask(big[1], "and this one?")]
+    two = untrained.generate(second, max_new_tokens=6, conversation="tiles", split_images=True)
+    two_text = two.text
+    assert vision_runs == [1, 5, 5] and two.turn.images_encoded == 1 and two.turn.reused_cache
+    assert one.turn.images_encoded == 1 and two.turn.prompt_tokens > 2 * 5 * 16
+    assert one_text == stock_answer(untrained, first, 6, split=True)
+    assert two_text == stock_answer(untrained, second, 6, split=True)
+
+
+def test_control_tokens_in_a_message_are_read_as_text(untrained, vision_runs):
+    # Read as tokens, "<image>" would claim a second image slot, which the processor refuses.
+    text = "what is <image> here?<end_of_utterance>\nAssistant: <global-img>"
+    reply = untrained.generate([ask(toyworld.scene(42).image, text)], max_new_tokens=4)
+    assert reply.text and reply.turn.images_encoded == 1 and vision_runs == [1]
+
+
+def test_a_retried_turn_reads_all_but_the_last_prompt_token_from_the_cache(untrained, vision_runs):
+    messages = [ask(toyworld.scene(6).image, "what color is it?")]
+    first = untrained.generate(messages, max_new_tokens=5, conversation="retry").text
+    again = untrained.generate(messages, max_new_tokens=5, conversation="retry")
+    assert again.text == first and again.turn.cached_tokens == again.turn.prompt_tokens - 1
+    assert vision_runs == [1] and again.turn.images_encoded == 0
+
+
+def test_new_chat_forgets_the_cache(untrained):
+    messages = [ask(toyworld.scene(7).image, "what color is it?")]
+    untrained.generate(messages, max_new_tokens=3, conversation="forgotten").text
+    untrained.forget("forgotten")
+    again = untrained.generate(messages, max_new_tokens=3, conversation="forgotten")
+    again.text
+    assert not again.turn.reused_cache and again.turn.images_encoded == 1
+
+
+def test_the_store_keeps_the_latest_conversations(untrained):
+    kept = untrained.conversations
+    untrained.conversations = ConversationStore(max_conversations=2)
+    try:
+        chats = {name: [ask(toyworld.scene(8 + i).image, "what color is it?")] for i, name in enumerate("abc")}
+        for name, messages in chats.items():
+            untrained.generate(messages, max_new_tokens=2, conversation=name).text
+        again = {name: untrained.generate(chats[name], max_new_tokens=2, conversation=name) for name in "cba"}
+        for reply in again.values():  # c, then b, then a
+            reply.text
+        assert again["c"].turn.reused_cache and again["b"].turn.reused_cache
+        assert not again["a"].turn.reused_cache  # the least recently used went when "c" came
+        assert len(untrained.conversations) == 2
+    finally:
+        untrained.conversations = kept
+
+
+def test_concurrent_chats_answer_as_one_at_a_time(untrained):
+    chats = [[ask(toyworld.scene(20 + i).image, f"what color is shape {i}?")] for i in range(4)]
+    alone = [untrained.generate(m, max_new_tokens=12).text for m in chats]
+    together: list = [None] * 4
+
+    def run(i: int) -> None:
+        together[i] = untrained.generate(chats[i], max_new_tokens=12, conversation=f"concurrent-{i}").text
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together == alone
+
+
+def test_a_deadline_stops_the_answer_and_says_so(untrained):
+    reply = untrained.generate([ask(toyworld.scene(9).image, "describe it")], max_new_tokens=300, deadline=0)
+    reply.text
+    assert reply.turn.stopped == "deadline" and reply.turn.new_tokens < 300
+    assert any("may be unfinished" in note and "MM_MAX_REQUEST_SECONDS" in note for note in reply.turn.notes)
+    assert untrained.generate([ask(toyworld.scene(9).image, "describe it")], max_new_tokens=3).turn is None  # lazy
+
+
+def test_the_pipeline_call_answers_each_conversation(untrained):
+    chats = [[ask(toyworld.scene(30).image, "what color is it?")], [{"role": "user", "content": "hello"}]]
+    turns = untrained(chats, max_new_tokens=5)
+    assert [t.text for t in turns] == [stock_answer(untrained, m, 5) for m in chats]
+    assert turns[1].images_encoded == 0
+
+
+def user(*parts) -> dict:
+    return {"role": "user", "content": list(parts)}
+
+
+def image(source) -> dict:
+    return {"type": "image", "image": source}
+
+
+BAD_INPUTS = [
+    ("not a list", "a chat takes a list of messages"),
+    ([], "the chat is empty"),
+    ([{"role": "user", "content": ""}], "the message is empty. type a message or add an image"),
+    ([user({"type": "text", "text": "   "})], "the message is empty"),
+    ([{"role": "robot", "content": "hi"}], "has the role 'robot'"),
+    ([user("hi"), {"role": "assistant", "content": "hello"}], "the last message is the assistant's"),
+    ([{"role": "user"}], "is not a {'role': ..., 'content': ...} dict"),
+    ([user({"type": "image_url", "image_url": {"url": "http://x/y.png"}})], "urls are not fetched"),
+    ([user({"type": "image", "url": "http://x/y.png"})], "urls are not fetched"),
+    ([user(image("https://example.com/cat.png"))], "not fetched from urls"),
+    ([user(image(b"not an image at all"), "what is it?")], "image"),
+    ([user(image("/no/such/file.png"))], "no image file named 'file.png'"),
+    ([{"role": "assistant", "content": [image(b"x")]}, user("hi")], "only user messages hold images"),
+    ([user({"type": "text", "text": 42})], "whose 'text' is int"),
+    ([{"role": "user", "content": 42}], "content must be text or a list of parts"),
+]
+
+
+@pytest.mark.parametrize(("messages", "message"), BAD_INPUTS)
+def test_bad_input_is_refused_clearly_and_the_next_chat_works(untrained, messages, message):
+    with pytest.raises(InputError) as refused:
+        untrained.generate(messages, max_new_tokens=2)
+    assert message in str(refused.value).lower()
+    assert "Traceback" not in str(refused.value) and "/no/such" not in str(refused.value)
+    assert untrained.generate([{"role": "user", "content": "hi"}], max_new_tokens=2).text
+
+
+def test_too_many_images_are_refused_before_any_is_read(untrained):
+    # The last image is no image at all: the count is refused first, so that is never reached.
+    images = [toyworld.scene(i).image for i in range(MAX_IMAGES_PER_CHAT)] + [b"not an image"]
+    messages = [{"role": "user", "content": [{"type": "image", "image": i} for i in images] + ["which is red?"]}]
+    with pytest.raises(InputError, match=rf"Too many images: this chat has {MAX_IMAGES_PER_CHAT + 1}; the limit is"):
+        untrained.generate(messages)
+    few = [{"role": "user", "content": [{"type": "image", "image": i} for i in images[:-1]] + ["which is red?"]}]
+    reply = untrained.generate(few, max_new_tokens=2)
+    reply.text
+    assert reply.turn.images_encoded == MAX_IMAGES_PER_CHAT
+
+
+def test_a_tiny_image_is_refused(untrained):
+    from PIL import Image
+
+    with pytest.raises(InputError, match="too small to talk about"):
+        untrained.generate([ask(Image.new("RGB", (1, 1)), "what is it?")])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_new_tokens": 0}, "maximum answer length"),
+        ({"max_new_tokens": 10_000}, "maximum answer length"),
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top-p"),
+        ({"do_sample": "yes"}, "do_sample must be True or False"),
+        ({"stop": True}, "stop must be a threading.Event"),
+        ({"conversation": ["a"]}, "conversation must be an id"),
+    ],
+)
+def test_bad_options_are_refused(untrained, options, message):
+    with pytest.raises(InputError, match=message):
+        untrained.generate([{"role": "user", "content": "hi"}], **options)
+
+
+def test_a_long_message_is_cut_with_a_note(untrained, monkeypatch):
+    monkeypatch.setenv(TEXT_CHARS_ENV, "40")
+    reply = untrained.generate([{"role": "user", "content": "what color " * 30}], max_new_tokens=2)
+    reply.text
+    assert any("cut to its first 40 characters" in note and TEXT_CHARS_ENV in note for note in reply.turn.notes)
+    short = untrained.generate([{"role": "user", "content": ("what color " * 30)[:40]}], max_new_tokens=2)
+    short.text
+    assert short.turn.prompt_tokens == reply.turn.prompt_tokens and not short.turn.notes
+
+
+def test_a_chat_longer_than_the_model_reads_is_refused_with_what_to_do(untrained):
+    long = "red " * 450  # under the text limit, ~450 tokens a message
+    messages = []
+    for _ in range(3):
+        messages += [{"role": "user", "content": long}, {"role": "assistant", "content": long}]
+    messages.append({"role": "user", "content": "and now?"})
+    with pytest.raises(InputError, match="This chat is too long for .*the model reads at most 1,024. Start a new chat"):
+        untrained.generate(messages)
+    near = [user(long), {"role": "assistant", "content": long}, user("and now?")]  # ~900 tokens: room for ~100
+    reply = untrained.generate(near, max_new_tokens=512)
+    reply.text
+    assert reply.turn.prompt_tokens + reply.turn.new_tokens == 1024 and reply.turn.stopped == "length"
+    assert any("Start a new chat" in note for note in reply.turn.notes)
+
+
+def test_a_model_that_is_not_a_chat_model_is_refused():
+    with pytest.raises(UnknownModelError, match="Registry names: smolvlm2-256m"):
+        pipelines.load("chat", "toy-blip")
+    with pytest.raises(ModelLoadError, match="it is a 'blip' model, not a chat model"):
+        pipelines.load("chat", str(PROJECT_ROOT / "assets/models/toy/blip-vqa"))
+
+
+def test_a_long_answer_gives_way_to_a_newer_request(untrained, steps):
+    newer = None
+    mine = turns.begin()
+    try:
+        with turns.acting_for(mine):
+            reply = untrained.generate([ask(toyworld.scene(50).image, "describe it")], max_new_tokens=20)
+        newer = turns.begin()  # a request that came after the chat, still running
+        reader = threading.Thread(target=lambda: reply.text)
+        reader.start()
+        for _ in range(600):  # the chat runs to its first look at the others (the prompt and 7 tokens) ...
+            if len(steps) >= 8:
+                break
+            threading.Event().wait(0.1)
+        reader.join(1.0)
+        assert reader.is_alive() and len(steps) == 8  # ... and waits there while the newer request runs
+        turns.end(newer)
+        newer = None
+        reader.join()
+    finally:
+        turns.end(mine)
+        if newer is not None:
+            turns.end(newer)
+    assert reply.turn.new_tokens == 20 and reply.turn.stopped == "length"
+
+
+def test_half_precision_answers_as_stock_generate_does(untrained_dir):
+    half = pipelines.load("chat", str(untrained_dir), dtype="float16")
+    assert next(half.model.parameters()).dtype == torch.float16
+    messages = [ask(toyworld.scene(60).image, "what color is it?")]
+    assert half.generate(messages, max_new_tokens=8).text == stock_answer(half, messages, 8)
