@@ -61,7 +61,7 @@ class ChatOptions:
 class ChatTurn:
     """What one answer did, read from ``ChatReply.turn`` once its text has been iterated to the end."""
 
-    text: str  # the answer: the streamed pieces joined
+    text: str  # the answer: the streamed pieces joined (no leading space: send it back as the assistant message)
     new_tokens: int  # tokens generated
     prompt_tokens: int  # tokens of the whole conversation as the model read it (images included)
     cached_tokens: int  # of those, how many came from the conversation's key/value cache (0: all were encoded)

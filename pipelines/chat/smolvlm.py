@@ -290,6 +290,8 @@ class _Turn:
         thread.start()
         try:
             for piece in streamer:
+                if not pieces:  # the template ends on "Assistant:": the answer's first token starts with a space
+                    piece = piece.lstrip()
                 if piece:
                     pieces.append(piece)
                     yield piece
