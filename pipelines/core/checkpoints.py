@@ -84,7 +84,9 @@ class Layout:
 
 TRANSFORMERS = Layout(
     "transformers",
-    support=("*.json", "*.txt", "*.model"),  # configs, vocab.txt / vocab.json + merges.txt, SentencePiece models
+    # configs, vocab.txt / vocab.json + merges.txt, SentencePiece models, chat templates (transformers 5 saves
+    # chat_template.jinja; older repos hold chat_template.json)
+    support=("*.json", "*.txt", "*.model", "*.jinja"),
     not_support=("*.index.json",),  # weight indexes belong to the weights chosen (not Flax's or TensorFlow's)
     weights=(
         Weights("model.safetensors"),

@@ -45,6 +45,9 @@ FAMILIES = {
     "openai/whisper-small": "whisper",
     "openai/whisper-base": "whisper",
     "openai/whisper-tiny": "whisper",
+    "HuggingFaceTB/SmolVLM2-256M-Video-Instruct": "smolvlm",
+    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct": "smolvlm",
+    "HuggingFaceTB/SmolVLM2-2.2B-Instruct": "smolvlm",
 }
 HUB_IDS = tuple(FAMILIES)
 
@@ -72,6 +75,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "open_clip": _OPEN_CLIP_WEIGHTS,
     "siglip": _OPEN_CLIP_WEIGHTS + ("tokenizer.json", "spiece.model"),
     "faster-whisper": ("vocabulary.txt", "vocabulary.json"),
+    "smolvlm": _TRANSFORMERS_WEIGHTS,
 }
 SLOW_TOKENIZER_FILES = {"vocab.txt", "vocab.json", "merges.txt", "spiece.model"}
 
@@ -835,6 +839,305 @@ def _faster_whisper(hub_id: str, vocabulary: str) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# SmolVLM2 (HuggingFaceTB/SmolVLM2-256M-Video-Instruct, -500M-Video-Instruct, -2.2B-Instruct)
+
+SMOLVLM_VOCAB = 49280
+SMOLVLM_BASE_VOCAB = 49152  # SmolLM2's vocabulary; SmolVLM's 128 added tokens follow it
+# SmolLM2's own special tokens, ids 0..16 (the StarCoder2-style list SmolLM inherited)
+SMOLLM2_SPECIALS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<repo_name>",
+    "<reponame>",
+    "<file_sep>",
+    "<filename>",
+    "<gh_stars>",
+    "<issue_start>",
+    "<issue_comment>",
+    "<issue_closed>",
+    "<jupyter_start>",
+    "<jupyter_text>",
+    "<jupyter_code>",
+    "<jupyter_output>",
+    "<jupyter_script>",
+    "<empty_output>",
+)
+SMOLVLM_ADDED = (
+    ("<global-img>",)
+    + tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
+    + ("<fake_token_around_image>", "<image>")
+    + tuple(f"<|reserved_special_token_{i}|>" for i in range(88))
+    + ("<end_of_utterance>",)
+)  # ids 49152..49279: <global-img> 49152, rows 49153..49188, fake 49189, <image> 49190, <end_of_utterance> 49279
+SMOLVLM_HUB_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == "
+    "'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}"
+    "{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+# Real sizes (evidence.md): vision tower, text decoder, pixel shuffle. image_seq_len = (image // patch)^2 // scale^2.
+_SMOLVLM_REAL = {
+    "HuggingFaceTB/SmolVLM2-256M-Video-Instruct": {
+        "vision": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 512,
+            "patch_size": 16,
+        },
+        "text": {
+            "hidden_size": 576,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "head_dim": 64,
+            "rope_theta": 100000,
+            "max_position_embeddings": 8192,
+        },
+        "scale_factor": 4,
+        "size": 2048,
+    },
+    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct": {
+        "vision": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 512,
+            "patch_size": 16,
+        },
+        "text": {
+            "hidden_size": 960,
+            "intermediate_size": 2560,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 15,
+            "num_key_value_heads": 5,
+            "head_dim": 64,
+            "rope_theta": 100000,
+            "max_position_embeddings": 8192,
+        },
+        "scale_factor": 4,
+        "size": 2048,
+    },
+    "HuggingFaceTB/SmolVLM2-2.2B-Instruct": {
+        "vision": {
+            "hidden_size": 1152,
+            "intermediate_size": 4304,
+            "num_hidden_layers": 27,
+            "num_attention_heads": 16,
+            "image_size": 384,
+            "patch_size": 14,
+        },
+        "text": {
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "head_dim": 64,
+            "rope_theta": 273768.0,
+            "max_position_embeddings": 16384,
+        },
+        "scale_factor": 3,
+        "size": 1536,
+    },
+}
+# Shrunk: a 2x2 token grid after the pixel shuffle (4 image tokens an image, not 64 / 81); patch sizes stay real.
+_SMOLVLM_VISION_SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+_SMOLVLM_TEXT_SMALL = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 8,
+}
+SMOLVLM_ONNX = (  # transformers.js exports on main of the 256M and 500M repos; a loader must never fetch them
+    "onnx/vision_encoder.onnx",
+    "onnx/embed_tokens.onnx",
+    "onnx/decoder_model_merged.onnx",
+    "onnx/decoder_model_merged_int8.onnx",
+)
+
+
+def smolvlm_image_size(hub_id: str) -> int:
+    """The shrunk vision image size: a grid of 2 * scale_factor patches a side, so 4 image tokens after the shuffle."""
+    real = _SMOLVLM_REAL[hub_id]
+    return 2 * real["scale_factor"] * real["vision"]["patch_size"]
+
+
+def smolvlm_image_seq_len(hub_id: str) -> int:
+    real = _SMOLVLM_REAL[hub_id]
+    return (smolvlm_image_size(hub_id) // real["vision"]["patch_size"]) ** 2 // real["scale_factor"] ** 2
+
+
+def _smolvlm_config(hub_id: str) -> dict:
+    """config.json as the Hub holds it (transformers 4.4x keys, SmolVLM's own text_config extras), size fields
+    shrunk. Field values from the public copies evidence.md cites."""
+    real = _SMOLVLM_REAL[hub_id]
+    image = smolvlm_image_size(hub_id)
+    text = {
+        "_flash_attn_2_enabled": True,
+        "architectures": ["VLlama3ForCausalLM"],
+        "is_llama_config": True,
+        "model_type": "llama",
+        "neftune_noise_alpha": 0.0,
+        "pad_token_id": 2,
+        "pixel_shuffle_factor": real["scale_factor"],
+        "qk_layer_norms": False,
+        "rms_norm_eps": 1e-05,
+        "rope_interleaved": False,
+        "torch_dtype": "bfloat16",
+        "use_resampler": False,
+        "vocab_size": SMOLVLM_VOCAB,
+        **real["text"],
+        **_SMOLVLM_TEXT_SMALL,
+    }
+    vision = {
+        "model_type": "smolvlm_vision",
+        "max_image_size": {"longest_edge": image},
+        "size": {"longest_edge": 4 * image},
+        "tie_word_embeddings": False,
+        "use_base_siglip": False,
+        **real["vision"],
+        **_SMOLVLM_VISION_SMALL,
+        "image_size": image,
+    }
+    return {
+        "architectures": ["SmolVLMForConditionalGeneration"],
+        "image_token_id": 49190,
+        "model_type": "smolvlm",
+        "pad_token_id": 128002,
+        "scale_factor": real["scale_factor"],
+        "text_config": text,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "transformers_version": "4.47.1",
+        "use_cache": False,
+        "use_reentrant_checkpointing": False,
+        "vision_config": vision,
+        "vocab_size": SMOLVLM_VOCAB,
+    }
+
+
+@functools.cache
+def smolvlm_bpe() -> tuple[dict[str, int], list[str]]:
+    """A SmolLM2-shaped byte-level BPE: its 17 specials at ids 0..16, then GPT-2's first tokens and merges (the
+    real SmolLM2 merges are not at hand) up to the real base size of 49,152."""
+    gpt2, merges = V.gpt2_bpe()
+    ordered = sorted(gpt2.items(), key=lambda kv: kv[1])[: SMOLVLM_BASE_VOCAB - len(SMOLLM2_SPECIALS)]
+    vocab = {t: i for i, t in enumerate(SMOLLM2_SPECIALS)}
+    vocab.update({t: len(SMOLLM2_SPECIALS) + i for i, (t, _) in enumerate(ordered)})
+    kept = [m for m in merges if m.replace(" ", "") in vocab and all(p in vocab for p in m.split(" "))]
+    return vocab, kept
+
+
+def _smolvlm_text_files(hub_id: str) -> dict[str, bytes]:
+    vocab, merges = smolvlm_bpe()
+    specials = [(i, t) for i, t in enumerate(SMOLLM2_SPECIALS)]
+    added = [(SMOLVLM_BASE_VOCAB + i, t) for i, t in enumerate(SMOLVLM_ADDED)]
+    token = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+    named = {
+        "end_of_utterance_token": "<end_of_utterance>",
+        "fake_image_token": "<fake_token_around_image>",
+        "global_image_token": "<global-img>",
+        "image_token": "<image>",
+    }
+    image = smolvlm_image_size(hub_id)
+    return {
+        "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
+        "merges.txt": ("#version: 0.2\n" + "\n".join(merges) + "\n").encode(),
+        "added_tokens.json": _json({t: i for i, t in added}),
+        "special_tokens_map.json": _json(
+            {
+                "additional_special_tokens": [
+                    dict(token, content=t) for t in ("<fake_token_around_image>", "<image>", "<end_of_utterance>")
+                ],
+                "bos_token": dict(token, content="<|im_start|>"),
+                "eos_token": dict(token, content="<end_of_utterance>"),
+                "pad_token": dict(token, content="<|im_end|>"),
+                "unk_token": dict(token, content="<|endoftext|>"),
+            }
+        ),
+        "tokenizer_config.json": _json(
+            {
+                "add_prefix_space": False,
+                "added_tokens_decoder": {str(i): dict(token, content=t) for i, t in specials + added},
+                "additional_special_tokens": ["<fake_token_around_image>", "<image>", "<end_of_utterance>"],
+                "bos_token": "<|im_start|>",
+                "clean_up_tokenization_spaces": False,
+                "eos_token": "<end_of_utterance>",
+                "extra_special_tokens": named,
+                "legacy": False,
+                "model_max_length": 8192,
+                "pad_token": "<|im_end|>",
+                "processor_class": "SmolVLMProcessor",
+                "tokenizer_class": "GPT2Tokenizer",
+                "truncation_side": "left",
+                "unk_token": "<|endoftext|>",
+                "vocab_size": SMOLVLM_BASE_VOCAB,
+                **named,
+            }
+        ),
+        "tokenizer.json": V._byte_level_bpe_json(vocab, merges, specials + added, None).encode(),
+        "preprocessor_config.json": _json(
+            {
+                "do_convert_rgb": True,
+                "do_image_splitting": True,
+                "do_normalize": True,
+                "do_pad": True,
+                "do_rescale": True,
+                "do_resize": True,
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_processor_type": "SmolVLMImageProcessor",
+                "image_std": [0.5, 0.5, 0.5],
+                "max_image_size": {"longest_edge": image},
+                "processor_class": "SmolVLMProcessor",
+                "resample": 1,
+                "rescale_factor": 0.00392156862745098,
+                "size": {"longest_edge": 4 * image},
+                "video_sampling": {"fps": 1, "max_frames": 64, "video_size": {"longest_edge": image}},
+            }
+        ),
+        "processor_config.json": _json(
+            {"image_seq_len": smolvlm_image_seq_len(hub_id), "processor_class": "SmolVLMProcessor"}
+        ),
+        "chat_template.json": _json({"chat_template": SMOLVLM_HUB_TEMPLATE}),
+        "generation_config.json": _json(
+            {
+                "_from_model_config": True,
+                "bos_token_id": 0,
+                "eos_token_id": 49279,
+                "pad_token_id": 2,
+                "transformers_version": "4.47.1",
+            }
+        ),
+    }
+
+
+def _onnx_stub() -> bytes:
+    """An ONNX file stand-in: a ModelProto holding only ir_version 8 (field 1). Only its name matters."""
+    return b"\x08\x08"
+
+
+def _smolvlm(hub_id: str, weights: str) -> dict[str, bytes]:
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+    config = _smolvlm_config(hub_id)
+    model = _random_model(hub_id, SmolVLMForConditionalGeneration, SmolVLMConfig, config)
+    # float32, as the uploads are (file sizes); nothing tied (tie_word_embeddings false), so lm_head is stored
+    state = {k: v.float() for k, v in model.state_dict().items()}
+    files = {"config.json": _json(config), **_smolvlm_text_files(hub_id)}
+    files.update(_transformers_weights(weights, state, state))
+    if "Video-Instruct" in hub_id:
+        files.update({name: _onnx_stub() for name in SMOLVLM_ONNX})
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # public API
 
 _MAIN = {  # weights on main per evidence.md, for the families that share generators
@@ -846,6 +1149,9 @@ _MAIN = {  # weights on main per evidence.md, for the families that share genera
     "openai/whisper-small": "pytorch_model.bin+model.safetensors",
     "openai/whisper-base": "pytorch_model.bin+model.safetensors",
     "openai/whisper-tiny": "pytorch_model.bin+model.safetensors",
+    "HuggingFaceTB/SmolVLM2-256M-Video-Instruct": "model.safetensors",
+    "HuggingFaceTB/SmolVLM2-500M-Video-Instruct": "model.safetensors",
+    "HuggingFaceTB/SmolVLM2-2.2B-Instruct": "sharded-safetensors",
     **_OPEN_CLIP_MAIN,
 }
 _GENERATORS = {
@@ -856,6 +1162,7 @@ _GENERATORS = {
     "siglip": _open_clip,
     "whisper": _whisper,
     "faster-whisper": _faster_whisper,
+    "smolvlm": _smolvlm,
 }
 _TOKENIZER_LAYOUTS = {"tokenizer.json", "vocab.txt", "vocab.json+merges.txt", "spiece.model"}
 
