@@ -163,6 +163,11 @@ def main(argv=None) -> list[Row]:
     parser.add_argument("--think", type=float, default=1.0, help="abuse mix: ordinary visitors' mean pause, seconds")
     parser.add_argument("--settle", type=float, default=10, help="abuse mix: idle seconds before memory is read")
     parser.add_argument("--public", action="store_true", help="abuse mix: serve the app in public mode")
+    parser.add_argument(
+        "--abuser-loops",
+        default=",".join(Abuser.LOOPS),
+        help="abuse mix: what the abuser does, some of " + ", ".join(Abuser.LOOPS) + " (all by default)",
+    )
     args = parser.parse_args(argv)
     if args.abuse:
         return abuse_mix(args)
@@ -307,8 +312,10 @@ class Abuser:
 
         return Client(self.url, headers={"X-Forwarded-For": ABUSER}, verbose=False)
 
-    def run(self) -> None:
-        loops = [self.heavy_images, self.long_audio, self.long_texts, self.flood, self.fill_disk]
+    LOOPS = ("heavy_images", "long_audio", "long_texts", "flood", "fill_disk")
+
+    def run(self, names: tuple[str, ...] = LOOPS) -> None:
+        loops = [getattr(self, name) for name in names]
         threads = [threading.Thread(target=self._loop, args=(loop,), daemon=True) for loop in loops]
         for thread in threads:
             thread.start()
@@ -399,7 +406,7 @@ def visitors_for(url: str, args, abuser: Abuser | None) -> list:
     stop_at = time.monotonic() + args.duration
     with ThreadPoolExecutor(args.visitors + 1) as pool:
         visits = [pool.submit(ordinary_visitor, url, i, stop_at, args.think) for i in range(args.visitors)]
-        abusing = pool.submit(abuser.run) if abuser else None
+        abusing = pool.submit(abuser.run, tuple(args.abuser_loops.split(","))) if abuser else None
         rows = [row for visit in visits for row in visit.result()]
         if abusing:
             abusing.result()  # its requests in flight finish (the time budget bounds each)
@@ -471,6 +478,7 @@ def abuse_mix(args) -> list[Row]:
         f"\nabuse mix: {args.visitors} ordinary visitors for {args.duration:.0f} s alone, then {wall:.0f} s beside "
         f"one abuser; toy profile, CPU, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} now"
         + (", public mode" if args.public else "")
+        + ("" if args.abuser_loops == ",".join(Abuser.LOOPS) else f"; the abuser's loops: {args.abuser_loops}")
     )
     print(
         f"limits: {bounds.images_per_request} images, {bounds.audio_files_per_request} recordings / "

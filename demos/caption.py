@@ -204,7 +204,7 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
     # A few files at a time, each decoded once (checked, then captioned): the deadline is checked before each step,
     # so the request ends within one step of its limit, and decoding counts as the work it is.
     for start in range(0, len(files), CHUNK_IMAGES):
-        if start and deadline.expired():
+        if start and deadline.stop_before_next_step():
             reached = start
             break
         images = {}

@@ -22,8 +22,10 @@ from gradio.context import LocalContext
 
 import pipelines
 import pipelines.core.batching
-from pipelines.core import hub, runtime
+from pipelines.core import hub, runtime, turns
 from pipelines.core.options import declarations
+
+from .fairness import client_address
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,8 @@ def user_errors(handler, *, gpu: bool = True):
     traceback, under an error id the visitor is shown instead of any detail. A handler that runs a model (``gpu``)
     gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error
     messages back from its worker. One whose events are heavy (``release_memory_after``) hands the memory its request
-    freed back to the system after it finishes.
+    freed back to the system after it finishes. Each call is a request in ``turns``: it waits at its start while
+    other visitors' earlier requests run (when its visitor has others running), and long work gives way to it.
     """
     signature = inspect.signature(handler)
 
@@ -181,11 +184,21 @@ def user_errors(handler, *, gpu: bool = True):
 
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
+            ticket = turns.begin(_visitor())  # Gradio may run each step of a stream on another thread: each says whose
             try:
                 with _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
-                    yield from handler(*args, **kwargs)
+                    with turns.acting_for(ticket):
+                        turns.give_way(starting=True)
+                    steps = handler(*args, **kwargs)
+                    while True:
+                        with turns.acting_for(ticket):
+                            update = next(steps, _DONE)
+                        if update is _DONE:
+                            return
+                        yield update
             finally:
+                turns.end(ticket)
                 after()
 
         translated = streamed
@@ -194,8 +207,9 @@ def user_errors(handler, *, gpu: bool = True):
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
             try:
-                with _translated(handler.__name__):
+                with turns.request(_visitor()), _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
+                    turns.give_way(starting=True)
                     return handler(*args, **kwargs)
             finally:
                 after()
@@ -203,6 +217,15 @@ def user_errors(handler, *, gpu: bool = True):
         translated = wrapped
     translated.refuses = True  # clear_results_on_failure finds these events (functools.wraps copies it onward)
     return on_gpu(translated) if gpu else translated
+
+
+_DONE = object()  # what next() gives for a finished stream
+
+
+def _visitor() -> str | None:
+    """Who sent the request being served, for ``turns``: its client address (None outside a request)."""
+    request = LocalContext.request.get(None)
+    return None if request is None else client_address(request)
 
 
 _heavy: set = set()  # handlers (as written, before user_errors) whose requests are followed by a memory release

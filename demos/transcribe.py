@@ -108,7 +108,7 @@ def transcribe_files(
     stopped = False  # the time limit cut a transcript short or left a file out
     for index, path in enumerate(files):
         name = Path(path).name
-        if index and deadline.expired():
+        if index and deadline.stop_before_next_step():
             outcomes.append((name, budget.stopped_notice(index, len(files), "recordings", deadline)))
             stopped = True
             continue

@@ -185,7 +185,7 @@ def _needs(inputs, work, deadline: Deadline | None = None) -> Any:
     missing = [value for value in (inputs if isinstance(inputs, list) else [inputs]) if not _ok(value)]
     if missing:
         return missing[0]
-    if deadline is not None and deadline.expired():
+    if deadline is not None and deadline.stop_before_next_step():
         return Unavailable(f"Not started: {limit_phrase(deadline.seconds)}. Run again for this part")
     return _attempt(work)
 

@@ -109,7 +109,7 @@ def caption_and_rerank(
     results: list[list[Ranked]] = []
     step = captioner.batch_size if deadline is None else min(captioner.batch_size, CHUNK_IMAGES)
     for start in range(0, len(images), step):
-        if results and deadline is not None and deadline.expired():
+        if results and deadline is not None and deadline.stop_before_next_step():
             break
         # Decoded once for both models, one at a time, each scaled down at decode (io.load_image): a batch holds
         # at most `step` images of limits().image_side pixels, never a full-size photo.

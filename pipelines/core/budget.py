@@ -3,7 +3,7 @@ model for minutes.
 
     deadline = Deadline()                 # limits().request_seconds from now (MM_MAX_REQUEST_SECONDS)
     for chunk in chunks:
-        if done and deadline.expired():   # checked between units of work; a unit already started finishes
+        if done and deadline.stop_before_next_step():   # between units of work; a unit already started finishes
             notice = stopped_notice(done, total, "images")
             break
         model.generate(..., max_time=deadline.left())   # generation stops at the deadline too
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 
+from . import turns
 from .limits import REQUEST_SECONDS_ENV, limits
 
 # Generation given no time at all still has to make one step; this is the least it is asked to run for.
@@ -49,6 +50,12 @@ class Deadline:
     def expired(self) -> bool:
         """Whether the deadline has passed."""
         return time.monotonic() >= self._end
+
+    def stop_before_next_step(self) -> bool:
+        """Between two steps of a request's work: first give way to the requests that came after it
+        (``turns.give_way``), then whether the deadline has passed, so the next step should not start."""
+        turns.give_way(self)
+        return self.expired()
 
     def generation_seconds(self) -> float:
         """What to give transformers' ``generate(max_time=...)``: the time left, never zero."""

@@ -72,7 +72,8 @@ def encode_images(
         queued = len(pending)
         done = 0
         while pending:
-            if done and deadline is not None and deadline.expired():  # batches run in order: the rest wait
+            # Batches run in order: once the deadline passes, the rest wait
+            if done and deadline is not None and deadline.stop_before_next_step():
                 break
             decoded = collect(pending.popleft())
             if queued < len(batches):

@@ -85,7 +85,8 @@ class SpeechPipeline(Pipeline):
     ) -> list[Decoding]:
         decodings = []
         for audio in audios:
-            if decodings and deadline is not None and deadline.expired():  # not started: nothing of it transcribed
+            # A recording not started once the deadline passed: nothing of it is transcribed
+            if decodings and deadline is not None and deadline.stop_before_next_step():
                 decodings.append(replace(self._silence(options), stopped_at=0.0))
                 continue
             duration = audio_duration(audio)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ..core import turns
 from ..core.budget import Deadline
 from ..core.checkpoints import CTRANSLATE2, checkpoint_dir, translating_load_errors, weights_files
 from ..core.io import SAMPLE_RATE
@@ -93,7 +94,8 @@ class FasterWhisper(SpeechPipeline):
         # sentence: what it left unheard is decoded again on its own, in the detected language.
         segments, info, stopped = self._batched(audio, windows, settings, report, deadline)
         tails = _unheard_tails(windows, segments) if stopped is None else []
-        if tails and deadline is not None and deadline.expired():  # none started: the first unheard one says where
+        # Past the deadline no tail starts: the first unheard one says where the transcript stops
+        if tails and deadline is not None and deadline.stop_before_next_step():
             stopped = tails[0].start / SAMPLE_RATE
         elif tails:  # under the same deadline: once it passes, no further group of tails starts
             found, _, stopped = self._batched(audio, tails, dict(settings, language=info.language), report, deadline)
@@ -116,10 +118,13 @@ class FasterWhisper(SpeechPipeline):
         else:
             rest = groups
 
+        request = turns.current()  # the pool's threads work for this request: they give way as it would
+
         def run(group: list[Chunk]):
-            if group is not groups[0] and deadline is not None and deadline.expired():
-                return None  # not started: groups start in order, so every later one is skipped too
-            return self._group(audio, group, settings)
+            with turns.acting_for(request):
+                if group is not groups[0] and deadline is not None and deadline.stop_before_next_step():
+                    return None  # not started: groups start in order, so every later one is skipped too
+                return self._group(audio, group, settings)
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="whisper") as pool:
             for group, done in zip(rest, pool.map(run, rest)):
@@ -163,7 +168,7 @@ def _collected(found, report: Report, deadline: Deadline | None = None) -> tuple
         for segment in found:  # a generator that decodes as it goes: segments move the progress bar
             segments.append(_converted(segment))
             report(segments[-1].end)
-            if deadline is not None and deadline.expired():
+            if deadline is not None and deadline.stop_before_next_step():
                 getattr(found, "close", lambda: None)()  # the walk stops here: no further window is decoded
                 return segments, segments[-1].end
     except _Stopped as stop:
@@ -205,7 +210,7 @@ class _WindowWatch:
     def debug(self, message: str, *args) -> None:
         if message.startswith("Processing segment at") and args:
             seconds = _seconds(args[0])
-            if seconds > 0 and self.deadline is not None and self.deadline.expired():
+            if seconds > 0 and self.deadline is not None and self.deadline.stop_before_next_step():
                 raise _Stopped(seconds)
             self.report(seconds)
         self.logger.debug(message, *args)

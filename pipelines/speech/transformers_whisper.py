@@ -61,7 +61,8 @@ class TransformersWhisper(SpeechPipeline):
         segments: list[Segment] = []
         for first in range(0, len(chunks), self.windows_per_batch):
             batch = chunks[first : first + self.windows_per_batch]
-            if first and deadline is not None and deadline.expired():  # what earlier windows owned is kept
+            # Past the deadline no further batch starts; what earlier windows owned is kept
+            if first and deadline is not None and deadline.stop_before_next_step():
                 stopped = batch[0].owns_from or batch[0].start / SAMPLE_RATE  # VAD windows own all they hold
                 return Decoding(segments, language, probability, stopped_at=stopped)
             inputs = self._features(audio, batch)
