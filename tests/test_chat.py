@@ -16,11 +16,13 @@ import pipelines
 import toyworld
 from pipelines.chat.conversations import ConversationStore
 from pipelines.chat.options import MAX_IMAGES_PER_CHAT
-from pipelines.core import turns
+from pipelines.core import registry, runtime, turns
 from pipelines.core.errors import InputError, ModelLoadError, UnknownModelError
 from pipelines.core.limits import TEXT_CHARS_ENV
 from pipelines.core.registry import PROJECT_ROOT
 from tests.conftest import models_put_back
+from tests.hublike import hub_fixture, write_repo
+from tests.hublike import repos as hub_repos
 
 IMAGE = toyworld.IMAGE_SIZE  # px: the vision tower's image size
 PATCH, SCALE = 8, 2  # 8x8 patches, pixel shuffle 2 -> 16 image tokens per image
@@ -514,10 +516,10 @@ def hub_shaped(untrained_dir, tmp_path):
 
 
 def as_parts(messages: list[dict]) -> list[dict]:
-    return [
-        m | {"content": [{"type": "text", "text": m["content"]}]} if isinstance(m["content"], str) else m
-        for m in messages
-    ]
+    """The messages with every text as a {"type": "text"} part (what the Hub template and stock generate read)."""
+    text = lambda part: {"type": "text", "text": part} if isinstance(part, str) else part  # noqa: E731
+    contents = [[m["content"]] if isinstance(m["content"], str) else m["content"] for m in messages]
+    return [m | {"content": [text(part) for part in content]} for m, content in zip(messages, contents)]
 
 
 def test_a_checkpoint_in_the_hub_layout_chats_and_follows_up(hub_shaped, untrained):
@@ -537,3 +539,30 @@ def test_a_checkpoint_without_its_template_file_gets_smolvlms_own(hub_shaped, un
     messages = [ask(toyworld.scene(71).image, "what color is it?"), {"role": "assistant", "content": "red"}]
     messages.append({"role": "user", "content": "and its shape?"})
     assert chat.generate(messages, max_new_tokens=6).text == untrained.generate(messages, max_new_tokens=6).text
+
+
+hub = hub_fixture(scope="module")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", [False, True], ids=["one tile", "tiles"])
+@pytest.mark.parametrize("name", ["smolvlm2-256m", "smolvlm2-500m", "smolvlm2-2.2b"])
+def test_every_smolvlm2_entry_loads_from_the_hub_and_follows_up_from_the_cache(hub, tmp_path, name, split):
+    """The default profile's chat models, Hub-shaped (tests/hublike/repos.py: the real token ids, processor files
+    and template; random weights at shrunk sizes), through pipelines.load and a two-turn chat."""
+    spec = registry.resolve("chat", name, "default")
+    write_repo(hub.root, spec.source, hub_repos.repo_files(spec.source))
+    with pytest.MonkeyPatch.context() as patch, models_put_back():
+        patch.setattr(runtime, "_settings", runtime.settings())
+        runtime.configure(profile="default", device="cpu", cache_dir=tmp_path / "cache", models_dir=tmp_path / "models")
+        chat = pipelines.load("chat", name)
+        assert chat.spec.name == name and not pipelines.fallbacks
+        first = [ask(toyworld.scene(80, size=600).image, "What is in this image?")]
+        one = chat.generate(first, max_new_tokens=4, conversation=name, split_images=split)
+        second = first + [{"role": "assistant", "content": one.text}, user("Tell me more.")]
+        two = chat.generate(second, max_new_tokens=4, conversation=name, split_images=split)
+        two_text = two.text
+        assert one.turn.images_encoded == 1 and two.turn.images_encoded == 0
+        assert two.turn.cached_tokens >= one.turn.prompt_tokens
+        assert (one.turn.prompt_tokens > 100) == split  # tiles: several times the image's tokens
+        assert two_text == stock_answer(chat, as_parts(second), 4, split=split)

@@ -253,14 +253,27 @@ class ChatReply:
         """The whole answer (iterates what is left)."""
         for _ in self:
             pass
-        return self.turn.text
+        return self.turn.text if self.turn is not None else ""  # None: closed before it started
 
 
 class _Turn:
     """One answer being generated: the cache taken from the store, the generate thread, and what it did."""
 
-    def __init__(self, *, pipeline: SmolVlmChat, ids, inputs, options, max_new_tokens, context_bound, stop,
-                 conversation, deadline, notes, ticket):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        pipeline: SmolVlmChat,
+        ids: list[int],
+        inputs: dict,
+        options: ChatOptions,
+        max_new_tokens: int,
+        context_bound: bool,
+        stop: threading.Event | None,
+        conversation: str | None,
+        deadline: Deadline | None,
+        notes: list[str],
+        ticket: int | None,
+    ):
         self.pipeline, self.ids, self.inputs, self.options = pipeline, ids, inputs, options
         self.max_new_tokens, self.context_bound = max_new_tokens, context_bound
         self.stop, self.halt = stop, threading.Event()  # halt: the reader went away
