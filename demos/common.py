@@ -25,20 +25,21 @@ import pipelines.core.batching
 from pipelines.core import hub, runtime, turns
 from pipelines.core.options import declarations
 
-from .fairness import client_address
+from .fairness import BATCHED as BATCHED  # the tabs name their lanes from here
+from .fairness import GPU
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = Path(tempfile.gettempdir()) / f"mm-studio-outputs-{os.getpid()}"  # files written for downloads
 OUTPUT_AGE = 24 * 3600  # seconds a request's files are kept: Gradio copies them into its cache when it answers
 
-GPU = "model-device"  # events that run a model on their own (not through the batcher below) take turns
-# Two at once, and one address runs at most one of them (demos/fairness.py): a visitor's job starts while another's
-# longest allowed job still runs, instead of waiting for it.
+# GPU: events that run a model on their own (not through the batcher) take turns in this lane. Two at once, and
+# one address runs at most one of them (demos/fairness.py): a visitor's job starts while another's longest allowed
+# job still runs, instead of waiting for it.
 # The cost: up to two whole-model jobs' buffers in memory at once (the limits bound each), sharing the CPU cores.
 GPU_CONCURRENCY = 2
-# Events whose requests pipelines.core.batching joins into shared forward passes: side by side, up to one batch.
-BATCHED = "batched-models"
+# BATCHED: events whose requests pipelines.core.batching joins into shared forward passes: side by side, up to one
+# batch.
 BATCHED_CONCURRENCY = pipelines.core.batching.batcher.max_batch
 
 try:  # Hugging Face ZeroGPU Spaces attach a GPU only while a function decorated with spaces.GPU runs
@@ -171,8 +172,8 @@ def user_errors(handler, *, gpu: bool = True):
     traceback, under an error id the visitor is shown instead of any detail. A handler that runs a model (``gpu``)
     gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error
     messages back from its worker. One whose events are heavy (``release_memory_after``) hands the memory its request
-    freed back to the system after it finishes. Each call is a request in ``turns``: it waits at its start while
-    other visitors' earlier requests run (when its visitor has others running), and long work gives way to it.
+    freed back to the system after it finishes. Each call is a request in ``turns``: long work that started before
+    it gives way to it between steps.
     """
     signature = inspect.signature(handler)
 
@@ -184,12 +185,10 @@ def user_errors(handler, *, gpu: bool = True):
 
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
-            ticket = turns.begin(_visitor())  # Gradio may run each step of a stream on another thread: each says whose
+            ticket = turns.begin()  # Gradio may run each step of a stream on another thread: each says whose it is
             try:
                 with _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
-                    with turns.acting_for(ticket):
-                        turns.give_way(starting=True)
                     steps = handler(*args, **kwargs)
                     while True:
                         with turns.acting_for(ticket):
@@ -207,9 +206,8 @@ def user_errors(handler, *, gpu: bool = True):
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
             try:
-                with turns.request(_visitor()), _translated(handler.__name__):
+                with turns.request(), _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
-                    turns.give_way(starting=True)
                     return handler(*args, **kwargs)
             finally:
                 after()
@@ -220,12 +218,6 @@ def user_errors(handler, *, gpu: bool = True):
 
 
 _DONE = object()  # what next() gives for a finished stream
-
-
-def _visitor() -> str | None:
-    """Who sent the request being served, for ``turns``: its client address (None outside a request)."""
-    request = LocalContext.request.get(None)
-    return None if request is None else client_address(request)
 
 
 _heavy: set = set()  # handlers (as written, before user_errors) whose requests are followed by a memory release

@@ -2,7 +2,7 @@
 
 Gradio's queue turns requests away only when it is full (``demo.queue(max_size=...)``), so one client that sends
 65 jobs gets every other visitor "Queue is full". ``install(demo)`` wraps the demo's ``Queue.push`` and
-``Queue.get_events`` with three rules:
+``Queue.get_events`` with four rules:
 
 - **A cap per visitor:** a job is refused at once, with a message that reaches gradio_client and the browser as any
   ``gr.Error`` does, when its browser session already has ``limits().queued_per_visitor`` jobs waiting or running,
@@ -14,6 +14,9 @@ Gradio's queue turns requests away only when it is full (``demo.queue(max_size=.
   it, not behind a whole backlog: with one of A's long jobs running and three waiting, B's job runs next.
 - **A slot kept free:** one address runs at most all but one of a lane's slots at once (at least one), so with two
   slots for whole-model jobs, B's job starts while A's longest allowed job still runs.
+- **One model job per address on a busy server:** while more than one address has model jobs (``MODEL_LANES``)
+  running or waiting, an address with one running starts no other until it ends. A visitor who sends five requests
+  at once cannot take five shares of the CPU from everyone else; alone on the server, it may.
 
 The client address is the one Gradio's server (uvicorn) gives the request: it honours ``X-Forwarded-For`` only from
 the proxies named in ``FORWARDED_ALLOW_IPS`` (by default loopback, so a visitor cannot forge an address by sending
@@ -51,6 +54,11 @@ REFUSAL_PAUSE = 2.0
 # The networks a Space's own proxies sit on: X-Forwarded-For is read from these, right to left, up to the first
 # address outside them (the visitor's; anything to its left the visitor could have written).
 PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
+# The lanes of the jobs that run a model (demos.common names them): model jobs of their own, and those that
+# pipelines.core.batching joins into shared forward passes.
+GPU = "model-device"
+BATCHED = "batched-models"
+MODEL_LANES = (GPU, BATCHED)
 QUEUE_ATTRIBUTES = (  # what the fair queue reads or calls on gradio's Queue
     "push",
     "get_events",
@@ -268,7 +276,7 @@ class FairQueue:
 
     def get_events(self):
         """Gradio's choice of the next job(s) to start, among the waiting jobs whose address still has a slot free
-        in its lane (``lane_share``); the others keep their places."""
+        in its lane (``lane_share``) and, on a busy server, no model job running; the others keep their places."""
         try:
             parked = self._park()
         except Exception:
@@ -290,12 +298,26 @@ class FairQueue:
             if job
             for event in job
         )
-        parked = {}
-        for lane in self.queue.event_queue_per_concurrency_id.values():
+        lanes = self.queue.event_queue_per_concurrency_id
+        modelling = Counter()  # address -> its model jobs running
+        for (lane_id, address), count in running.items():
+            if lane_id in MODEL_LANES:
+                modelling[address] += count
+        waiting = {client_address(e.request) for lane in MODEL_LANES if lane in lanes for e in lanes[lane].queue}
+        busy = len(set(modelling) | waiting) > 1
+
+        def may_start(lane, event) -> bool:
+            address = client_address(event.request)
+            if busy and lane.concurrency_id in MODEL_LANES and modelling[address]:
+                return False
             share = lane_share(lane.concurrency_limit)
-            if share is None or not lane.queue:
+            return share is None or running[lane.concurrency_id, address] < share
+
+        parked = {}
+        for lane in lanes.values():
+            if not lane.queue:
                 continue
-            eligible = [e for e in lane.queue if running[lane.concurrency_id, client_address(e.request)] < share]
+            eligible = [event for event in lane.queue if may_start(lane, event)]
             if len(eligible) < len(lane.queue):
                 parked[lane] = (lane.queue, eligible)
                 lane.queue = list(eligible)

@@ -38,7 +38,7 @@ WAIT = 60  # seconds any one wait in these tests gives up after (a failure, neve
 class GatedApp:
     """A served app with one event, /work(label), that records its label and waits until the gate opens."""
 
-    def __init__(self, *, per_visitor: int, per_address: int, slots: int = 1):
+    def __init__(self, *, per_visitor: int, per_address: int, slots: int = 1, lane: str | None = None):
         self.gate, self.started = threading.Event(), []
 
         def work(label: str) -> str:
@@ -49,7 +49,15 @@ class GatedApp:
         with gr.Blocks() as self.demo:
             label, result = gr.Textbox(), gr.Textbox()
             button = gr.Button("Work")  # "multiple": a person's every click is sent, as an API client's every call is
-            button.click(work, label, result, api_name="work", concurrency_limit=slots, trigger_mode="multiple")
+            button.click(
+                work,
+                label,
+                result,
+                api_name="work",
+                concurrency_limit=slots,
+                concurrency_id=lane,
+                trigger_mode="multiple",
+            )
         self.demo.queue(max_size=64)
         self.fair = fairness.install(self.demo, per_visitor=per_visitor, per_address=per_address)
         self.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
@@ -121,6 +129,35 @@ def test_a_refused_job_shows_its_message_in_the_browser(gated):
         finally:
             gated.gate.set()
             browser.close()
+
+
+MODEL_LANE = {"per_visitor": 5, "per_address": 5, "slots": 3, "lane": fairness.GPU}  # two slots per address
+
+
+@pytest.mark.parametrize("gated", [MODEL_LANE], indirect=True)
+def test_a_lone_visitor_may_run_two_model_jobs_at_once(gated):
+    alone = gated.client("203.0.113.7")
+    jobs = [alone.submit("a1", api_name="/work")]
+    until(lambda: gated.started == ["a1"], "the first job runs")
+    jobs.append(alone.submit("a2", api_name="/work"))
+    until(lambda: gated.started == ["a1", "a2"], "the lone visitor's second job runs")
+    gated.gate.set()
+    assert [job.result(WAIT) for job in jobs] == ["done a1", "done a2"]
+
+
+@pytest.mark.parametrize("gated", [MODEL_LANE], indirect=True)
+def test_on_a_busy_server_an_address_runs_one_model_job_at_a_time(gated):
+    first, other = gated.client("203.0.113.7"), gated.client("198.51.100.9")
+    jobs = [first.submit("a1", api_name="/work")]
+    until(lambda: gated.started == ["a1"], "the first job runs")
+    jobs.append(other.submit("b1", api_name="/work"))
+    until(lambda: gated.started == ["a1", "b1"], "another visitor's job runs")
+    jobs.append(first.submit("a2", api_name="/work"))
+    until(lambda: gated.held("address", "203.0.113.7") == 2, "the first visitor's second job waits")
+    time.sleep(0.5)  # a slot is free and the address's share allows two, yet it does not start beside the other's
+    assert gated.started == ["a1", "b1"]
+    gated.gate.set()
+    assert [job.result(WAIT) for job in jobs] == ["done a1", "done b1", "done a2"]
 
 
 @pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 2}], indirect=True)
