@@ -1,4 +1,4 @@
-"""Multimodal demo studio: caption, search, ask and transcribe, over one shared CLIP fusion layer.
+"""Multimodal demo studio: caption, search, ask, chat and transcribe, over one shared CLIP fusion layer.
 
 python app.py                  # hub checkpoints (default profile)
 python app.py --profile toy    # bundled toy models: runs offline, nothing to download
@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 
 import pipelines
 import toyworld
-from demos import ask, caption, common, fairness, readiness, search, studio, system, transcribe
+from demos import ask, caption, chat, common, fairness, readiness, search, studio, system, transcribe
 from demos.examples import EXAMPLES
 from demos.upload_budget import UploadBudget
 from pipelines import readiness as model_readiness
@@ -60,6 +60,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Ask", id="ask"):
                 panels.append(readiness.build("ask"))
                 ask.build()
+            with gr.Tab("Chat", id="chat"):
+                panels.append(readiness.build("chat"))
+                chat.build()
             with gr.Tab("Transcribe", id="transcribe"):
                 panels.append(readiness.build("transcribe"))
                 transcript, to_search = transcribe.build()

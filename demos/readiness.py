@@ -18,14 +18,15 @@ import gradio as gr
 from pipelines import readiness
 from pipelines.core import hub, runtime
 
-TASK_LABELS = {"caption": "Caption", "search": "Search", "ask": "Ask", "transcribe": "Transcribe"}
+TASK_LABELS = {"caption": "Caption", "search": "Search", "ask": "Ask", "chat": "Chat", "transcribe": "Transcribe"}
 # What each tab runs: Caption ranks its candidates with the CLIP space (the search model), Ask draws its heat map
-# with it, Studio runs every model.
+# with it, Chat transcribes spoken messages, Studio runs every model.
 TAB_TASKS = {
     "studio": ("caption", "search", "ask", "transcribe"),
     "caption": ("caption", "search"),
     "search": ("search",),
     "ask": ("ask", "search"),
+    "chat": ("chat", "transcribe"),
     "transcribe": ("transcribe",),
 }
 log = logging.getLogger(__name__)

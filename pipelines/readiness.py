@@ -270,6 +270,9 @@ def run_once(task: str, pipeline) -> None:
         pipeline(["a red circle"])
     elif task == "ask":
         pipeline([(image, "what color is the shape?")])
+    elif task == "chat":  # two new tokens: the vision tower and the decoder each run once
+        content = [{"type": "image", "image": image}, {"type": "text", "text": "What color is the shape?"}]
+        pipeline([[{"role": "user", "content": content}]], max_new_tokens=2)
     elif task == "transcribe":
         t = np.arange(WARM_SAMPLE_RATE, dtype=np.float32) / WARM_SAMPLE_RATE  # 1 s of a 220 Hz tone
         pipeline([(WARM_SAMPLE_RATE, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))])
