@@ -15,7 +15,7 @@ import pipelines
 from pipelines import fusion
 from pipelines.caption.options import CaptionOptions, RerankOptions
 from pipelines.caption.rerank import CHUNK_IMAGES, Ranked, caption_and_rerank
-from pipelines.core import budget, limits, registry, runtime
+from pipelines.core import budget, limits, registry, runtime, turns
 from pipelines.core.batching import batcher
 from pipelines.core.io import check_image, load_image
 from pipelines.core.options import declarations
@@ -209,6 +209,8 @@ def caption_batch(files: list[str] | None, controls: Controls = Controls(), prog
             break
         images = {}
         for i in range(start, min(start + CHUNK_IMAGES, len(files))):
+            if i > start:  # a large photo takes a while to decode: newer requests go first between two
+                turns.give_way(deadline)
             try:
                 images[i] = load_image(files[i])
             except pipelines.InputError as error:
