@@ -1,5 +1,6 @@
 """The Chat tab in a real browser (Debian chromium driven by Playwright): an example streams its answer, a follow-up
-continues the chat from its cache, a spoken message is transcribed into the chat and answered, Stop stops."""
+continues the chat from its cache, a spoken message (uploaded or recorded with the microphone) is transcribed into
+the chat and answered, Stop stops, a photo asked of a toy model gets the toy note."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 import pipelines
 import toyworld
+from demos import examples
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.test_chat_app import HOLD, LONG, settled, untrained_dir  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -127,3 +130,53 @@ def test_stop_ends_the_answer_and_says_so(page, held_after, untrained_dir, tmp_p
     assert settled(steps, chat) <= 8  # the step under way, and at most one more: not the 512 asked for
     page.locator("#chat-message textarea").fill("Go on.")  # the page takes the next message at once
     assert page.locator("#chat-message textarea").input_value() == "Go on."
+
+
+def test_a_toy_model_answering_about_a_photo_says_it_knows_only_shapes(page):
+    page.reload()
+    open_chat(page)
+    photo = next(path for path in examples.photos() if path.endswith("cat.jpg"))
+    page.locator("#chat-message input[type=file]").set_input_files(photo)
+    page.locator("#chat-message textarea").fill("Describe this image.")
+    page.locator("#chat-message textarea").press("Enter")
+    wait_for_answers(page, 1, "image encoded")
+    assert "toy model that knows only coloured shapes" in page.locator("#chat-note").inner_text()
+    # A toy scene in a new chat: no such note.
+    page.locator("#chat-new").click()
+    page.wait_for_function("(selector) => document.querySelectorAll(selector).length === 0", arg=BOT)
+    page.locator("#chat-note").wait_for(state="hidden")
+    page.locator("#chat-examples tr.tr-body").first.click()
+    wait_for_answers(page, 1, "image encoded")
+    assert "toy model" not in page.locator("#chat-note").inner_text()
+
+
+def test_a_message_recorded_with_the_microphone_is_transcribed_and_answered(page, speak, tmp_path):
+    # Chromium's fake microphone plays a recording of the question (over and over) into the message box's recorder.
+    spoken = speak("what color is the shape")
+    scene = toyworld.scene(toyworld.HELD_OUT_SEED + 61_002)
+    scene.image.save(tmp_path / "scene.png")
+    microphone = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={spoken}",
+    ]
+    browser = page.context.browser.browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + microphone)
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+        tab = context.new_page()
+        tab.goto(page.url)
+        open_chat(tab)
+        box = tab.locator("#chat-message")
+        box.locator("input[type=file]").set_input_files(str(tmp_path / "scene.png"))
+        box.locator("button[aria-label='Record audio']").click()
+        box.locator("button[aria-label='Start recording']").click()
+        tab.wait_for_timeout(2500)  # the question, spoken once or more
+        box.locator("button[aria-label='Stop recording']").click()
+        box.locator("button[aria-label='Attach audio']").click()
+        box.locator("button[aria-label='Submit']").click()
+        wait_for_answers(tab, 1, "image encoded")
+        said = tab.locator(USER).last.inner_text().lower()
+        assert "color" in said and "shape" in said  # the transcript, shown as the user's words
+        assert answers(tab) == [scene.color]
+    finally:
+        browser.close()
