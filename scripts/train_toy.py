@@ -10,12 +10,14 @@ ordinary loaders read it with no special casing:
                  tokenizer  (nlpconnect/vit-gpt2-image-captioning)
   vilt/          ViltForQuestionAnswering + ViltProcessor, answers = colours and shapes
                  (dandelin/vilt-b32-finetuned-vqa)
+  smolvlm-chat/  SmolVLMForConditionalGeneration + SmolVLMProcessor with a chat template: describes a scene,
+                 answers colour, shape, count and which-side questions, follows up  (HuggingFaceTB/SmolVLM2-*)
 
 The models are built from configs (no hub access), trained from scratch on CPU on scenes with seeds
 below ``toyworld.HELD_OUT_SEED``, reloaded from disk with the normal loaders and scored on held-out
 scenes in fp32 and fp16. Scores go to ``<out>/metrics.json`` and ``<out>/README.md``.
 
-Usage:  python scripts/train_toy.py [--only clip,blip-caption,blip-vqa,vit-gpt2,vilt] [--out DIR]
+Usage:  python scripts/train_toy.py [--only clip,blip-caption,blip-vqa,vit-gpt2,vilt,smolvlm] [--out DIR]
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ EVAL_SCENES = 360  # held-out seeds HELD_OUT_SEED.. (about 20 per colour+shape c
 FP16_EVAL_SCENES = 120
 SIZE = toyworld.IMAGE_SIZE
 CLASSES = [(color, shape) for color in toyworld.COLORS for shape in toyworld.SHAPES]
-MODELS = ("clip", "blip-caption", "blip-vqa", "vit-gpt2", "vilt")
+MODELS = ("clip", "blip-caption", "blip-vqa", "vit-gpt2", "vilt", "smolvlm")
+DIRS = {"smolvlm": "smolvlm-chat"}  # a model's folder under --out, where it is not the model's name
 
 # Words a user's prompt or question may use beyond the captions and questions themselves, so they
 # get a real token rather than [UNK] (the models are only trained on some of them).
@@ -708,12 +711,355 @@ def eval_vilt(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
     return vqa_accuracy(processor, scenes, answer)
 
 
+# --- SmolVLM (chat: describe, colour, shape, count, side; one or two turns) --------------------
+
+# SmolVLM's special tokens, in the order the Hub tokenizer numbers its own (<|endoftext|> 0, <|im_start|> 1,
+# <|im_end|> 2) and then the image tokens it adds; <video> lets the processor's video path find a token.
+SMOLVLM_SPECIALS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<end_of_utterance>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    "<image>",
+    "<video>",
+)
+SMOLVLM_PATCH = 8
+SMOLVLM_SCALE = 2
+SMOLVLM_IMAGE_TOKENS = (SIZE // SMOLVLM_PATCH) ** 2 // SMOLVLM_SCALE**2  # 16, a 4x4 grid after the pixel shuffle
+SMOLVLM_STEPS = 2000
+SMOLVLM_MIN_GAP = 12  # pixels between two shapes' centres, left to right, for a "which side" question to be fair
+DESCRIBE_PROMPTS = (
+    "Describe this image.",
+    "Describe this image in one sentence.",
+    "What is in this image?",
+    "What do you see?",
+)
+COUNT_QUESTIONS = ("How many shapes are there?", "How many shapes are in the picture?", "How many objects are there?")
+SIDE_QUESTIONS = ("Which side is the {c} {s} on?", "Is the {c} {s} on the left or the right?")
+COUNT_WORDS = ("zero", "one", "two")
+
+
+def sentence_for(scene) -> str:
+    """What the toy says when asked to describe a scene: its shapes, left to right for two."""
+    if len(scene.shapes) == 1:
+        return f"The image shows {scene.caption}."
+    left, right = sorted(scene.shapes, key=lambda s: s.box[0] + s.box[2])
+    return (
+        f"The image shows {toyworld.caption_for(left.color, left.shape)} on the left and "
+        f"{toyworld.caption_for(right.color, right.shape)} on the right."
+    )
+
+
+def side_of(scene, shape) -> str:
+    other = next(s for s in scene.shapes if s is not shape)
+    return "left" if shape.box[0] + shape.box[2] < other.box[0] + other.box[2] else "right"
+
+
+def fair_two_shape_scenes(count: int, start_seed: int) -> list:
+    """Two-shape scenes whose shapes are clearly left and right of each other (centres SMOLVLM_MIN_GAP apart)."""
+    found, seed = [], start_seed
+    while len(found) < count:
+        scene = toyworld.two_shape_scene(seed)
+        a, b = scene.shapes
+        if abs((a.box[0] + a.box[2]) - (b.box[0] + b.box[2])) >= 2 * SMOLVLM_MIN_GAP:
+            found.append(scene)
+        seed += 1
+    return found
+
+
+def smolvlm_questions(scene, rng: random.Random) -> list[tuple[str, str, str]]:
+    """Every kind of (kind, question, answer) that fits ``scene``, one wording each, drawn with ``rng``."""
+    asked = [("describe", rng.choice(DESCRIBE_PROMPTS), sentence_for(scene))]
+    asked.append(("count", rng.choice(COUNT_QUESTIONS), COUNT_WORDS[len(scene.shapes)]))
+    if len(scene.shapes) == 1:
+        asked.append(("color", rng.choice(toyworld.COLOR_QUESTIONS), scene.color))
+        asked.append(("shape", rng.choice(toyworld.SHAPE_QUESTIONS), scene.shape))
+    else:
+        for shape in scene.shapes:
+            question = rng.choice(SIDE_QUESTIONS).format(c=shape.color, s=shape.shape)
+            asked.append(("side", question, side_of(scene, shape)))
+    return asked
+
+
+def user_says(text: str, rng: random.Random) -> str:
+    """As a user might type it: capitalised or not."""
+    return text[0].upper() + text[1:] if rng.random() < 0.5 else text[0].lower() + text[1:]
+
+
+def chat_messages(image, turns: list[tuple[str, str | None]]) -> list[dict]:
+    """A chat: the image with the first question, then question/answer turns (an answer of None ends on the
+    user). Contents are lists of parts, as the Hub template needs."""
+    messages = []
+    for i, (question, answer) in enumerate(turns):
+        parts = [{"type": "text", "text": question}]
+        if i == 0:
+            parts.insert(0, {"type": "image", "image": image})
+        messages.append({"role": "user", "content": parts})
+        if answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return messages
+
+
+def smolvlm_tokenizer():
+    """A byte-level BPE trained on the toy chat texts with SmolVLM's special tokens, as a fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted(set(toyworld.vocabulary()) | set(EXTRA_WORDS))
+    sentences = [*DESCRIBE_PROMPTS, *COUNT_QUESTIONS, *toyworld.COLOR_QUESTIONS, *toyworld.SHAPE_QUESTIONS]
+    sentences += [q.format(c=c, s=s) for q in SIDE_QUESTIONS for c, s in CLASSES]
+    sentences += [f"The image shows {toyworld.caption_for(c, s)} on the left and on the right." for c, s in CLASSES]
+    sentences += ["User: Assistant:", *COUNT_WORDS, "left", "right", *words]
+    corpus = [user_says(t, random.Random(i)) for i, t in enumerate(sentences * 2)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        min_frequency=1,
+        special_tokens=list(SMOLVLM_SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|im_end|>",
+        unk_token=None,
+        extra_special_tokens=list(SMOLVLM_SPECIALS[4:]),
+    )
+
+
+def smolvlm_processor():
+    from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    size = {"longest_edge": SIZE}
+    return SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, size=size, max_image_size=size),
+        tokenizer=smolvlm_tokenizer(),
+        video_processor=SmolVLMVideoProcessor(size=size, max_image_size=size),
+        image_seq_len=SMOLVLM_IMAGE_TOKENS,
+        chat_template=DEFAULT_CHAT_TEMPLATE,  # the Hub template, plus string contents and video
+    )
+
+
+def smolvlm_model(tokenizer):
+    from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMVisionConfig
+
+    vision = SmolVLMVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=SIZE,
+        patch_size=SMOLVLM_PATCH,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=96,
+        intermediate_size=192,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = SmolVLMConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        scale_factor=SMOLVLM_SCALE,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = SmolVLMForConditionalGeneration(config)
+    generation = model.generation_config  # as the Hub's: eos is <end_of_utterance>
+    generation.bos_token_id = tokenizer.bos_token_id
+    generation.eos_token_id = tokenizer.eos_token_id
+    generation.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+class ChatExamples:
+    """Token ids and loss labels of chats about scenes, laid out exactly as ``apply_chat_template`` renders them
+    (the same ids a user's chat is tokenized to), with the loss on the assistant's answers only."""
+
+    def __init__(self, processor):
+        from PIL import Image
+
+        self.processor = processor
+        self.blank = Image.new("RGB", (SIZE, SIZE), "white")
+        self.eos = processor.tokenizer.eos_token_id
+        self._ids: dict[str, list[int]] = {}
+
+    def ids(self, messages: list[dict], generation_prompt: bool = False) -> list[int]:
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=generation_prompt)
+        if text not in self._ids:
+            self._ids[text] = self.processor(text=text, images=[self.blank]).input_ids[0]
+        return self._ids[text]
+
+    def example(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+        messages = chat_messages(self.blank, turns)
+        ids = self.ids(messages)
+        labels = [-100] * len(ids)
+        for turn in range(len(turns)):
+            prompt = self.ids(messages[: 2 * turn + 1], generation_prompt=True)
+            assert ids[: len(prompt)] == prompt, "a chat's prompt must tokenize as a prefix of the whole chat"
+            end = ids.index(self.eos, len(prompt)) + 1  # the answer and its <end_of_utterance>, not the "\n"
+            labels[len(prompt) : end] = ids[len(prompt) : end]
+        return ids, labels
+
+
+class GridProbe(torch.nn.Module):
+    """Training-only heads on the image tokens the decoder reads (the connector's output, a row-major grid): each
+    token names the colour+shape whose box covers the middle of its cell, or background, and in two-shape scenes
+    whether that shape is the left or the right one (the tower sees the whole image, so it can put that in the
+    shape's own tokens, where the decoder finds it as it finds the colour); for one-shape scenes the mean token
+    names the scene's class. Without them the tiny model learns colour only (shape and side stay at chance in the
+    time budget). Not saved."""
+
+    def __init__(self, width: int, grid: int):
+        super().__init__()
+        self.grid = grid
+        self.cells = torch.nn.Linear(width, len(CLASSES) + 1)
+        self.scene = torch.nn.Linear(width, len(CLASSES))
+        self.sides = torch.nn.Linear(width, 3)  # background, the left shape, the right shape
+
+    def labels(self, scenes: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per scene: the class of each grid cell (len(CLASSES) = background), its side (0 background, 1 the left
+        shape, 2 the right one; -100 in one-shape scenes), and the scene's class (-100 for two shapes)."""
+        step = SIZE / self.grid
+        cells = torch.full((len(scenes), self.grid * self.grid), len(CLASSES))
+        sides = torch.zeros((len(scenes), self.grid * self.grid), dtype=torch.long)
+        for i, scene in enumerate(scenes):
+            for k in range(self.grid * self.grid):
+                x, y = (k % self.grid + 0.5) * step, (k // self.grid + 0.5) * step
+                for shape in reversed(scene.shapes):  # the later shape is drawn on top
+                    left, top, right, bottom = shape.box
+                    if left <= x <= right and top <= y <= bottom:
+                        cells[i, k] = CLASSES.index((shape.color, shape.shape))
+                        if len(scene.shapes) == 2:
+                            sides[i, k] = 1 if side_of(scene, shape) == "left" else 2
+                        break
+            if len(scene.shapes) == 1:
+                sides[i] = -100
+        classes = torch.tensor([CLASSES.index((s.color, s.shape)) if len(s.shapes) == 1 else -100 for s in scenes])
+        return cells, sides, classes
+
+    def forward(self, tokens: torch.Tensor, cells: torch.Tensor, sides: torch.Tensor, classes: torch.Tensor):
+        loss = F.cross_entropy(self.cells(tokens).flatten(0, 1), cells.flatten())
+        if (sides >= 0).any():
+            loss = loss + F.cross_entropy(self.sides(tokens).flatten(0, 1), sides.flatten(), ignore_index=-100)
+        if (classes >= 0).any():
+            loss = loss + F.cross_entropy(self.scene(tokens.mean(1)), classes, ignore_index=-100)
+        return loss
+
+
+def train_smolvlm(scenes: list, out: Path) -> None:
+    processor = smolvlm_processor()
+    tokenizer = processor.tokenizer
+    model = smolvlm_model(tokenizer)
+    pairs = fair_two_shape_scenes(len(scenes), start_seed=0)
+    pool = [*scenes, *pairs]
+    encoded = processor.image_processor(images=[[s.image] for s in pool], return_tensors="pt")  # one image a chat
+    pixels, pixel_mask = encoded.pixel_values, encoded.pixel_attention_mask
+    probe = GridProbe(model.config.text_config.hidden_size, int(SMOLVLM_IMAGE_TOKENS**0.5))
+    cells, sides, classes = probe.labels(pool)
+    image_tokens = {}
+    hook = model.model.connector.register_forward_hook(lambda module, args, output: image_tokens.update(x=output))
+    examples = ChatExamples(processor)
+    rng = random.Random(SEED)
+
+    def conversation(scene) -> list[tuple[str, str]]:
+        asked = smolvlm_questions(scene, rng)
+        rng.shuffle(asked)
+        turns = 2 if rng.random() < 0.35 else 1  # some chats go on: a follow-up after an answer
+        return [(user_says(q, rng), a) for _, q, a in asked[:turns]]
+
+    def loss_fn(indices: torch.Tensor) -> torch.Tensor:
+        rows = [examples.example(conversation(pool[i])) for i in indices.tolist()]
+        width = max(len(ids) for ids, _ in rows)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+        loss = model(
+            input_ids=input_ids,
+            attention_mask=attention,
+            pixel_values=pixels[indices],
+            pixel_attention_mask=pixel_mask[indices],
+            labels=labels,
+        ).loss
+        return loss + probe(image_tokens["x"], cells[indices], sides[indices], classes[indices])
+
+    train("smolvlm", torch.nn.ModuleList([model, probe]), loss_fn, len(pool), steps=SMOLVLM_STEPS, batch=32, lr=3e-3)
+    hook.remove()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def smolvlm_answers(processor, model, chats: list[tuple], dtype) -> list[str]:
+    """Greedy answers to chats (image, turns ending in a question), batched with left padding as a server would."""
+    answers = []
+    for chunk in in_chunks(chats, 48):
+        texts = [
+            processor.apply_chat_template(chat_messages(image, turns), add_generation_prompt=True)
+            for image, turns in chunk
+        ]
+        inputs = processor(text=texts, images=[[image] for image, _ in chunk], padding=True, return_tensors="pt")
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+        new = model.generate(**inputs, max_new_tokens=24, do_sample=False)[:, inputs["input_ids"].shape[1] :]
+        answers += [a.strip() for a in processor.batch_decode(new, skip_special_tokens=True)]
+    return answers
+
+
+@torch.no_grad()
+def eval_smolvlm(out: Path, scenes: list, fp16: bool = False) -> dict[str, float]:
+    """Held-out chats through AutoProcessor + AutoModelForImageTextToText: each kind of question on its own, and
+    a follow-up asked after the model's own first answer."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(out)
+    processor.tokenizer.padding_side = "left"
+    dtype = torch.float16 if fp16 else torch.float32
+    model = AutoModelForImageTextToText.from_pretrained(out, dtype=dtype).eval()
+    pairs = fair_two_shape_scenes(len(scenes), start_seed=toyworld.HELD_OUT_SEED)
+    rng = random.Random(SEED + 1)
+    asked = []  # (kind, image, question, answer, follow-up question, follow-up answer)
+    for scene in [*scenes, *pairs]:
+        questions = smolvlm_questions(scene, rng)
+        for i, (kind, question, answer) in enumerate(questions):
+            _, question2, answer2 = questions[(i + 1 + rng.randrange(len(questions) - 1)) % len(questions)]
+            asked.append((kind, scene.image, question, answer, question2, answer2))
+    first = smolvlm_answers(processor, model, [(img, [(q, None)]) for _, img, q, _, _, _ in asked], dtype)
+    followed = [(img, [(q, a1), (q2, None)]) for (_, img, q, _, q2, _), a1 in zip(asked, first)]
+    second = smolvlm_answers(processor, model, followed[::3], dtype)  # a third of them go on to a second turn
+    scores = {}
+    for kind in ("color", "shape", "count", "side"):
+        rows = [(got, row[3]) for got, row in zip(first, asked) if row[0] == kind]
+        scores[kind] = accuracy([g for g, _ in rows], [e for _, e in rows])
+    rows = [(got, row[3]) for got, row in zip(first, asked) if row[0] == "describe"]
+    scores["describe_exact"] = accuracy([g for g, _ in rows], [e for _, e in rows])
+    scores["second_turn"] = accuracy(second, [row[5] for row in asked[::3]])
+    return scores
+
+
 TRAINERS = {
     "clip": train_clip,
     "blip-caption": train_blip_caption,
     "blip-vqa": train_blip_vqa,
     "vit-gpt2": train_vit_gpt2,
     "vilt": train_vilt,
+    "smolvlm": train_smolvlm,
 }
 EVALUATORS = {
     "clip": eval_clip,
@@ -721,6 +1067,7 @@ EVALUATORS = {
     "blip-vqa": eval_blip_vqa,
     "vit-gpt2": eval_vit_gpt2,
     "vilt": eval_vilt,
+    "smolvlm": eval_smolvlm,
 }
 
 
@@ -755,6 +1102,7 @@ def write_readme(out: Path, metrics: dict) -> None:
         "blip-vqa": "Salesforce/blip-vqa-*",
         "vit-gpt2": "nlpconnect/vit-gpt2-image-captioning",
         "vilt": "dandelin/vilt-b32-finetuned-vqa",
+        "smolvlm": "HuggingFaceTB/SmolVLM2-*",
     }
     for name in MODELS:
         if name not in metrics:
@@ -762,7 +1110,7 @@ def write_readme(out: Path, metrics: dict) -> None:
         m = metrics[name]
         scores = "<br>".join(f"{k}: {v:.3f} / {fmt(m['fp16'].get(k))}" for k, v in m["fp32"].items())
         size, seconds = m["bytes"] / 1e6, m["train_seconds"]
-        lines.append(f"| `{name}/` | {stands_in[name]} | {size:.2f} MB | {seconds:.0f} s | {scores} |")
+        lines.append(f"| `{DIRS.get(name, name)}/` | {stands_in[name]} | {size:.2f} MB | {seconds:.0f} s | {scores} |")
     lines += [
         "",
         "How they were trained (all from scratch, AdamW, warm-up then cosine decay, random left-right flips):",
@@ -778,6 +1126,16 @@ def write_readme(out: Path, metrics: dict) -> None:
         "- `vilt/`: ViLT's own VQA loss (per-answer binary cross-entropy) on one-hot answers over the six colours",
         "  and three shapes, plus softmax cross-entropy on the same logits and the same training-only classifier on",
         "  the image [CLS] token.",
+        "- `smolvlm-chat/`: next-token loss on the assistant's answers only (the prompt and image are masked), on",
+        "  chats about the scenes and about two-shape scenes (`toyworld.two_shape_scene`, shapes at least",
+        f"  {SMOLVLM_MIN_GAP} px apart left to right): describe the image ('The image shows a red circle.', two",
+        "  shapes named left to right), colour and shape questions (toyworld's), how many shapes ('one' / 'two'),",
+        "  which side a shape is on ('left' / 'right'); a third of the chats go on to a second question after the",
+        "  answer. Scored on held-out single and two-shape scenes (as many of each as the other toys' scenes),",
+        "  greedy, one question a chat; `second_turn` asks a follow-up after the model's own first answer.",
+        "  Plus training-only heads on the image tokens the decoder reads (not saved): each token's colour+shape",
+        "  (or background) and, in two-shape scenes, whether it belongs to the left or the right shape; the",
+        "  one-shape scene's class from the mean token. No flips (they would swap the sides).",
         "",
         "Notes for loaders:",
         '- `clip/`: `open_clip.create_model_from_pretrained("local-dir:<dir>")` and',
@@ -793,6 +1151,13 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  num_beams 4, max_length 16; `<|endoftext|>` is decoder start, eos and pad.",
         "- `vilt/`: `ViltProcessor` + `ViltForQuestionAnswering`; `config.id2label` holds the nine answers; each",
         "  answer's probability is the sigmoid of its logit (as the hub ViLT). Questions are cut at 40 tokens.",
+        "- `smolvlm-chat/`: `AutoProcessor` (SmolVLMProcessor: SmolVLMImageProcessor, 64 px, no image splitting;",
+        f"  {SMOLVLM_IMAGE_TOKENS} `<image>` tokens an image) + `AutoModelForImageTextToText`",
+        "  (SmolVLMForConditionalGeneration: SigLIP-style vision tower, patch 8, pixel shuffle 2, Llama decoder).",
+        "  Chat with `processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,",
+        "  return_dict=True, return_tensors='pt')`, image parts as `{'type': 'image', 'image': PIL}`; the answer",
+        "  ends at `<end_of_utterance>` (eos); decode with `skip_special_tokens=True`. The template is transformers'",
+        "  SmolVLM default (the Hub's, also taking string contents), saved as `chat_template.jinja`.",
         "- Weights are fp32 safetensors; in fp16 (`.half()`, also on the CPU) they give the fp16 scores above.",
         "",
     ]
@@ -818,7 +1183,7 @@ def main() -> None:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
 
     for name in names:
-        out = args.out / name
+        out = args.out / DIRS.get(name, name)
         out.mkdir(parents=True, exist_ok=True)
         for old in out.iterdir():  # no stale files from an earlier layout
             old.unlink()
