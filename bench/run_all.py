@@ -30,6 +30,7 @@ BENCHMARKS = {
     "caption": ("bench.bench_caption", []),
     "search": ("bench.bench_search", []),
     "ask": ("bench.bench_ask", []),
+    "chat": ("bench.bench_chat", []),
     "transcribe": ("bench.bench_transcribe", ["--word-errors"]),
     "load": ("bench.load", []),
     "cold_start": ("bench.cold_start", []),
