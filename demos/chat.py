@@ -123,9 +123,9 @@ def _new_chat(state: dict | None, request: gr.Request | None):
 
 
 @functools.partial(user_errors, gpu=False)  # runs no model
-def start_example(state: dict | None, text: str, request: gr.Request = None):
-    """An example's click: a new chat, with the example's words in the message box (its image is in the photo)."""
-    return (*_new_chat(state, request), {"text": text or "", "files": []})
+def start_example(state: dict | None, image: str | None, text: str, request: gr.Request = None):
+    """An example's click: a new chat, with the example's image and words in the message box."""
+    return (*_new_chat(state, request), {"text": text or "", "files": [image] if image else []})
 
 
 def _forget(conversation: str) -> None:
@@ -307,11 +307,7 @@ def turn_note(turn, chat, images: list[str]) -> str:
     and the toy note when a toy model answered about a photo."""
     if turn is None:
         return ""
-    cache = (
-        f"{turn.cached_tokens:,} read from this chat's cache"
-        if turn.reused_cache
-        else "none from a cache (a new chat's first turn, or one the cache no longer held)"
-    )
+    cache = f"{turn.cached_tokens:,} read from this chat's cache" if turn.reused_cache else "none from a cache"
     encoded = {0: "no image encoded (all from the cache)", 1: "1 image encoded"}.get(
         turn.images_encoded, f"{turn.images_encoded} images encoded"
     )
@@ -437,13 +433,14 @@ def build() -> None:
                 elem_id="chat-follow-ups",
             )
         with gr.Column(scale=2):
+            example_image = ImageInput(type="filepath", label="Image", visible=False)
             example_text = gr.Textbox(label="Message", visible=False)
             with gr.Accordion("Add a photo from the webcam", open=False):
                 photo = ImageInput(type="filepath", sources=["webcam"], label="Photo", elem_id="chat-photo", height=180)
                 gr.Markdown("The photo goes with your next message.")
             start_chips = gr.Examples(
                 starts,
-                inputs=[photo, example_text],
+                inputs=[example_image, example_text],
                 label="Examples: click one to start a new chat with it",
                 elem_id="chat-examples",
             )
@@ -475,7 +472,7 @@ def build() -> None:
     }
     sent = box.submit(**sending, api_visibility="private")
     started = start_chips.load_input_event.success(
-        start_example, inputs=[state, example_text], outputs=[chatbot, state, note, box], **page_only
+        start_example, inputs=[state, example_image, example_text], outputs=[chatbot, state, note, box], **page_only
     ).success(**sending, api_visibility="private")
     followed = examples.run_on_click(follow_chips, sending)
     for event in (sent, started, followed):  # a refusal leaves the chat and the message as they were, unmarked
