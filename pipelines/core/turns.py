@@ -27,13 +27,17 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .budget import Deadline
+from typing import Protocol
 
 # Seconds one give_way() waits at most (and the whole wait when there is no deadline).
 LONGEST_WAIT = 10.0
+
+
+class Deadline(Protocol):
+    """What give_way reads of a request's deadline (a ``budget.Deadline``; budget imports this module)."""
+
+    def left(self) -> float: ...
+
 
 _changed = threading.Condition()
 _in_progress: set[int] = set()  # the tickets of the requests in progress; a later request has a larger ticket
