@@ -67,11 +67,7 @@ class SmolVlmChat(TransformersPipeline):
 
     def __init__(self, spec, device, dtype, model, processor):
         super().__init__(spec, device, dtype, model, processor)
-        if getattr(processor, "chat_template", None) is None:  # a snapshot without its template file
-            from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
-
-            log.warning("%s has no chat template; using SmolVLM's default one", spec.name)
-            processor.chat_template = DEFAULT_CHAT_TEMPLATE
+        ensure_chat_template(spec, processor)
         tokenizer = self.processor.tokenizer
         self.conversations = ConversationStore()
         self.image_token_id = int(model.config.image_token_id)
@@ -421,6 +417,16 @@ class _Stop(StoppingCriteria):
         if self.steps % GIVE_WAY_EVERY == 0 and not self._stopped():
             turns.give_way(self.turn.deadline)
         return torch.full((input_ids.shape[0],), self._stopped(), dtype=torch.bool, device=input_ids.device)
+
+
+def ensure_chat_template(spec, processor) -> None:
+    """Give ``processor`` SmolVLM's default chat template where its snapshot lacks the template file (also used by
+    the Caption and Ask families that run SmolVLM: caption.smolvlm, vqa.smolvlm)."""
+    if getattr(processor, "chat_template", None) is None:
+        from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+        log.warning("%s has no chat template; using SmolVLM's default one", spec.name)
+        processor.chat_template = DEFAULT_CHAT_TEMPLATE
 
 
 # --- checking messages -------------------------------------------------------------------------------------------
