@@ -414,7 +414,7 @@ def build() -> None:
     starts, follow_ups = _examples()
     with gr.Row():
         with gr.Column(scale=3):
-            chatbot = gr.Chatbot(label="Chat", elem_id="chat-chatbot", height=400, feedback_options=None)
+            chatbot = gr.Chatbot(label="Chat", elem_id="chat-chatbot", height=340, feedback_options=None)
             box = gr.MultimodalTextbox(
                 placeholder=PLACEHOLDER,
                 sources=["upload", "microphone"],
@@ -435,15 +435,15 @@ def build() -> None:
         with gr.Column(scale=2):
             example_image = ImageInput(type="filepath", label="Image", visible=False)
             example_text = gr.Textbox(label="Message", visible=False)
-            with gr.Accordion("Add a photo from the webcam", open=False):
-                photo = ImageInput(type="filepath", sources=["webcam"], label="Photo", elem_id="chat-photo", height=180)
-                gr.Markdown("The photo goes with your next message.")
             start_chips = gr.Examples(
                 starts,
                 inputs=[example_image, example_text],
                 label="Examples: click one to start a new chat with it",
                 elem_id="chat-examples",
             )
+            with gr.Accordion("Add a photo from the webcam", open=False):
+                photo = ImageInput(type="filepath", sources=["webcam"], label="Photo", elem_id="chat-photo", height=180)
+                gr.Markdown("The photo goes with your next message.")
             with gr.Accordion("Options", open=False, elem_id="chat-options"):
                 model = model_choice("chat")
                 max_new_tokens = option_slider(

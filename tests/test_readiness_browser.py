@@ -17,7 +17,15 @@ from tests.serving import serve
 pytestmark = pytest.mark.browser
 
 hub = hub_fixture(scope="module")
-MODEL_TABS = {"Studio": "studio", "Caption": "caption", "Search": "search", "Ask": "ask", "Transcribe": "transcribe"}
+MODEL_TABS = {
+    "Studio": "studio",
+    "Caption": "caption",
+    "Search": "search",
+    "Ask": "ask",
+    "Chat": "chat",
+    "Transcribe": "transcribe",
+}
+NAMED = {"transcribe": "transcribe", "chat": "chat"}  # the model a tab's panel names at least (others: the CLIP)
 ERROR_PILLS = "[data-testid='status-tracker'] .error"
 
 
@@ -64,7 +72,7 @@ def test_offline_each_model_tab_names_its_models_and_the_command_without_error_p
             panel.wait_for(state="visible", timeout=60_000)
             text = panel.inner_text()
             assert "python -m pipelines.download" in text and "python app.py --models-dir" in text, (tab, text)
-            assert registry.profile_default("search" if key != "transcribe" else "transcribe", "default") in text
+            assert registry.profile_default(NAMED.get(key, "search"), "default") in text
             assert not page.locator(f"#{key}-download").is_visible()  # nothing to download from here
         assert page.locator("#toy-banner").count() == 0
         assert page.locator(ERROR_PILLS).count() == 0

@@ -11,7 +11,7 @@ from tests.private_app import served_alone
 
 pytestmark = pytest.mark.browser
 
-TABS = ["Studio", "Caption", "Search", "Ask", "Transcribe", "System"]
+TABS = ["Studio", "Caption", "Search", "Ask", "Chat", "Transcribe", "System"]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -79,6 +79,7 @@ def bottom(page, selector: str) -> float:
         ("Ask", "#ask-image-examples"),
         ("Ask", "#ask-question-examples"),
         ("Caption", "#caption-examples"),
+        ("Chat", "#chat-examples"),
         ("Transcribe", "#transcribe-examples"),
     ],
 )
