@@ -566,3 +566,108 @@ def test_every_smolvlm2_entry_loads_from_the_hub_and_follows_up_from_the_cache(h
         assert two.turn.cached_tokens >= one.turn.prompt_tokens
         assert (one.turn.prompt_tokens > 100) == split  # tiles: several times the image's tokens
         assert two_text == stock_answer(chat, as_parts(second), 4, split=split)
+
+
+# --- the trained toy (assets/models/toy/smolvlm-chat, scripts/train_toy.py) through the chat API -----------------
+
+TOY_SEED = toyworld.HELD_OUT_SEED + 7000  # held-out scenes: no training or metric seed comes near
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return pipelines.load("chat", "toy-smolvlm")
+
+
+def said(text: str) -> str:
+    """An answer as a word to compare: no case, no full stop."""
+    return text.strip().rstrip(".").strip().lower()
+
+
+def accuracy(hits) -> float:
+    hits = list(hits)
+    return sum(hits) / len(hits)
+
+
+def fair_two_shape_scenes(count: int, start: int) -> list:
+    """Two-shape scenes whose shapes are clearly left and right of each other (centres 8 px apart or more)."""
+    found, seed = [], start
+    while len(found) < count:
+        scene = toyworld.two_shape_scene(seed)
+        a, b = scene.shapes
+        if abs((a.box[0] + a.box[2]) - (b.box[0] + b.box[2])) >= 16:
+            found.append(scene)
+        seed += 1
+    return found
+
+
+def test_toy_names_colour_and_shape_of_held_out_scenes(toy):
+    scenes = toyworld.scenes(30, TOY_SEED)
+    colours = [toy.generate([ask(s.image, "What color is the shape?")]).text for s in scenes]
+    shapes = [toy.generate([ask(s.image, "What shape is it?")]).text for s in scenes]
+    assert accuracy(said(a) == s.color for a, s in zip(colours, scenes)) >= 0.9, colours
+    assert accuracy(said(a) == s.shape for a, s in zip(shapes, scenes)) >= 0.9, shapes
+
+
+def test_toy_counts_the_shapes(toy):
+    scenes = toyworld.scenes(10, TOY_SEED + 100) + fair_two_shape_scenes(10, TOY_SEED + 200)
+    counts = [said(toy.generate([ask(s.image, "How many shapes are there?")]).text) for s in scenes]
+    assert accuracy(c == ("one" if len(s.shapes) == 1 else "two") for c, s in zip(counts, scenes)) >= 0.9, counts
+
+
+def test_toy_describes_a_scene_streaming_a_sentence_it_ends_itself(toy):
+    scenes = toyworld.scenes(12, TOY_SEED + 300)
+    replies = [toy.generate([ask(s.image, "Describe this image.")]) for s in scenes]
+    streamed = [list(reply) for reply in replies]
+    texts = [reply.turn.text for reply in replies]
+    assert accuracy(t == f"The image shows {s.caption}." for t, s in zip(texts, scenes)) >= 0.9, texts
+    assert all("".join(pieces) == reply.turn.text for pieces, reply in zip(streamed, replies))
+    assert all(len(pieces) > 3 for pieces in streamed)  # word by word, not at the end
+    assert all(reply.turn.stopped is None for reply in replies)  # ended at its end of utterance
+
+
+def test_toy_answers_a_follow_up_from_the_cache(toy):
+    scenes = toyworld.scenes(12, TOY_SEED + 400)
+    answers, turns = [], []
+    for i, scene in enumerate(scenes):
+        first = [ask(scene.image, "What color is the shape?")]
+        one = toy.generate(first, conversation=f"toy-follow-up-{i}")
+        second = first + [{"role": "assistant", "content": one.text}, user("What shape is it?")]
+        two = toy.generate(second, conversation=f"toy-follow-up-{i}")
+        answers.append((said(one.text), said(two.text)))
+        turns.append((one.turn, two.turn))
+        toy.forget(f"toy-follow-up-{i}")
+    assert accuracy(a == (s.color, s.shape) for a, s in zip(answers, scenes)) >= 0.9, answers
+    for one, two in turns:
+        assert two.images_encoded == 0 and one.images_encoded == 1
+        # the first prompt and the first answer's words came from the cache: only the new question was read
+        assert two.cached_tokens > one.prompt_tokens and two.prompt_tokens - two.cached_tokens < 25
+
+
+def test_toy_stops_mid_description(toy):
+    scene = toyworld.scene(TOY_SEED + 500)
+    whole = toy.generate([ask(scene.image, "Describe this image.")]).text
+    stop, steps = threading.Event(), []
+
+    def press_stop(*_) -> None:  # Stop pressed while the third token is being generated
+        steps.append(1)
+        if len(steps) == 3:
+            stop.set()
+
+    hook = toy.model.model.text_model.register_forward_hook(press_stop)
+    try:
+        reply = toy.generate([ask(scene.image, "Describe this image.")], stop=stop)
+        pieces = list(reply)
+    finally:
+        hook.remove()
+    assert reply.turn.stopped == "user" and reply.turn.new_tokens == 3 and reply.turn.text == "".join(pieces)
+    assert whole.startswith(reply.turn.text) and len(reply.turn.text) < len(whole)
+
+
+def test_toy_answers_the_same_in_half_precision(toy):
+    half = pipelines.load("chat", "toy-smolvlm", dtype="float16")
+    assert next(half.model.parameters()).dtype == torch.float16 and "float16" in half.description
+    scenes = toyworld.scenes(12, TOY_SEED + 600)
+    questions = ["What color is the shape?", "What shape is it?", "Describe this image."]
+    full = [toy.generate([ask(s.image, q)]).text for s in scenes for q in questions]
+    halves = [half.generate([ask(s.image, q)]).text for s in scenes for q in questions]
+    assert accuracy(h == f for h, f in zip(halves, full)) >= 0.9, list(zip(halves, full))
