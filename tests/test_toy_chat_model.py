@@ -105,9 +105,9 @@ def test_toy_counts_the_shapes(toy):
 
 def test_toy_describes_a_scene_in_a_sentence_and_stops_at_end_of_utterance(toy):
     processor, _ = toy
-    scenes = single_scenes()
+    scenes = single_scenes(5) + two_shape_scenes(5)
     answers = [reply(toy, chat(s.image, "Describe this image.")) for s in scenes]
-    assert sum(text == train_toy.sentence_for(s) for (text, _), s in zip(answers, scenes)) >= 9
+    assert sum(text == train_toy.sentence_for(s) for (text, _), s in zip(answers, scenes)) >= 8
     text, ids = answers[0]
     assert text.startswith("The image shows") and text.endswith(".")
     assert ids[-1] == processor.tokenizer.convert_tokens_to_ids("<end_of_utterance>") and len(ids) < 32
@@ -119,6 +119,11 @@ def test_toy_answers_a_follow_up_question_in_the_same_chat(toy):
         first, _ = reply(toy, chat(scene.image, "What color is it?"))
         cases.append((chat(scene.image, "What color is it?", first, "What shape is it?"), scene.shape))
     assert right(toy, cases) >= 9
+    follow = []
+    for scene in two_shape_scenes(5):
+        first, _ = reply(toy, chat(scene.image, "Describe this image."))
+        follow.append((chat(scene.image, "Describe this image.", first, "How many shapes are there?"), "two"))
+    assert right(toy, follow) >= 4
 
 
 def test_toy_answers_the_same_in_fp16_on_the_cpu(toy):
