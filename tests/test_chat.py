@@ -671,3 +671,27 @@ def test_toy_answers_the_same_in_half_precision(toy):
     full = [toy.generate([ask(s.image, q)]).text for s in scenes for q in questions]
     halves = [half.generate([ask(s.image, q)]).text for s in scenes for q in questions]
     assert accuracy(h == f for h, f in zip(halves, full)) >= 0.9, list(zip(halves, full))
+
+
+def test_toy_reads_a_different_image_in_the_same_place_of_a_conversation(toy):
+    # Every image reads as the same <image> tokens: the cache must tell images apart by their pixels.
+    pairs = zip(toyworld.scenes(20, TOY_SEED + 700), toyworld.scenes(20, TOY_SEED + 720))
+    a, b = next((a, b) for a, b in pairs if a.color != b.color)
+    seen = []
+    hook = toy.model.model.vision_model.register_forward_hook(lambda *_: seen.append(1))
+    try:
+        one = toy.generate([ask(a.image, "What color is the shape?")], conversation="swapped")
+        assert said(one.text) == a.color
+        two = toy.generate([ask(b.image, "What color is the shape?")], conversation="swapped")
+        assert said(two.text) == b.color, "the answer is about the image the cache held before"
+        assert two.turn.images_encoded == 1 and len(seen) == 2
+        # a follow-up whose history has a third image in the first one's place: read again, answered about it
+        c = next(s for s in toyworld.scenes(20, TOY_SEED + 740) if s.shape != b.shape)
+        history = [ask(c.image, "What color is the shape?"), {"role": "assistant", "content": two.text}]
+        three = toy.generate(history + [user("What shape is it?")], conversation="swapped")
+        assert said(three.text) == c.shape, "the answer is about the image the cache held before"
+        assert three.turn.images_encoded == 1 and len(seen) == 3
+        assert three.text == toy.generate(history + [user("What shape is it?")]).text
+    finally:
+        hook.remove()
+        toy.forget("swapped")

@@ -21,11 +21,13 @@ MAX_BYTES = 1 << 30  # bytes of cached keys and values kept per loaded model (1 
 
 @dataclass
 class Cached:
-    """A conversation's cache and the token ids it holds the keys and values of (in order)."""
+    """A conversation's cache, the token ids it holds the keys and values of (in order) and a digest of each image's
+    pixels, in the order the images come (every image reads as the same image tokens: only these tell them apart)."""
 
     cache: Any  # a transformers Cache
     ids: list[int]
     nbytes: int
+    images: tuple[str, ...] = ()
 
 
 class ConversationStore:
@@ -41,11 +43,12 @@ class ConversationStore:
         with self._lock:
             return self._entries.pop(conversation, None)
 
-    def put(self, conversation: str | None, cache: Any, ids: list[int]) -> None:
-        """Keep ``cache`` (holding ``ids``) as the conversation's latest; the least recently used go past the bounds."""
+    def put(self, conversation: str | None, cache: Any, ids: list[int], images: tuple[str, ...] = ()) -> None:
+        """Keep ``cache`` (holding ``ids``, with the images of ``images``' digests) as the conversation's latest; the
+        least recently used go past the bounds."""
         if conversation is None:
             return
-        entry = Cached(cache, list(ids), cache_bytes(cache))
+        entry = Cached(cache, list(ids), cache_bytes(cache), tuple(images))
         with self._lock:
             self._entries.pop(conversation, None)
             if entry.nbytes > self.max_bytes:

@@ -16,6 +16,7 @@ encoded and the vision tower does not run again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -174,6 +175,7 @@ class SmolVlmChat(TransformersPipeline):
     ) -> ChatReply:
         conversation = _conversation_id(conversation)
         chat, notes = clean_messages(messages)
+        images = [part["image"] for message in chat for part in message["content"] if part["type"] == "image"]
         # Control tokens a message's text holds ("<image>", "<end_of_utterance>") are read as plain text: a user can
         # neither end a turn nor claim an image slot with them.
         inputs = self.processor.apply_chat_template(
@@ -204,6 +206,7 @@ class SmolVlmChat(TransformersPipeline):
             deadline=deadline,
             notes=notes,
             ticket=turns.current(),
+            digests=tuple(image_digest(image) for image in images),
         )
         return ChatReply(turn)
 
@@ -218,6 +221,18 @@ class SmolVlmChat(TransformersPipeline):
                 run += 1
         markers = [p for p, token in enumerate(ids) if token == self.global_image_token_id]
         return tiles, markers
+
+    def _image_starts(self, ids: list[int]) -> list[int]:
+        """The position of each image's first tile in ``ids`` (an image's global tile, its last, follows its
+        global marker)."""
+        tiles, markers = self._image_blocks(ids)
+        if not markers:
+            return tiles
+        starts, after = [], -1
+        for marker in markers:
+            starts.append(next(start for start in tiles if start > after))
+            after = marker + 1
+        return starts
 
 
 class ChatReply:
@@ -269,11 +284,13 @@ class _Turn:
         deadline: Deadline | None,
         notes: list[str],
         ticket: int | None,
+        digests: tuple[str, ...] = (),
     ):
         self.pipeline, self.ids, self.inputs, self.options = pipeline, ids, inputs, options
         self.max_new_tokens, self.context_bound = max_new_tokens, context_bound
         self.stop, self.halt = stop, threading.Event()  # halt: the reader went away
         self.conversation, self.deadline, self.notes, self.ticket = conversation, deadline, list(notes), ticket
+        self.digests = digests  # of each image's pixels, in order
         self.result: ChatTurn | None = None
 
     def stream(self) -> Iterator[str]:
@@ -325,6 +342,11 @@ class _Turn:
                 break
             common += 1
         common = min(common, len(self.ids) - 1)  # generate needs at least one new token to read
+        # Every image reads as the same tokens: the cache holds an image's keys and values only if its pixels match.
+        changed = next((k for k, digest in enumerate(self.digests) if entry.images[k : k + 1] != (digest,)), None)
+        starts = self.pipeline._image_starts(self.ids)
+        if changed is not None and changed < len(starts):
+            common = min(common, starts[changed])
         tiles, _ = self.pipeline._image_blocks(self.ids)
         cut_tile = next((start for start in tiles if start < common < start + self.pipeline.image_seq_len), None)
         if cut_tile is not None:  # the cache ends inside an image tile: that tile is encoded again, whole
@@ -384,7 +406,8 @@ class _Turn:
                 self.notes.append(unfinished_notice("The answer", self.deadline.seconds))
         cache = getattr(output, "cache", None)
         if cache is not None:
-            pipeline.conversations.put(self.conversation, cache, sequence[: cache.get_seq_length()].tolist())
+            ids = sequence[: cache.get_seq_length()].tolist()
+            pipeline.conversations.put(self.conversation, cache, ids, self.digests)
         tiles, markers = pipeline._image_blocks(self.ids)
         if markers:  # an image's last tile follows its global marker: cached if that tile ends inside the cache
             encoded = sum(1 for marker in markers if marker + pipeline.image_seq_len >= cached)
@@ -541,6 +564,13 @@ def _conversation_id(conversation) -> str | None:
     if len(conversation) > MAX_CONVERSATION_ID:
         raise InputError(f"conversation ids are at most {MAX_CONVERSATION_ID} characters; got {len(conversation):,}")
     return conversation
+
+
+def image_digest(image) -> str:
+    """A digest of a PIL image's pixels (its mode and size included): two images read alike only if these match."""
+    digest = hashlib.blake2b(f"{image.mode} {image.width}x{image.height}".encode(), digest_size=16)
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def _token_id(tokenizer, token: str) -> int | None:
