@@ -88,6 +88,10 @@ def test_every_registry_hub_model_loads_and_answers(default_hub, scene_file, spe
     elif task == "ask":
         [answer] = model([(str(scene_file), "what color is the shape?")])
         assert answer.ranked and answer.question == "what color is the shape?"
+    elif task == "chat":
+        question = [{"type": "image", "image": str(scene_file)}, {"type": "text", "text": "What color is the shape?"}]
+        reply = model.generate([{"role": "user", "content": question}], max_new_tokens=4)
+        assert isinstance(reply.text, str) and reply.turn.new_tokens >= 1 and reply.turn.images_encoded == 1
     else:
         [transcript] = model([str(speak("what color is the shape"))], beam_size=1)
         assert transcript.duration > 1
@@ -103,6 +107,9 @@ def test_the_app_answers_with_every_registry_hub_model(default_hub, scene_file, 
         "search": lambda model: client.predict("a red circle", model=model, api_name="/search")[0],
         "ask": lambda model: client.predict(image, model=model, api_name="/ask")[0],
         "transcribe": lambda model: client.predict(speech, model=model, beam_size=1, api_name="/transcribe")[1],
+        "chat": lambda model: client.predict(
+            "What color is the shape?", [image], model=model, max_new_tokens=4, api_name="/chat"
+        ),
     }
     demo = serve("default")
     try:
