@@ -251,6 +251,64 @@ def test_a_new_image_in_a_follow_up_is_the_only_one_encoded(untrained, vision_ru
     assert two_text == stock_answer(untrained, second, 6)
 
 
+@pytest.fixture
+def image_processor_runs(untrained):
+    """The images the image processor prepares (one count per image) while a test runs."""
+    seen = []
+    image_processor = untrained.processor.image_processor
+    preprocess = image_processor.preprocess
+
+    def counted(images, *args, **kwargs):
+        seen.append(sum(len(sample) if isinstance(sample, list) else 1 for sample in images))
+        return preprocess(images, *args, **kwargs)
+
+    image_processor.preprocess = counted
+    yield seen
+    del image_processor.preprocess
+
+
+def test_a_follow_up_does_not_prepare_its_cached_images_again(untrained, image_processor_runs, vision_runs):
+    big = [toyworld.scene(43, size=2 * IMAGE).image, toyworld.scene(44, size=2 * IMAGE).image]
+    first = [ask(big[0], "what color is it?")]
+    one = untrained.generate(first, max_new_tokens=6, conversation="prepared", split_images=True)
+    second = first + [{"role": "assistant", "content": one.text}, user("what shape is it?")]
+    two = untrained.generate(second, max_new_tokens=6, conversation="prepared", split_images=True)
+    two_text = two.text
+    assert image_processor_runs == [1] and two.turn.images_encoded == 0  # read once, on the first turn
+    # a new image: the image processor reads both images of the prompt (one layout is new), the vision tower the new one
+    third = second + [{"role": "assistant", "content": two_text}, ask(big[1], "and this one?")]
+    three = untrained.generate(third, max_new_tokens=6, conversation="prepared", split_images=True)
+    three_text = three.text
+    assert three.turn.images_encoded == 1 and vision_runs == [5, 5] and image_processor_runs == [1, 2]
+    # the same conversation in another chat (no cache): the layouts are known, the pixels are prepared once, lazily
+    fresh = untrained.generate(third, max_new_tokens=6, split_images=True)
+    assert fresh.text == three_text and fresh.turn.images_encoded == 2 and image_processor_runs == [1, 2, 2]
+    # each answer is what transformers' own generate answers from the whole conversation read afresh
+    assert two_text == stock_answer(untrained, as_parts(second), 6, split=True)
+    assert three_text == stock_answer(untrained, as_parts(third), 6, split=True)
+
+
+def test_a_prompt_rendered_from_known_layouts_is_the_full_render_token_for_token(untrained):
+    from pipelines.chat.smolvlm import clean_messages, image_digest
+
+    images = [toyworld.scene(45, size=2 * IMAGE).image, toyworld.scene(46, size=IMAGE + 24).image]
+    messages = [ask(images[0], "what is <image> this?"), {"role": "assistant", "content": "red"}]
+    messages.append({"role": "user", "content": ["and", {"type": "image", "image": images[1]}, "this one?"]})
+    for split in (False, True):
+        chat, _ = clean_messages(messages)
+        pictures = [part["image"] for m in chat for part in m["content"] if part["type"] == "image"]
+        digests = tuple(image_digest(image) for image in pictures)
+        full = untrained._render(chat, pictures, digests, split)  # first time: the image processor runs
+        known = untrained._render(chat, pictures, digests, split)  # then: layouts only
+        assert "pixel_values" in full and "pixel_values" not in known
+        assert known["input_ids"].tolist() == full["input_ids"].tolist()
+        assert known["attention_mask"].tolist() == full["attention_mask"].tolist()
+        pixels = untrained._pixels(pictures[1:], split)  # what a turn prepares for the second image alone
+        tiles = pixels["pixel_values"].shape[1]
+        assert torch.equal(pixels["pixel_values"], full["pixel_values"][:, -tiles:])
+        assert torch.equal(pixels["pixel_attention_mask"], full["pixel_attention_mask"][:, -tiles:])
+
+
 def test_split_images_are_read_tile_by_tile_and_a_follow_up_encodes_only_the_new_image(untrained, vision_runs):
     big = [toyworld.scene(40, size=2 * IMAGE).image, toyworld.scene(41, size=2 * IMAGE).image]
     first = [ask(big[0], "what color is it?")]

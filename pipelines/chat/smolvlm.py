@@ -11,21 +11,26 @@
 One model serves every request: each ``generate`` runs transformers' ``generate`` in a thread of its own (the
 tokenizer is taken in turns, see core.base.TakingTurns). A follow-up of the same ``conversation`` reads the earlier
 turns, images included, from that conversation's key/value cache (conversations.py): only the new tokens are
-encoded and the vision tower does not run again.
+encoded and the vision tower does not run again. Nor does the image processor: the tile layout of each image read
+before is remembered (by a digest of its pixels), so a follow-up's prompt is rendered from the text alone, and pixels
+are prepared only for the images the cache lacks.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers.image_utils import make_flat_list_of_images
 
 from ..core import registry, turns
 from ..core.budget import Deadline, unfinished_notice
@@ -52,6 +57,10 @@ ROLES = ("user", "assistant", "system")
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to talk about
 GIVE_WAY_EVERY = 8  # tokens between two looks for newer requests to let pass (turns.give_way)
 MAX_CONVERSATION_ID = 200  # characters of a conversation id
+MAX_LAYOUTS = 256  # image layouts (tile rows x columns) remembered per loaded model, by pixel digest
+
+# While a prompt is rendered: the digest of each of its images, by id() of the image object the template reads.
+_PROMPT_DIGESTS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("chat_prompt", default=None)
 EXAMPLE_MESSAGE = (
     "[{'role': 'user', 'content': [{'type': 'image', 'image': 'photo.jpg'}, {'type': 'text', 'text': 'What is it?'}]}]"
 )
@@ -82,6 +91,11 @@ class SmolVlmChat(TransformersPipeline):
         self.eos_token_ids = {int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None}
         pad = generation.pad_token_id if generation.pad_token_id is not None else tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else min(self.eos_token_ids)
+        # (digest, split) -> (rows, columns) of tiles; the processor asks _images_for_prompt for its images' layout
+        self._layouts: OrderedDict[tuple[str, bool], tuple[int, int]] = OrderedDict()
+        self._layouts_lock = threading.Lock()
+        self._read_images = processor._process_images  # the processor's own: pixels and layout of every image
+        processor._process_images = self._images_for_prompt
 
     @classmethod
     def load(cls, spec, device, dtype):
@@ -176,17 +190,8 @@ class SmolVlmChat(TransformersPipeline):
         conversation = _conversation_id(conversation)
         chat, notes = clean_messages(messages)
         images = [part["image"] for message in chat for part in message["content"] if part["type"] == "image"]
-        # Control tokens a message's text holds ("<image>", "<end_of_utterance>") are read as plain text: a user can
-        # neither end a turn nor claim an image slot with them.
-        inputs = self.processor.apply_chat_template(
-            chat,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            sanitize_control_tokens=True,
-            processor_kwargs={"do_image_splitting": options.split_images},
-        )
+        digests = tuple(image_digest(image) for image in images)
+        inputs = self._render(chat, images, digests, options.split_images)
         ids = inputs["input_ids"][0].tolist()
         if len(ids) >= self.context_tokens:
             raise InputError(
@@ -206,9 +211,65 @@ class SmolVlmChat(TransformersPipeline):
             deadline=deadline,
             notes=notes,
             ticket=turns.current(),
-            digests=tuple(image_digest(image) for image in images),
+            images=images,
+            digests=digests,
         )
         return ChatReply(turn)
+
+    def _render(self, chat: list[dict], images: list, digests: tuple[str, ...], split: bool) -> dict:
+        """The chat template's prompt for ``chat``, tokenized: input_ids and attention_mask, and the images'
+        pixel_values unless every image's layout is known (then they are prepared later, only where needed)."""
+        token = _PROMPT_DIGESTS.set({id(image): digest for image, digest in zip(images, digests)})
+        try:
+            # Control tokens a message's text holds ("<image>", "<end_of_utterance>") are read as plain text: a
+            # user can neither end a turn nor claim an image slot with them.
+            return dict(
+                self.processor.apply_chat_template(
+                    chat,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                    sanitize_control_tokens=True,
+                    processor_kwargs={"do_image_splitting": split},
+                )
+            )
+        finally:
+            _PROMPT_DIGESTS.reset(token)
+
+    def _images_for_prompt(self, images, **kwargs) -> tuple[dict, list[str]]:
+        """The processor's ``_process_images`` (it calls this while rendering a prompt): each image's layout, and
+        its pixels only if some image's layout is not known yet (a first turn); a follow-up's images were read
+        before, so the image processor does not run for them again."""
+        digests = _PROMPT_DIGESTS.get()
+        flat = make_flat_list_of_images(images)
+        split = kwargs.get("do_image_splitting")
+        split = bool(self.processor.image_processor.do_image_splitting if split is None else split)
+        keys = [(digests.get(id(image)), split) if digests is not None else None for image in flat]
+        with self._layouts_lock:
+            known = [self._layouts.get(key) if key is not None and key[0] is not None else None for key in keys]
+            for key, layout in zip(keys, known):
+                if layout is not None:
+                    self._layouts.move_to_end(key)
+        if known and all(layout is not None for layout in known):
+            layout = {"rows": [[rows for rows, _ in known]], "cols": [[cols for _, cols in known]]}
+            return layout, [self.processor.replace_image_token(layout, i) for i in range(len(flat))]
+        processed, replacements = self._read_images(images, **kwargs)
+        rows = torch.as_tensor(processed["rows"]).flatten().tolist()
+        cols = torch.as_tensor(processed["cols"]).flatten().tolist()
+        with self._layouts_lock:
+            for key, layout in zip(keys, zip(rows, cols)):
+                if key is not None and key[0] is not None:
+                    self._layouts[key] = (int(layout[0]), int(layout[1]))
+                    self._layouts.move_to_end(key)
+            while len(self._layouts) > MAX_LAYOUTS:
+                self._layouts.popitem(last=False)
+        return processed, replacements
+
+    def _pixels(self, images: list, split: bool) -> dict[str, torch.Tensor]:
+        """pixel_values (and pixel_attention_mask) of ``images``, read as one prompt's images are."""
+        processed = self.processor.image_processor([list(images)], do_image_splitting=split, return_tensors="pt")
+        return {name: processed[name] for name in ("pixel_values", "pixel_attention_mask") if name in processed}
 
     def _image_blocks(self, ids: list[int]) -> tuple[list[int], list[int]]:
         """(the position of the first token of each image tile in ``ids``, the position of each image's global
@@ -284,13 +345,14 @@ class _Turn:
         deadline: Deadline | None,
         notes: list[str],
         ticket: int | None,
+        images: list = (),
         digests: tuple[str, ...] = (),
     ):
         self.pipeline, self.ids, self.inputs, self.options = pipeline, ids, inputs, options
         self.max_new_tokens, self.context_bound = max_new_tokens, context_bound
         self.stop, self.halt = stop, threading.Event()  # halt: the reader went away
         self.conversation, self.deadline, self.notes, self.ticket = conversation, deadline, list(notes), ticket
-        self.digests = digests  # of each image's pixels, in order
+        self.images, self.digests = list(images), digests  # the prompt's images and their pixels' digests, in order
         self.result: ChatTurn | None = None
 
     def stream(self) -> Iterator[str]:
@@ -364,7 +426,14 @@ class _Turn:
         kwargs: dict[str, Any] = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
         tiles, _ = pipeline._image_blocks(self.ids)
         first = sum(1 for start in tiles if start < cached)  # tiles already in the cache
-        if "pixel_values" in inputs and first < len(tiles):  # only the tiles the cache lacks go to the vision tower
+        if first < len(tiles):  # only the tiles the cache lacks go to the vision tower
+            if "pixel_values" not in inputs:  # the prompt was rendered without pixels: read the images needed now
+                starts = pipeline._image_starts(self.ids)
+                image = max(k for k, start in enumerate(starts) if start <= tiles[first])
+                before = sum(1 for start in tiles if start < starts[image])  # tiles of the images before it
+                pixels = pipeline._pixels(self.images[image:], self.options.split_images)
+                inputs |= {name: value[:, first - before :].to(pipeline.device) for name, value in pixels.items()}
+                first = 0
             kwargs["pixel_values"] = inputs["pixel_values"][:, first:].to(pipeline.dtype)
             if "pixel_attention_mask" in inputs:
                 kwargs["pixel_attention_mask"] = inputs["pixel_attention_mask"][:, first:]
