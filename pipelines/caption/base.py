@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -43,7 +43,12 @@ class Captioner(TransformersPipeline):
                 f"The model '{self.spec.name}' cannot continue a text prefix; clear the prefix, "
                 "or choose a BLIP captioner"
             )
-        filled = {name: value for name, value in registry.defaults(self.spec).items() if getattr(options, name) is None}
+        known = {field.name for field in fields(options)}  # a family's defaults may also hold what is no option
+        filled = {
+            name: value
+            for name, value in registry.defaults(self.spec).items()
+            if name in known and getattr(options, name) is None
+        }
         if options.sample:
             filled.pop("num_beams", None)
         options = replace(options, **filled)

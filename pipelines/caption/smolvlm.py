@@ -5,13 +5,9 @@ No text prefix: the caption is the model's answer to the prompt."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
-
 import torch
 
 from ..chat.one_turn import SmolVlmTurn
-from ..core import registry
-from ..core.errors import InputError
 from .base import Captioner, timed
 
 DEFAULT_PROMPT = "Describe this image in one sentence."  # where neither the model's entry nor its family names one
@@ -23,26 +19,6 @@ class SmolVlmCaptioner(SmolVlmTurn, Captioner):
     def __init__(self, spec, device, dtype, model, processor):
         super().__init__(spec, device, dtype, model, processor)
         self.prompt = self.prompt_template(DEFAULT_PROMPT)
-
-    def options(self, **overrides):
-        """Captioner.options; the registry's defaults also hold this family's "prompt", which is no option."""
-        options = super(Captioner, self).options(**overrides)  # Pipeline's: known names, each in its range
-        if options.prefix.strip():
-            raise InputError(
-                f"The model '{self.spec.name}' answers a prompt and cannot continue a text prefix; clear the "
-                "prefix, or choose a BLIP captioner"
-            )
-        known = {field.name for field in fields(options)}
-        filled = {
-            name: value
-            for name, value in registry.defaults(self.spec).items()
-            if name in known and getattr(options, name) is None
-        }
-        if options.sample:
-            filled.pop("num_beams", None)
-        options = replace(options, **filled)
-        options.verify()
-        return options
 
     def encode(self, images, options):
         return self.encode_turns(images, [self.prompt] * len(images))
