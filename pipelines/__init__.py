@@ -46,7 +46,7 @@ fallbacks: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def load(task: str, model: str | None = None, *, device=None, dtype=None):
-    """The pipeline for ``task`` (caption, search, ask, transcribe), loaded once and cached.
+    """The pipeline for ``task`` (caption, search, ask, transcribe, chat), loaded once and cached.
 
     ``model`` is a registry name (see ``available_models(task)``), or outside public mode a local directory or a Hub
     id; None picks the configured profile's model. ``device`` is auto/cpu/cuda (default: the configured one);

@@ -12,9 +12,9 @@ MAX_TOP_K = 10  # answers a caller may ask for
 @dataclass(frozen=True)
 class AskOptions:
     top_k: int = option(5, low=1, high=MAX_TOP_K, whole=True, help="ranked answers per question")
-    # BLIP only: beam search width (at least top_k beams are searched) and answer length
-    num_beams: int = option(5, low=1, high=10, whole=True, help="BLIP: beam search width (at least top_k are used)")
-    max_new_tokens: int = option(10, low=1, high=50, whole=True, help="BLIP: the longest answer, in tokens")
+    # The answer generators (BLIP, SmolVLM): beam search width (at least top_k beams are searched) and answer length
+    num_beams: int = option(5, low=1, high=10, whole=True, help="BLIP, SmolVLM: beams searched (at least top_k)")
+    max_new_tokens: int = option(10, low=1, high=50, whole=True, help="BLIP, SmolVLM: the longest answer, in tokens")
 
     def verify(self) -> None:
         verify(self)
@@ -27,6 +27,8 @@ class Answer:
     BLIP: the top-k beam answers, their sequence probabilities normalised over the answers shown (they sum to 1).
     ViLT: the top-k of its fixed answers, each with the probability the classifier gives it on its own (sigmoid,
     as it was trained), so they need not sum to 1.
+    SmolVLM: free-form short answers from beam search, each with the probability of its tokens (the product of
+    their probabilities, the end of the answer included), so they need not sum to 1.
     """
 
     question: str  # as the model read it (after truncation; words its tokenizer does not know are dropped)
