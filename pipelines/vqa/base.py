@@ -32,19 +32,8 @@ class VqaPipeline(TransformersPipeline):
         raise NotImplementedError
 
     def preprocess(self, pairs: list, options: AskOptions) -> "VqaBatch":
-        images, questions, cut = [], [], []
-        decoded: dict[str, object] = {}  # several questions about one file: it is decoded once
+        images, questions, cut = pair_images(pairs), [], []
         for pair in pairs:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
-            source = pair[0]
-            if isinstance(source, (str, os.PathLike)):
-                key = os.fspath(source)
-                if key not in decoded:
-                    decoded[key] = _usable_image(source)
-                images.append(decoded[key])
-            else:
-                images.append(_usable_image(source))
             questions.append(clean_question(pair[1], self.spec.name))
             cut.append(isinstance(pair[1], str) and len(pair[1].strip()) > limits().text_chars)
         # Several questions about one image: each distinct image is prepared (and, where the family allows,
@@ -86,6 +75,24 @@ def _distinct(images: list) -> tuple[list, list[int]]:
     for image, i in zip(images, index):
         unique[i] = image
     return unique, index
+
+
+def pair_images(pairs: list) -> list:
+    """The image of each (image, question) pair, decoded and checked; several questions about one file: it is
+    decoded once. Refuses anything that is not such a pair."""
+    images, decoded = [], {}
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
+        source = pair[0]
+        if isinstance(source, (str, os.PathLike)):
+            key = os.fspath(source)
+            if key not in decoded:
+                decoded[key] = _usable_image(source)
+            images.append(decoded[key])
+        else:
+            images.append(_usable_image(source))
+    return images
 
 
 def clean_question(question, model: str = "the model") -> str:

@@ -10,7 +10,6 @@ answers not shown.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -18,9 +17,9 @@ import torch
 from ..caption.base import token_log_probs
 from ..chat.one_turn import SmolVlmTurn
 from ..core.budget import Deadline, mark_stopped, stopped
-from ..core.errors import InputError, ModelLoadError
+from ..core.errors import ModelLoadError
 from ..core.limits import limits
-from .base import VqaPipeline, _usable_image, clean_question
+from .base import VqaPipeline, clean_question, pair_images
 from .options import Answer, AskOptions
 
 DEFAULT_PROMPT = "{question} Answer in a few words."  # where neither the model's entry nor its family names one
@@ -51,20 +50,9 @@ class SmolVlmVqa(SmolVlmTurn, VqaPipeline):
         return QUESTION_TOKENS
 
     def preprocess(self, pairs: list, options: AskOptions) -> _Turns:
-        images, questions, truncated = [], [], []
-        decoded: dict[str, object] = {}  # several questions about one file: it is decoded once
+        images, questions, truncated = pair_images(pairs), [], []
         tokenizer = self.processor.tokenizer
-        for pair in pairs:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise InputError(f"Expected (image, question) pairs; got {type(pair).__name__}")
-            source, question = pair
-            if isinstance(source, (str, os.PathLike)):
-                key = os.fspath(source)
-                if key not in decoded:
-                    decoded[key] = _usable_image(source)
-                images.append(decoded[key])
-            else:
-                images.append(_usable_image(source))
+        for _, question in pairs:
             cleaned = clean_question(question, self.spec.name)
             ids = tokenizer(cleaned, add_special_tokens=False)["input_ids"]
             if len(ids) > QUESTION_TOKENS:
