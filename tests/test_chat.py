@@ -369,20 +369,49 @@ def test_the_store_keeps_the_latest_conversations(untrained):
         untrained.conversations = kept
 
 
-def test_concurrent_chats_answer_as_one_at_a_time(untrained):
-    chats = [[ask(toyworld.scene(20 + i).image, f"what color is shape {i}?")] for i in range(4)]
-    alone = [untrained.generate(m, max_new_tokens=12).text for m in chats]
-    together: list = [None] * 4
+def at_once(chat, requests: list[dict]) -> list:
+    """Each request (generate's keyword arguments) answered from its own thread, all started together."""
+    replies = [chat.generate(**request) for request in requests]  # rendered here; nothing runs yet
+    start = threading.Barrier(len(replies))
 
-    def run(i: int) -> None:
-        together[i] = untrained.generate(chats[i], max_new_tokens=12, conversation=f"concurrent-{i}").text
+    def read(reply) -> None:
+        start.wait()
+        reply.text
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=read, args=(reply,)) for reply in replies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert together == alone
+    return replies
+
+
+def wide_window(chat, monkeypatch) -> None:
+    """A wide window for gathering turns, so the threads of a test surely meet in one group on a busy machine."""
+    monkeypatch.setattr(chat.batcher, "wait", 2.0)
+    chat.batcher.groups = []
+
+
+def test_concurrent_chats_are_decoded_together_and_answer_as_one_at_a_time(untrained, monkeypatch):
+    chats = [[ask(toyworld.scene(20 + i).image, "what color is shape " + "very " * i + "big?")] for i in range(4)]
+    lengths = [12, 12, 5, 12]  # each row stops at its own length
+    alone = [untrained.generate(m, max_new_tokens=n).text for m, n in zip(chats, lengths)]
+    wide_window(untrained, monkeypatch)
+    requests = [
+        {"messages": m, "max_new_tokens": n, "conversation": f"concurrent-{i}"}
+        for i, (m, n) in enumerate(zip(chats, lengths))
+    ]
+    together = at_once(untrained, requests)
+    assert untrained.batcher.groups == [4]  # one generate for the four
+    assert [reply.turn.text for reply in together] == alone
+    assert [reply.turn.new_tokens for reply in together] == lengths
+    assert all(reply.turn.stopped == "length" and reply.turn.images_encoded == 1 for reply in together)
+    # each conversation's follow-up reads its own slice of the group's cache, and answers as stock generate does
+    for i, (messages, reply) in enumerate(zip(chats, together)):
+        second = messages + [{"role": "assistant", "content": reply.turn.text}, user("what shape is it?")]
+        two = untrained.generate(second, max_new_tokens=8, conversation=f"concurrent-{i}")
+        assert two.text == stock_answer(untrained, as_parts(second), 8)
+        assert two.turn.images_encoded == 0 and two.turn.cached_tokens >= reply.turn.prompt_tokens
 
 
 def test_a_deadline_stops_the_answer_and_says_so(untrained):
@@ -753,3 +782,54 @@ def test_toy_reads_a_different_image_in_the_same_place_of_a_conversation(toy):
     finally:
         hook.remove()
         toy.forget("swapped")
+
+
+def test_toy_answers_four_chats_at_once_as_one_at_a_time(toy, monkeypatch):
+    scenes = toyworld.scenes(4, TOY_SEED + 800)
+    questions = ["What color is the shape?", "Describe this image.", "What shape is it?", "How many shapes are there?"]
+    chats = [[ask(s.image, q)] for s, q in zip(scenes, questions)]  # prompts of different lengths: padded rows
+    alone = [toy.generate(m).text for m in chats]
+    assert said(alone[0]) == scenes[0].color and alone[1] == f"The image shows {scenes[1].caption}."
+    wide_window(toy, monkeypatch)
+    together = at_once(toy, [{"messages": m, "conversation": f"toy-at-once-{i}"} for i, m in enumerate(chats)])
+    assert toy.batcher.groups == [4] and [reply.turn.text for reply in together] == alone
+    assert all(reply.turn.stopped is None for reply in together)  # each ended its own answer
+    # the follow-ups read their conversation's cache and answer as after a first turn run alone
+    follow_ups = []
+    for i, (messages, reply) in enumerate(zip(chats, together)):
+        second = messages + [{"role": "assistant", "content": reply.turn.text}, user("What shape is it?")]
+        two = toy.generate(second, conversation=f"toy-at-once-{i}")
+        follow_ups.append(two.text)
+        assert two.turn.images_encoded == 0 and two.turn.reused_cache
+        toy.forget(f"toy-at-once-{i}")
+    assert follow_ups == [
+        toy.generate(m + [{"role": "assistant", "content": a}, user("What shape is it?")]).text
+        for m, a in zip(chats, alone)
+    ]
+    assert all(said(answer) == s.shape for answer, s in zip(follow_ups, scenes))
+
+
+def test_toy_a_stop_in_one_of_four_chats_stops_only_that_one(toy, monkeypatch):
+    scenes = toyworld.scenes(4, TOY_SEED + 900)
+    chats = [[ask(s.image, "Describe this image.")] for s in scenes]
+    alone = [toy.generate(m).text for m in chats]
+    wide_window(toy, monkeypatch)
+    stop, steps = threading.Event(), []
+
+    def press_stop(*_) -> None:  # Stop pressed in chat 2 while the group's third token is being generated
+        steps.append(1)
+        if len(steps) == 3:
+            stop.set()
+
+    hook = toy.model.model.text_model.register_forward_hook(press_stop)
+    try:
+        requests = [{"messages": m, "stop": stop if i == 2 else None} for i, m in enumerate(chats)]
+        together = at_once(toy, requests)
+    finally:
+        hook.remove()
+    assert toy.batcher.groups == [4]
+    stopped = together[2].turn
+    assert stopped.stopped == "user" and stopped.new_tokens == 3 and alone[2].startswith(stopped.text)
+    others = [reply.turn for i, reply in enumerate(together) if i != 2]
+    assert [turn.text for turn in others] == [a for i, a in enumerate(alone) if i != 2]
+    assert all(turn.stopped is None and turn.new_tokens > 3 for turn in others)

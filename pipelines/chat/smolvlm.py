@@ -39,6 +39,7 @@ from ..core.errors import InputError, ModelLoadError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
 from ..core.limits import IMAGES_ENV, TEXT_CHARS_ENV, limits
+from .batching import GIVE_WAY_EVERY, TurnBatcher, run_group
 from .conversations import ConversationStore
 from .options import (
     DEFAULT_NEW_TOKENS,
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 ROLES = ("user", "assistant", "system")
 MIN_IMAGE_SIDE = 8  # pixels; smaller images hold nothing to talk about
-GIVE_WAY_EVERY = 8  # tokens between two looks for newer requests to let pass (turns.give_way)
 MAX_CONVERSATION_ID = 200  # characters of a conversation id
 MAX_LAYOUTS = 256  # image layouts (tile rows x columns) remembered per loaded model, by pixel digest
 
@@ -80,6 +80,7 @@ class SmolVlmChat(TransformersPipeline):
         ensure_chat_template(spec, processor)
         tokenizer = self.processor.tokenizer
         self.conversations = ConversationStore()
+        self.batcher = TurnBatcher()  # first turns that come together are decoded together
         self.image_token_id = int(model.config.image_token_id)
         self.global_image_token_id = _token_id(tokenizer, processor.global_image_token)
         self.image_seq_len = int(processor.image_seq_len)
@@ -354,30 +355,28 @@ class _Turn:
         self.conversation, self.deadline, self.notes, self.ticket = conversation, deadline, list(notes), ticket
         self.images, self.digests = list(images), digests  # the prompt's images and their pixels' digests, in order
         self.result: ChatTurn | None = None
+        # set by stream(): the generate inputs, the text stream, and the generation's output or error once finished
+        self.kwargs: dict[str, Any] = {}
+        self.streamer: TextIteratorStreamer | None = None
+        self.outcome: dict[str, Any] = {}
+        self.finished = threading.Event()
 
     def stream(self) -> Iterator[str]:
         pipeline = self.pipeline
-        ticket = self.ticket if self.ticket is not None else turns.current()
+        self.ticket = self.ticket if self.ticket is not None else turns.current()
         cache, cached = self._cache()
-        kwargs = self._generate_kwargs(cache, cached)
-        streamer = TextIteratorStreamer(pipeline.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs["streamer"] = streamer
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            with turns.acting_for(ticket):
-                try:
-                    with torch.inference_mode():
-                        outcome["output"] = pipeline.model.generate(**kwargs)
-                except BaseException as error:  # noqa: BLE001 - handed to the reader, which raises it
-                    outcome["error"] = error
-                    streamer.end()  # generate ends the stream only when it succeeds
-
-        thread = threading.Thread(target=run, name="chat-generate", daemon=True)
+        self.kwargs = self._generate_kwargs(cache, cached)
+        self.streamer = TextIteratorStreamer(pipeline.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        # A turn with no cache to read decodes together with the other fresh turns that come now (batching.py);
+        # the turn that leads a group starts its generation, the others read their own rows of it.
+        group = [self] if cache is not None else pipeline.batcher.gather(self)
+        if len(group) == 1:
+            threading.Thread(target=self._generate, name="chat-generate", daemon=True).start()
+        elif group:
+            threading.Thread(target=run_group, args=(pipeline, group), name="chat-generate", daemon=True).start()
         pieces: list[str] = []
-        thread.start()
         try:
-            for piece in streamer:
+            for piece in self.streamer:
                 if not pieces:  # the template ends on "Assistant:": the answer's first token starts with a space
                     piece = piece.lstrip()
                 if piece:
@@ -387,10 +386,22 @@ class _Turn:
             self.halt.set()
             raise
         finally:
-            thread.join()
-            if "error" in outcome:
-                raise outcome["error"]
-            self._finish(outcome["output"], cached, "".join(pieces))
+            self.finished.wait()
+            if "error" in self.outcome:
+                raise self.outcome["error"]
+            self._finish(self.outcome["output"], cached, "".join(pieces))
+
+    def _generate(self) -> None:
+        """This turn alone: transformers' generate, streamed (run in a thread of its own)."""
+        with turns.acting_for(self.ticket):
+            try:
+                with torch.inference_mode():
+                    self.outcome["output"] = self.pipeline.model.generate(**self.kwargs, streamer=self.streamer)
+            except BaseException as error:  # noqa: BLE001 - handed to the reader, which raises it
+                self.outcome["error"] = error
+                self.streamer.end()  # generate ends the stream only when it succeeds
+            finally:
+                self.finished.set()
 
     def _cache(self) -> tuple[Any, int]:
         """(the conversation's cache cropped to what this prompt shares with it, or None; how many prompt tokens
