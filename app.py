@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -215,11 +216,20 @@ def serve(
         prevent_thread_lock=True,
         app_kwargs={"middleware": [Middleware(UploadBudget)]},
     )
-    if warmup:
-        model_readiness.warm_up()  # never blocks the server: failures are recorded for the panels
+    if warmup:  # never blocks the server: failures are recorded for the panels
+        warming = model_readiness.warm_up()
+        threading.Thread(target=_settle_after, args=(warming,), name="settle-heap", daemon=True).start()
+    else:
+        runtime.settle_heap()  # the UI and the libraries at least; models load on first use
     if block:
         demo.block_thread()
     return launched
+
+
+def _settle_after(warming: threading.Thread) -> None:
+    """Once the warm-up has loaded the models, leave them out of later garbage collections (runtime.settle_heap)."""
+    warming.join()
+    runtime.settle_heap()
 
 
 def __getattr__(name: str):

@@ -145,6 +145,18 @@ def tune_allocator() -> None:
     mallopt(-1, MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
 
 
+def settle_heap() -> None:
+    """Leave every object alive now (the libraries, the UI, the loaded models: ~570,000 of them) out of later garbage
+    collections: a full collection then takes milliseconds instead of about half a second, during which it holds
+    the GIL and every request stalls (``release_memory`` after heavy requests, and Python's own). What is frozen is
+    still freed when nothing refers to it; only cycles among it are never looked for. Process-wide: entry points
+    call it, once their long-lived objects exist (the app: after the warm-up)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def release_memory() -> None:
     """Hand memory freed by a finished request back to the system: collect garbage, then ask glibc to return the
     free pages of every heap (a heavy request's buffers otherwise stay mapped in the process). No effect without
