@@ -6,8 +6,9 @@ one batched ``generate`` reads them once for all four.
 
 Which turns join: a turn with no cache to reuse (a chat's first turn, or one whose cache is gone or held by another
 request) waits up to ``WAIT`` seconds for other such turns of the same model with the same decoding settings (greedy,
-or sampling with the same temperature and top-p); up to ``MAX_ROWS`` run as one group. A follow-up that reads its
-conversation's cache runs alone, as does a group of one.
+or sampling with the same temperature and top-p); up to ``MAX_ROWS`` run as one group. They meet before preparing
+their images' pixels (which each does in its own thread meanwhile), so that work does not spread their arrivals
+past the window. A follow-up that reads its conversation's cache runs alone, as does a group of one.
 
 Each row stays its own request:
 - streaming: ``RowsStreamer.put`` receives one token per row per step and hands each row's token to that row's own
@@ -62,7 +63,8 @@ class TurnBatcher:
     def gather(self, turn: _Turn) -> list[_Turn]:
         """The group ``turn`` leads (itself first), once the window closes; [] when ``turn`` joined another turn's
         group (that turn's reader starts the generation)."""
-        key = tuple(turn.kwargs[name] for name in SAMPLING)
+        options = turn.options
+        key = (True, options.temperature, options.top_p) if options.do_sample else (False,)
         with self._lock:
             group = self._open.get(key)
             if group is not None:
@@ -78,6 +80,16 @@ class TurnBatcher:
                 del self._open[key]
             self.groups = [*self.groups[-999:], len(group.turns)]
             return list(group.turns)
+
+
+def lead(pipeline: SmolVlmChat, group: list[_Turn]) -> None:
+    """Run a gathered group (in its own thread) once each turn has prepared its inputs: alone as an unbatched turn,
+    or together. A turn whose inputs failed (its reader raises the error) is left out."""
+    rows = [turn for turn in group if turn.prepared.wait() and turn.kwargs]
+    if len(rows) == 1:
+        rows[0].generate_alone()
+    elif rows:
+        run_group(pipeline, rows)
 
 
 def run_group(pipeline: SmolVlmChat, rows: list[_Turn]) -> None:

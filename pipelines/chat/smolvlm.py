@@ -39,7 +39,7 @@ from ..core.errors import InputError, ModelLoadError
 from ..core.hf import TransformersPipeline
 from ..core.io import load_image
 from ..core.limits import IMAGES_ENV, TEXT_CHARS_ENV, limits
-from .batching import GIVE_WAY_EVERY, TurnBatcher, run_group
+from .batching import GIVE_WAY_EVERY, TurnBatcher, lead
 from .conversations import ConversationStore
 from .options import (
     DEFAULT_NEW_TOKENS,
@@ -240,8 +240,9 @@ class SmolVlmChat(TransformersPipeline):
 
     def _images_for_prompt(self, images, **kwargs) -> tuple[dict, list[str]]:
         """The processor's ``_process_images`` (it calls this while rendering a prompt): each image's layout, and
-        its pixels only if some image's layout is not known yet (a first turn); a follow-up's images were read
-        before, so the image processor does not run for them again."""
+        its pixels only if some image's layout is not known yet (a split image read for the first time). An image
+        read as one tile has no rows or columns, and a follow-up's images were read before: their prompt is
+        rendered without the image processor, and ``_pixels`` prepares pixels only where the cache lacks them."""
         digests = _PROMPT_DIGESTS.get()
         flat = make_flat_list_of_images(images)
         split = kwargs.get("do_image_splitting")
@@ -252,6 +253,8 @@ class SmolVlmChat(TransformersPipeline):
             for key, layout in zip(keys, known):
                 if layout is not None:
                     self._layouts.move_to_end(key)
+        if digests is not None and not split:
+            known = [(0, 0)] * len(flat)  # one tile each: no rows or columns of tiles
         if known and all(layout is not None for layout in known):
             layout = {"rows": [[rows for rows, _ in known]], "cols": [[cols for _, cols in known]]}
             return layout, [self.processor.replace_image_token(layout, i) for i in range(len(flat))]
@@ -359,21 +362,23 @@ class _Turn:
         self.kwargs: dict[str, Any] = {}
         self.streamer: TextIteratorStreamer | None = None
         self.outcome: dict[str, Any] = {}
-        self.finished = threading.Event()
+        self.prepared, self.finished = threading.Event(), threading.Event()  # kwargs set (or failed); output set
 
     def stream(self) -> Iterator[str]:
         pipeline = self.pipeline
         self.ticket = self.ticket if self.ticket is not None else turns.current()
         cache, cached = self._cache()
-        self.kwargs = self._generate_kwargs(cache, cached)
         self.streamer = TextIteratorStreamer(pipeline.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        # A turn with no cache to read decodes together with the other fresh turns that come now (batching.py);
-        # the turn that leads a group starts its generation, the others read their own rows of it.
+        # A turn with no cache to read decodes together with the other fresh turns that come now (batching.py):
+        # they meet before preparing their pixels (done by each in its own thread meanwhile); the turn that leads
+        # a group starts its generation, the others read their own rows of it.
         group = [self] if cache is not None else pipeline.batcher.gather(self)
-        if len(group) == 1:
-            threading.Thread(target=self._generate, name="chat-generate", daemon=True).start()
-        elif group:
-            threading.Thread(target=run_group, args=(pipeline, group), name="chat-generate", daemon=True).start()
+        try:
+            self.kwargs = self._generate_kwargs(cache, cached)
+        finally:
+            self.prepared.set()
+            if group:
+                threading.Thread(target=lead, args=(pipeline, group), name="chat-generate", daemon=True).start()
         pieces: list[str] = []
         try:
             for piece in self.streamer:
@@ -391,7 +396,7 @@ class _Turn:
                 raise self.outcome["error"]
             self._finish(self.outcome["output"], cached, "".join(pieces))
 
-    def _generate(self) -> None:
+    def generate_alone(self) -> None:
         """This turn alone: transformers' generate, streamed (run in a thread of its own)."""
         with turns.acting_for(self.ticket):
             try:
