@@ -97,7 +97,7 @@ def test_load_returns_the_same_pipeline_and_loads_it_once_across_threads(monkeyp
 def test_preload_warms_what_it_can_and_reports_the_rest(default_profile, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     failures = pipelines.preload()
-    assert set(failures) == {"caption", "search", "ask"}  # hub-only models; transcribe falls back to tiny.en
+    assert set(failures) == {"caption", "search", "ask", "chat"}  # hub-only models; transcribe falls back to tiny.en
     assert all("cannot reach the Hugging Face Hub" in message for message in failures.values())
     assert any(line.startswith("whisper-tiny.en-embedded") for line in pipelines.loaded_models())
 

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
@@ -36,8 +36,9 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..core import turns
 
-if TYPE_CHECKING:
-    from .smolvlm import SmolVlmChat, _Turn
+# What this module handles, named for the reader (smolvlm imports this module, so it is not imported back):
+Turn = Any  # a smolvlm._Turn: one request's turn
+Chat = Any  # a smolvlm.SmolVlmChat: the pipeline whose model the group runs on
 
 WAIT = 0.02  # seconds a first turn waits for other turns to decode with
 MAX_ROWS = 8  # turns decoded together at most
@@ -60,7 +61,7 @@ class TurnBatcher:
         self._lock = threading.Lock()
         self.groups: list[int] = []  # rows of each group run so far, latest last (tests, benchmarks)
 
-    def gather(self, turn: _Turn) -> list[_Turn]:
+    def gather(self, turn: Turn) -> list[Turn]:
         """The group ``turn`` leads (itself first), once the window closes; [] when ``turn`` joined another turn's
         group (that turn's reader starts the generation)."""
         options = turn.options
@@ -82,7 +83,7 @@ class TurnBatcher:
             return list(group.turns)
 
 
-def lead(pipeline: SmolVlmChat, group: list[_Turn]) -> None:
+def lead(pipeline: Chat, group: list[Turn]) -> None:
     """Run a gathered group (in its own thread) once each turn has prepared its inputs: alone as an unbatched turn,
     or together. A turn whose inputs failed (its reader raises the error) is left out."""
     rows = [turn for turn in group if turn.prepared.wait() and turn.kwargs]
@@ -92,7 +93,7 @@ def lead(pipeline: SmolVlmChat, group: list[_Turn]) -> None:
         run_group(pipeline, rows)
 
 
-def run_group(pipeline: SmolVlmChat, rows: list[_Turn]) -> None:
+def run_group(pipeline: Chat, rows: list[Turn]) -> None:
     """One ``generate`` for ``rows`` (each with its model inputs in ``row.kwargs`` and its own streamer): every
     row's result and cache slice are handed to the row as it ends."""
     width = max(row.kwargs["input_ids"].shape[1] for row in rows)
@@ -132,7 +133,7 @@ def run_group(pipeline: SmolVlmChat, rows: list[_Turn]) -> None:
             streamer.finish_row(row)
 
 
-def _pixels(rows: list[_Turn]) -> dict[str, torch.Tensor]:
+def _pixels(rows: list[Turn]) -> dict[str, torch.Tensor]:
     """The rows' image tiles as one batch: each row's tiles first, padded with all-zero tiles (the model drops them,
     as it drops the processor's own padding)."""
     with_pixels = [row.kwargs for row in rows if "pixel_values" in row.kwargs]
@@ -156,13 +157,13 @@ class RowsStreamer(BaseStreamer):
     """Hands each row's new token to that row's own streamer; ends a row (its result, its cache slice, the end of
     its stream) right after its last token."""
 
-    def __init__(self, rows: list[_Turn], pads: list[int], cache):
+    def __init__(self, rows: list[Turn], pads: list[int], cache):
         self.rows, self.pads, self.cache = rows, pads, cache
         self.tokens: list[list[int]] = [[] for _ in rows]
         self.ending: set[int] = set()  # rows RowsStop ended at this step: their token is their last
         self.ended: set[int] = set()
 
-    def live(self) -> list[_Turn]:
+    def live(self) -> list[Turn]:
         return [row for b, row in enumerate(self.rows) if b not in self.ended]
 
     def put(self, value: torch.Tensor) -> None:
@@ -181,7 +182,7 @@ class RowsStreamer(BaseStreamer):
     def end(self) -> None:
         pass  # rows end one by one (finish_row); run_group ends any left
 
-    def finish_row(self, row: _Turn) -> None:
+    def finish_row(self, row: Turn) -> None:
         """The row's answer and its slice of the cache as a batch-1 generate would return them; its stream ends."""
         b = self.rows.index(row)
         tokens = self.tokens[b]
@@ -195,7 +196,7 @@ class RowsStreamer(BaseStreamer):
         row.outcome["output"] = SimpleNamespace(sequences=sequence, cache=DynamicCache(ddp_cache_data=layers))
         self.end_row(row)
 
-    def end_row(self, row: _Turn) -> None:
+    def end_row(self, row: Turn) -> None:
         b = self.rows.index(row)
         if b in self.ended:
             return
@@ -208,7 +209,7 @@ class RowsStop(StoppingCriteria):
     """One bool per row: True once that row is done (its end of utterance, its own max_new_tokens, its Stop or
     reader gone, its deadline); every GIVE_WAY_EVERY steps, first lets newer requests pass (turns.give_way)."""
 
-    def __init__(self, rows: list[_Turn], streamer: RowsStreamer, eos_token_ids):
+    def __init__(self, rows: list[Turn], streamer: RowsStreamer, eos_token_ids):
         self.rows, self.streamer, self.eos = rows, streamer, set(eos_token_ids)
         self.steps = 0
         now = time.monotonic()
