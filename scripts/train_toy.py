@@ -729,6 +729,7 @@ SMOLVLM_PATCH = 8
 SMOLVLM_SCALE = 2
 SMOLVLM_IMAGE_TOKENS = (SIZE // SMOLVLM_PATCH) ** 2 // SMOLVLM_SCALE**2  # 16, a 4x4 grid after the pixel shuffle
 SMOLVLM_STEPS = 2000
+SMOLVLM_BINDING_LAYER = 1  # the decoder layer one of whose heads is taught to look at the shape a question names
 SMOLVLM_MIN_GAP = 12  # pixels between two shapes' centres, left to right, for a "which side" question to be fair
 DESCRIBE_PROMPTS = (
     "Describe this image.",
@@ -863,7 +864,7 @@ def smolvlm_model(tokenizer):
         vocab_size=len(tokenizer),
         hidden_size=96,
         intermediate_size=192,
-        num_hidden_layers=3,
+        num_hidden_layers=4,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
@@ -907,16 +908,19 @@ class ChatExamples:
             self._ids[text] = self.processor(text=text, images=[self.blank]).input_ids[0]
         return self._ids[text]
 
-    def example(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+    def example(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int], list[int]]:
+        """The chat's ids, its labels, and per turn the position whose next token is the answer's first."""
         messages = chat_messages(self.blank, turns)
         ids = self.ids(messages)
         labels = [-100] * len(ids)
+        asks = []
         for turn in range(len(turns)):
             prompt = self.ids(messages[: 2 * turn + 1], generation_prompt=True)
             assert ids[: len(prompt)] == prompt, "a chat's prompt must tokenize as a prefix of the whole chat"
             end = ids.index(self.eos, len(prompt)) + 1  # the answer and its <end_of_utterance>, not the "\n"
             labels[len(prompt) : end] = ids[len(prompt) : end]
-        return ids, labels
+            asks.append(len(prompt) - 1)
+        return ids, labels, asks
 
 
 class GridProbe(torch.nn.Module):
@@ -955,6 +959,25 @@ class GridProbe(torch.nn.Module):
         classes = torch.tensor([CLASSES.index((s.color, s.shape)) if len(s.shapes) == 1 else -100 for s in scenes])
         return cells, sides, classes
 
+    def shape_cells(self, scene, shape) -> list[int]:
+        """The grid cells (row-major) that show ``shape``: those whose middle it covers, and the cell of its
+        own middle (a small shape may cover no cell's middle)."""
+        step = SIZE / self.grid
+        left, top, right, bottom = shape.box
+        found = set()
+        for k in range(self.grid * self.grid):
+            x, y = (k % self.grid + 0.5) * step, (k // self.grid + 0.5) * step
+            if left <= x <= right and top <= y <= bottom:
+                top_shape = next(
+                    s for s in reversed(scene.shapes) if s.box[0] <= x <= s.box[2] and s.box[1] <= y <= s.box[3]
+                )
+                if top_shape is shape:
+                    found.add(k)
+        column = min(self.grid - 1, int((left + right) / 2 // step))
+        row = min(self.grid - 1, int((top + bottom) / 2 // step))
+        found.add(row * self.grid + column)
+        return sorted(found)
+
     def forward(self, tokens: torch.Tensor, cells: torch.Tensor, sides: torch.Tensor, classes: torch.Tensor):
         loss = F.cross_entropy(self.cells(tokens).flatten(0, 1), cells.flatten())
         if (sides >= 0).any():
@@ -976,17 +999,39 @@ def train_smolvlm(scenes: list, out: Path) -> None:
     cells, sides, classes = probe.labels(pool)
     image_tokens = {}
     hook = model.model.connector.register_forward_hook(lambda module, args, output: image_tokens.update(x=output))
+    model.set_attn_implementation("eager")  # so the binding head's attention weights can be read (and taught)
+    binding = model.model.text_model.layers[SMOLVLM_BINDING_LAYER].self_attn
+    attention_weights = {}
+    hook2 = binding.register_forward_hook(lambda module, args, output: attention_weights.update(x=output[1]))
+    reading = model.model.text_model.layers[SMOLVLM_BINDING_LAYER - 1].self_attn
+    hook3 = reading.register_forward_hook(lambda module, args, output: attention_weights.update(read=output[1]))
+    color_ids = {}  # a colour -> its token id, where the question spells it as one token
+    for color in toyworld.COLORS:
+        ids = tokenizer(f" {color}", add_special_tokens=False).input_ids
+        if len(ids) == 1:
+            color_ids[color] = ids[0]
+    image_token = model.config.image_token_id
     examples = ChatExamples(processor)
     rng = random.Random(SEED)
 
-    def conversation(scene) -> list[tuple[str, str]]:
+    def conversation(scene) -> tuple[list[tuple[str, str]], list]:
+        """The chat's turns, and per turn the shape a which-side question asks about (else None)."""
         asked = smolvlm_questions(scene, rng)
         rng.shuffle(asked)
         turns = 2 if rng.random() < 0.35 else 1  # some chats go on: a follow-up after an answer
-        return [(user_says(q, rng), a) for _, q, a in asked[:turns]]
+        about = [
+            next((s for s in scene.shapes if f"{s.color} {s.shape}" in q), None) if kind == "side" else None
+            for kind, q, _ in asked[:turns]
+        ]
+        return [(user_says(q, rng), a) for _, q, a in asked[:turns]], about
 
     def loss_fn(indices: torch.Tensor) -> torch.Tensor:
-        rows = [examples.example(conversation(pool[i])) for i in indices.tolist()]
+        rows, targets = [], []  # targets: (row, position of the side answer's prompt, the asked shape's cells)
+        for r, i in enumerate(indices.tolist()):
+            turns, about = conversation(pool[i])
+            ids, labels_, asks = examples.example(turns)
+            rows.append((ids, labels_))
+            targets += [(r, at, s, probe.shape_cells(pool[i], s)) for at, s in zip(asks, about) if s is not None]
         width = max(len(ids) for ids, _ in rows)
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
@@ -999,10 +1044,29 @@ def train_smolvlm(scenes: list, out: Path) -> None:
             pixel_attention_mask=pixel_mask[indices],
             labels=labels,
         ).loss
-        return loss + probe(image_tokens["x"], cells[indices], sides[indices], classes[indices])
+        loss = loss + probe(image_tokens["x"], cells[indices], sides[indices], classes[indices])
+        if targets:
+            # Which side: one head of the binding layer, at the position that answers, attends to the asked
+            # shape's image tokens (found by the colour and shape the question names); later layers read its side.
+            # The layer before it, one head, looks from there at the colour the question names (the colours of
+            # two shapes differ), so that the binding head's query carries it.
+            weights = attention_weights["x"][:, 0]  # (batch, query, key), head 0
+            read = attention_weights["read"][:, 0]
+            mass = []
+            for r, at, shape, wanted in targets:
+                image_positions = (input_ids[r] == image_token).nonzero().flatten()
+                mass.append(weights[r, at, image_positions[wanted]].sum())
+                named = (input_ids[r, :at] == color_ids.get(shape.color, -1)).nonzero().flatten()
+                if len(named):
+                    mass.append(read[r, at, named[-1]])  # its last mention: in this question
+            loss = loss - torch.log(torch.stack(mass) + 1e-6).mean()
+        return loss
 
     train("smolvlm", torch.nn.ModuleList([model, probe]), loss_fn, len(pool), steps=SMOLVLM_STEPS, batch=32, lr=3e-3)
     hook.remove()
+    hook2.remove()
+    hook3.remove()
+    model.set_attn_implementation("sdpa")
     model.save_pretrained(out)
     processor.save_pretrained(out)
 
@@ -1135,7 +1199,10 @@ def write_readme(out: Path, metrics: dict) -> None:
         "  greedy, one question a chat; `second_turn` asks a follow-up after the model's own first answer.",
         "  Plus training-only heads on the image tokens the decoder reads (not saved): each token's colour+shape",
         "  (or background) and, in two-shape scenes, whether it belongs to the left or the right shape; the",
-        "  one-shape scene's class from the mean token. No flips (they would swap the sides).",
+        "  one-shape scene's class from the mean token; and, for a which-side question, one attention head of",
+        f"  decoder layer {SMOLVLM_BINDING_LAYER} is taught to look from the answering position at the asked shape's",
+        "  image tokens, and one head of the layer before it at the colour the question names (without them the",
+        "  answer ignores which shape is asked about). No flips (they would swap the sides).",
         "",
         "Notes for loaders:",
         '- `clip/`: `open_clip.create_model_from_pretrained("local-dir:<dir>")` and',

@@ -103,6 +103,16 @@ def test_toy_counts_the_shapes(toy):
     assert right(toy, cases) >= 9
 
 
+def test_toy_says_which_side_each_of_two_shapes_is_on(toy):
+    cases = []
+    for i, scene in enumerate(two_shape_scenes(5)):
+        for shape in scene.shapes:  # both shapes of a scene: the answer must follow the shape asked about
+            question = train_toy.SIDE_QUESTIONS[i % 2].format(c=shape.color, s=shape.shape)
+            cases.append((chat(scene.image, question), train_toy.side_of(scene, shape)))
+    assert {expected for _, expected in cases} == {"left", "right"}
+    assert right(toy, cases) >= 9
+
+
 def test_toy_describes_a_scene_in_a_sentence_and_stops_at_end_of_utterance(toy):
     processor, _ = toy
     scenes = single_scenes(5) + two_shape_scenes(5)
