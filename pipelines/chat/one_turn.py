@@ -16,7 +16,7 @@ import torch
 
 from ..core.errors import ModelLoadError
 from ..core.registry import defaults
-from .smolvlm import _token_id, ensure_chat_template
+from .smolvlm import _token_id, ensure_chat_template, render
 
 
 class SmolVlmTurn:
@@ -52,17 +52,7 @@ class SmolVlmTurn:
             [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}]
             for image, text in zip(images, texts)
         ]
-        return dict(
-            self.processor.apply_chat_template(
-                conversations,
-                add_generation_prompt=True,
-                tokenize=True,
-                return_dict=True,
-                return_tensors="pt",
-                sanitize_control_tokens=True,
-                processor_kwargs={"do_image_splitting": False, "padding": True, "padding_side": "left"},
-            )
-        )
+        return render(self.processor, conversations, do_image_splitting=False, padding=True, padding_side="left")
 
     @functools.cached_property
     def generate(self):

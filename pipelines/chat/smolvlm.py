@@ -37,7 +37,7 @@ from ..core.budget import Deadline, unfinished_notice
 from ..core.checkpoints import checkpoint_dir, config_model_type
 from ..core.errors import InputError, ModelLoadError
 from ..core.hf import TransformersPipeline
-from ..core.io import load_image
+from ..core.io import image_at_least
 from ..core.limits import IMAGES_ENV, TEXT_CHARS_ENV, limits
 from .batching import GIVE_WAY_EVERY, TurnBatcher, lead
 from .conversations import ConversationStore
@@ -222,19 +222,7 @@ class SmolVlmChat(TransformersPipeline):
         pixel_values unless every image's layout is known (then they are prepared later, only where needed)."""
         token = _PROMPT_DIGESTS.set({id(image): digest for image, digest in zip(images, digests)})
         try:
-            # Control tokens a message's text holds ("<image>", "<end_of_utterance>") are read as plain text: a
-            # user can neither end a turn nor claim an image slot with them.
-            return dict(
-                self.processor.apply_chat_template(
-                    chat,
-                    add_generation_prompt=True,
-                    tokenize=True,
-                    return_dict=True,
-                    return_tensors="pt",
-                    sanitize_control_tokens=True,
-                    processor_kwargs={"do_image_splitting": split},
-                )
-            )
+            return render(self.processor, chat, do_image_splitting=split)
         finally:
             _PROMPT_DIGESTS.reset(token)
 
@@ -628,16 +616,27 @@ def _parts(index: int, message) -> tuple[str, list[dict]]:
     return role, parts
 
 
+def render(processor, conversations, **processor_kwargs) -> dict[str, Any]:
+    """The model's inputs for ``conversations`` (one, or a list), each ending in the assistant's turn to speak.
+    Control tokens a message's text holds ("<image>", "<end_of_utterance>") are read as plain text: a user can
+    neither end a turn nor claim an image slot with them."""
+    return dict(
+        processor.apply_chat_template(
+            conversations,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            sanitize_control_tokens=True,
+            processor_kwargs=processor_kwargs,
+        )
+    )
+
+
 def _usable_image(source):
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://", "data:")):
         raise InputError("Images are not fetched from URLs. Upload the image file instead.")
-    image = load_image(source)
-    if min(image.size) < MIN_IMAGE_SIDE:
-        raise InputError(
-            f"This image is {image.width}x{image.height} pixels: too small to talk about. "
-            f"Upload an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels."
-        )
-    return image
+    return image_at_least(source, MIN_IMAGE_SIDE, "talk about")
 
 
 def _conversation_id(conversation) -> str | None:

@@ -81,6 +81,18 @@ def load_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS, max_side: int | No
         return _decode_image(image, max_pixels, side)
 
 
+def image_at_least(source, side: int, purpose: str) -> Image.Image:
+    """``load_image(source)``, refused when it is under ``side`` pixels on a side: too small to ``purpose``
+    (e.g. "answer questions about")."""
+    image = load_image(source)
+    if min(image.size) < side:
+        raise InputError(
+            f"This image is {image.width}x{image.height} pixels: too small to {purpose}. "
+            f"Upload an image at least {side}x{side} pixels."
+        )
+    return image
+
+
 def check_image(source, *, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """Refuse what load_image would refuse from the file's header alone (not an image, a damaged header, too many
     pixels or none), without decoding a pixel: a request is refused before its model loads."""

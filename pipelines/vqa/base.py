@@ -11,7 +11,7 @@ import torch
 
 from ..core.errors import InputError
 from ..core.hf import TransformersPipeline
-from ..core.io import load_image
+from ..core.io import image_at_least
 from ..core.limits import IMAGES_ENV, limits
 from .options import AskOptions
 
@@ -124,10 +124,4 @@ def _script(ch: str) -> str:
 
 
 def _usable_image(source):
-    image = load_image(source)
-    if min(image.size) < MIN_IMAGE_SIDE:
-        raise InputError(
-            f"This image is {image.width}x{image.height} pixels: too small to answer questions about. "
-            f"Upload an image at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels."
-        )
-    return image
+    return image_at_least(source, MIN_IMAGE_SIDE, "answer questions about")
