@@ -288,18 +288,27 @@ def _prepare(text, files, history, state, model, request):
     return chat, [*earlier, {"role": "user", "content": user}], text, images, f"{session}/{number}", state, deadline
 
 
-def _generate(chat, messages, conversation, options: dict, stop, deadline):
+@contextlib.contextmanager
+def _replying(chat, messages, conversation, options: dict, deadline, request):
+    """The reply to ``messages``, generated while the block runs (bad input raises on entering). This session's
+    Stop ends it, and so does leaving the block early (the page went away, Stop cancelled the event, the client
+    cancelled its job): the generate thread stops within a token."""
     length = options["max_new_tokens"]  # a slider's number; None (over the API): the model's default
-    return chat.generate(
-        messages,
-        max_new_tokens=None if length is None else int(round(length)),
-        do_sample=options["do_sample"],
-        temperature=options["temperature"],
-        top_p=options["top_p"],
-        stop=stop,
-        conversation=conversation,
-        deadline=deadline if deadline is not None else limits.limits().request_seconds,
-    )
+    with _stoppable(_session(request)) as stop:
+        reply = chat.generate(
+            messages,
+            max_new_tokens=None if length is None else int(round(length)),
+            do_sample=options["do_sample"],
+            temperature=options["temperature"],
+            top_p=options["top_p"],
+            stop=stop,
+            conversation=conversation,
+            deadline=deadline if deadline is not None else limits.limits().request_seconds,
+        )
+        try:
+            yield reply
+        finally:
+            reply.close()
 
 
 def turn_note(turn, chat, images: list[str]) -> str:
@@ -344,17 +353,13 @@ def send(
     )
     shown = [*(history or []), {"role": "user", "content": [{"path": p} for p in images] + ([text] if text else [])}]
     options = _options(max_new_tokens, do_sample, temperature, top_p)
-    with _stoppable(_session(request)) as stop:
-        reply = _generate(chat, messages, conversation, options, stop, deadline)  # bad input raises here
+    with _replying(chat, messages, conversation, options, deadline, request) as reply:
         answer = ""
-        try:
-            emptied = {"text": "", "files": []}  # the box and the webcam photo: sent
-            yield [*shown, {"role": "assistant", "content": ""}], emptied, None, state, note_update("")
-            for piece in reply:
-                answer += piece
-                yield [*shown, {"role": "assistant", "content": answer}], gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        finally:  # the page went away or Stop cancelled the event: the generate thread stops within a token
-            reply.close()
+        emptied = {"text": "", "files": []}  # the box and the webcam photo: sent
+        yield [*shown, {"role": "assistant", "content": ""}], emptied, None, state, note_update("")
+        for piece in reply:
+            answer += piece
+            yield [*shown, {"role": "assistant", "content": answer}], gr.skip(), gr.skip(), gr.skip(), gr.skip()
     note = turn_note(reply.turn, chat, _images(messages))
     yield [*shown, {"role": "assistant", "content": answer}], gr.skip(), gr.skip(), gr.skip(), note_update(note)
 
@@ -379,16 +384,12 @@ def chat_api(
         message, list(images or []), history, state, model, request
     )
     options = _options(max_new_tokens, do_sample, temperature, top_p)
-    with _stoppable(_session(request)) as stop:
-        reply = _generate(chat, messages, conversation, options, stop, deadline)
+    with _replying(chat, messages, conversation, options, deadline, request) as reply:
         answer = ""
-        try:
-            yield answer, state
-            for piece in reply:
-                answer += piece
-                yield answer, gr.skip()
-        finally:  # the client cancelled its job (or left): the generate thread stops within a token
-            reply.close()
+        yield answer, state
+        for piece in reply:
+            answer += piece
+            yield answer, gr.skip()
 
 
 # ------------------------------------------------------------------------------------------------ layout
