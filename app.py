@@ -167,6 +167,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="cache directory for downloaded models, e.g. one filled by "
         "`python -m pipelines.download` (env MM_MODELS_DIR)",
     )
+    parser.add_argument(
+        "--catalogue",
+        type=Path,
+        default=_env(search.CATALOGUE_ENV),
+        help="also search this catalogue, read-only: the OUT folder of `python -m pipelines.jobs index SOURCE OUT` "
+        "(env MM_CATALOGUE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -188,6 +195,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     runtime.configure(profile=args.profile, device=args.device, models_dir=args.models_dir, public=args.public)
     runtime.tune_allocator()  # before the server's threads start
+    search.open_catalogue(args.catalogue)
     if args.preload:
         for task, message in pipelines.preload().items():
             log.warning("%s model not preloaded: %s", task, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pipelines
 from pipelines.core import budget
 from pipelines.core.batching import batcher
 from pipelines.core.limits import limits
+from pipelines.jobs.catalogue import Catalogue, shown_copy
 from pipelines.search.classify import DEFAULT_TEMPLATE, classifier
 from pipelines.search.gallery import Gallery
 from pipelines.search.retrieval import Query, SearchOptions, SearchResult
@@ -38,7 +40,8 @@ ABOUT = (
 )
 TOP_K = 6  # results the tab shows at first: one row of the gallery
 EXAMPLES_PER_PAGE = 16  # example thumbnails: every toy scene on one page
-EXAMPLES, MINE = "examples", "mine"  # gallery choices
+EXAMPLES, MINE, CATALOGUE = "examples", "mine", "catalogue"  # gallery choices
+CATALOGUE_ENV = "MM_CATALOGUE"  # a catalogue folder (python -m pipelines.jobs index SOURCE OUT): OUT
 LABELS = {  # zero-shot labels to start from, per profile
     "toy": "circle, square, triangle",  # right on every toy example
     "default": "cat, horse, rocket, coffee, coins, astronaut, motorcycle, galaxy",
@@ -46,11 +49,29 @@ LABELS = {  # zero-shot labels to start from, per profile
 NEGATIVE = {True: "red", False: "people"}  # the "but not" box's hint, toy profile or not
 EMPTY_GALLERY = "Your gallery is empty. Upload images or a zip of images, then choose **My images** above."
 SHOWN_FOLDER = "search-results"  # in Gradio's cache: the copies of visitors' uploads their results show
+CATALOGUE_FOLDER = "catalogue-results"  # in Gradio's cache: copies of the catalogue images results show
 
 show_copies_in(Path(get_upload_folder()) / SHOWN_FOLDER)  # served by Gradio, as any file in its cache
+_catalogue: list[Catalogue | None] = []  # the catalogue the tab offers, once opened (open_catalogue)
+
+
+def open_catalogue(folder: str | Path | None) -> Catalogue | None:
+    """Offers the catalogue in ``folder`` (an index job's OUT, or None: no catalogue) as a read-only gallery in the
+    tabs built from now on (app.py's --catalogue). Opened once: a missing or unbuilt catalogue stops the start."""
+    _catalogue[:] = [Catalogue(Path(folder)) if folder else None]
+    return _catalogue[0]
+
+
+def catalogue() -> Catalogue | None:
+    """The catalogue offered: the one opened, else the one MM_CATALOGUE names (None: none)."""
+    if not _catalogue:
+        open_catalogue(os.environ.get(CATALOGUE_ENV) or None)
+    return _catalogue[0]
 
 
 def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
+    if choice == CATALOGUE and catalogue() is not None:
+        return catalogue()
     if choice == MINE:
         if not mine:
             raise pipelines.InputError(
@@ -59,7 +80,8 @@ def _gallery(choice: str, mine: Gallery | None) -> Gallery | None:
             )
         return mine
     if choice not in (EXAMPLES, None, ""):
-        raise pipelines.InputError(f"Unknown gallery {choice!r}; expected '{EXAMPLES}' or '{MINE}'")
+        names = [EXAMPLES, MINE] + [CATALOGUE] * (catalogue() is not None)
+        raise pipelines.InputError(f"Unknown gallery {choice!r}; expected one of {', '.join(map(repr, names))}")
     return None  # the bundled examples
 
 
@@ -67,7 +89,10 @@ def _run(query: Query, top_k, gallery: str, model: str | None, mine: Gallery | N
     searcher = pipelines.load("search", model or None)
     # Images new to this model are encoded first, within the request's time budget; the rest on the next search.
     seconds = limits().request_seconds
-    [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=_gallery(gallery, mine), encode_seconds=seconds)
+    chosen = _gallery(gallery, mine)
+    [result] = batcher.run(searcher, [query], top_k=int(top_k), gallery=chosen, encode_seconds=seconds)
+    if isinstance(chosen, Catalogue):
+        return _catalogue_results(result)
     shown = [(_shown(hit.path), f"{hit.label} · {hit.score:.2f}") for hit in result.hits]
     gone = sum(path is None for path, _ in shown)
     return [(path, caption) for path, caption in shown if path is not None], _details(result, gone)
@@ -82,6 +107,23 @@ def _shown(path: str) -> str | None:
         return path  # a bundled example: served from the allowed assets folder, as Gradio does
     copy = upload_store().shown_copy(path)
     return str(copy) if copy is not None else None
+
+
+def _catalogue_results(result: SearchResult):
+    """A catalogue's hits: the images the server can read (copied into Gradio's cache to be served), and the paths
+    of those it cannot (URLs, files on other machines), listed under the results."""
+    folder = Path(get_upload_folder()) / CATALOGUE_FOLDER
+    shown, listed = [], []
+    for hit in result.hits:
+        copy = shown_copy(hit.path, folder)
+        if copy is not None:
+            shown.append((copy, f"{hit.label} · {hit.score:.2f}"))
+        else:
+            listed.append(f"- `{hit.path}` · {hit.score:.2f}")
+    details = _details(result)
+    if listed:
+        details += "\n\nNot readable from this server, by path as the job read them:\n" + "\n".join(listed)
+    return shown, details
 
 
 def _details(result: SearchResult, gone: int = 0) -> str:
@@ -240,10 +282,14 @@ def build() -> SearchTab:
     gallery = gr.Gallery(
         label="Closest images", columns=6, height="auto", object_fit="contain", elem_id="search-results"
     )
+    offered = catalogue()
+    choices = [("Bundled examples", EXAMPLES), ("My images", MINE)]
+    if offered is not None:
+        choices.append((f"Catalogue: {offered.name} ({len(offered):,} images)", CATALOGUE))
     with gr.Row():
         source = RadioInput(
-            [("Bundled examples", EXAMPLES), ("My images", MINE)],
-            value=EXAMPLES,
+            choices,
+            value=CATALOGUE if offered is not None else EXAMPLES,
             label="Gallery",
             elem_id="search-gallery",
         )

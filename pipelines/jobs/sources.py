@@ -1,0 +1,102 @@
+"""What a job reads: SOURCE names a folder, a text or Parquet file listing paths or URLs, or a glob; each image is
+then read as bytes from a local path, an http(s) URL or a filesystem URI pyarrow knows (s3://, gs://, hdfs://)."""
+
+from __future__ import annotations
+
+import glob
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..search.gallery import IMAGE_SUFFIXES
+
+MAX_IMAGE_BYTES = 64 << 20  # bytes read per image at most: a larger "image" is refused, not read whole
+URL_TIMEOUT = 30  # seconds to wait for a remote image
+PATH_COLUMNS = ("path", "url", "image_path")  # the column a Parquet list of images is read from, first found
+LIST_SUFFIXES = {".txt", ".lst", ".csv"}  # text files: one path or URL a line
+
+
+class Unreadable(Exception):
+    """An image whose bytes could not be read: the reason becomes its row's error."""
+
+
+def list_images(source: str | Path) -> list[str]:
+    """Every image SOURCE names, deduplicated, in a stable order (sorted for folders and globs, as listed for
+    list files): the order decides the shards, so a re-run plans the same shards."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        what = f"the folder '{text}' holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+    elif path.is_file() and path.suffix.lower() == ".parquet":
+        found, what = _parquet_list(path), f"the Parquet file '{text}' lists no images"
+    elif path.is_file() and (path.suffix.lower() in LIST_SUFFIXES or path.suffix.lower() not in IMAGE_SUFFIXES):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        found = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        what = f"the list '{text}' names no images (one path or URL a line)"
+    elif glob.has_magic(text):
+        found = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        what = f"the pattern '{text}' matches no image files"
+    elif path.is_file():
+        found, what = [str(path)], ""
+    else:
+        raise InputError(
+            f"There is no folder, list or file at '{text}'. Give a folder of images, a text or Parquet file "
+            "listing paths or URLs, or a glob such as 'photos/**/*.jpg'"
+        )
+    found = list(dict.fromkeys(found))
+    if not found:
+        raise InputError(what[0].upper() + what[1:])
+    return found
+
+
+def _parquet_list(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    column = next((name for name in PATH_COLUMNS if name in names), None)
+    if column is None:
+        raise InputError(
+            f"The Parquet file '{path}' has no column named {' or '.join(PATH_COLUMNS)} (it has: {', '.join(names)}). "
+            "Name the column of image paths or URLs 'path'"
+        )
+    return [str(value) for value in pq.read_table(path, columns=[column]).column(column).to_pylist() if value]
+
+
+def is_local(source: str) -> bool:
+    return "://" not in source
+
+
+def read_bytes(source: str) -> bytes:
+    """The bytes of one image file, local or remote; raises Unreadable with the reason."""
+    try:
+        if is_local(source):
+            path = Path(source)
+            if not path.is_file():
+                raise Unreadable("no such file")
+            if path.stat().st_size > MAX_IMAGE_BYTES:
+                raise Unreadable(f"larger than {MAX_IMAGE_BYTES >> 20} MiB")
+            return path.read_bytes()
+        if source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(source, timeout=URL_TIMEOUT) as response:
+                data = response.read(MAX_IMAGE_BYTES + 1)
+        else:
+            import pyarrow.fs
+
+            filesystem, inner = pyarrow.fs.FileSystem.from_uri(source)
+            with filesystem.open_input_stream(inner) as stream:
+                data = stream.read(MAX_IMAGE_BYTES + 1)
+    except Unreadable:
+        raise
+    except urllib.error.HTTPError as error:
+        raise Unreadable(f"download failed: HTTP {error.code}") from error
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise Unreadable(f"download failed: {getattr(error, 'reason', error)}") from error
+    except PermissionError as error:
+        raise Unreadable("permission denied") from error
+    except (OSError, ValueError) as error:  # pyarrow raises these for unknown schemes and missing objects
+        raise Unreadable(f"could not be read ({type(error).__name__}: {error})") from error
+    if len(data) > MAX_IMAGE_BYTES:
+        raise Unreadable(f"larger than {MAX_IMAGE_BYTES >> 20} MiB")
+    return data
