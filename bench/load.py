@@ -10,7 +10,7 @@ and the wall time of 8 concurrent /caption calls over 8 sequential ones (goal <=
 
 The abuse mix (--abuse) measures what one hostile visitor at the limits (pipelines/core/limits.py, MM_MAX_* as set
 in this environment) costs everyone else: 8 ordinary visitors use the app for --duration seconds alone, then for as
-long again while one visitor (one client address, several sessions) sends the largest allowed batches of large
+long again while one visitor (one client address, several sessions; a process of its own) sends the largest allowed batches of large
 images, the longest allowed audio, texts at the character limit, floods of jobs and gallery uploads. It reports the
 ordinary visitors' p95 latency with the abuser over without (goal <= 2x), the server's resident memory after the
 run over the warm baseline (goal <= 1.2x) and the growth of the app's cache directory (goal <= limits().store_bytes).
@@ -21,6 +21,7 @@ Bounded in count and time; talks to 127.0.0.1 only. Not a test: CI does not run 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import shutil
@@ -254,12 +255,10 @@ ABUSER = "203.0.113.66"  # the abuser's one address (documentation range); ordin
 REFUSED = "requests waiting or running"  # in demos/fairness.py's refusals
 
 
-def abuse_inputs(folder: Path, bounds) -> dict:
-    """Files and texts at the limits: a large smooth image (decoded in full, scaled down; small to upload), the
-    most recordings per request filling the audio allowance, distinct noise images for the gallery, texts at the
-    character limit."""
+def write_abuse_files(folder: Path, bounds) -> None:
+    """Files at the limits: a large smooth image (decoded in full, scaled down; small to upload), the most
+    recordings per request filling the audio allowance, distinct noise images for the gallery."""
     import numpy as np
-    from gradio_client import handle_file
     from PIL import Image
 
     y, x = np.mgrid[0:5000, 0:8000]  # 40 MP, as in issue 18
@@ -276,10 +275,16 @@ def abuse_inputs(folder: Path, bounds) -> dict:
         long.setparams(params)
         long.writeframes((speech + pause) * repeats)
     rng = np.random.default_rng(18)
-    gallery = []
     for i in range(bounds.images_per_request):
         Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(folder / f"noise{i}.png")
-        gallery.append(str(folder / f"noise{i}.png"))
+
+
+def abuse_inputs(folder: Path, bounds) -> dict:
+    """The abuser's inputs: the files ``write_abuse_files`` left in ``folder``, texts at the character limit."""
+    from gradio_client import handle_file
+
+    files = bounds.audio_files_per_request
+    gallery = [str(folder / f"noise{i}.png") for i in range(bounds.images_per_request)]
     text = ("a red circle on a white background, " * (bounds.text_chars // 30 + 1))[: bounds.text_chars]
     from pipelines.search.classify import MAX_LABELS
 
@@ -321,6 +326,9 @@ class Abuser:
             thread.start()
         for thread in threads:
             thread.join()
+
+    def tally(self) -> dict:
+        return {"sent": self.sent, "served": self.served, "refused": self.refused, "errors": self.errors}
 
     def _loop(self, body) -> None:
         client = self.client()
@@ -387,6 +395,18 @@ class Abuser:
         return client
 
 
+def abuse(url: str, folder: Path, seconds: float, names: tuple[str, ...], tallies) -> None:
+    """The abuser's process: its loops for ``seconds``, then its tally onto ``tallies`` (a multiprocessing queue).
+    A process of its own, as a real abuser is on another machine: its client's work (dozens of threads parsing
+    streams) does not take the ordinary visitors' clients' interpreter lock, so what they measure is the server."""
+    from pipelines.core.limits import limits
+
+    bounds = limits()
+    abuser = Abuser(url, abuse_inputs(folder, bounds), bounds, time.monotonic() + seconds)
+    abuser.run(names)
+    tallies.put(abuser.tally())
+
+
 def ordinary_visitor(url: str, index: int, stop_at: float, think: float) -> list[tuple[str, float, str | None]]:
     """One ordinary visitor (its own session and address) until ``stop_at``: the soak's mix, a pause between."""
     from gradio_client import Client
@@ -401,16 +421,25 @@ def ordinary_visitor(url: str, index: int, stop_at: float, think: float) -> list
     return rows
 
 
-def visitors_for(url: str, args, abuser: Abuser | None) -> list:
-    """The ordinary visitors' (api, seconds, error) rows over one phase, with ``abuser`` at work if given."""
+def visitors_for(url: str, args, abuser_files: Path | None = None) -> tuple[list, dict | None]:
+    """The ordinary visitors' (api, seconds, error) rows over one phase and, with ``abuser_files`` (the folder
+    ``write_abuse_files`` filled), the tally of an abuser at work beside them in its own process."""
     stop_at = time.monotonic() + args.duration
-    with ThreadPoolExecutor(args.visitors + 1) as pool:
+    abuser = tallies = None
+    if abuser_files is not None:
+        spawn = multiprocessing.get_context("spawn")
+        tallies = spawn.Queue()
+        names = tuple(args.abuser_loops.split(","))
+        abuser = spawn.Process(target=abuse, args=(url, abuser_files, args.duration, names, tallies), daemon=True)
+        abuser.start()
+    with ThreadPoolExecutor(args.visitors) as pool:
         visits = [pool.submit(ordinary_visitor, url, i, stop_at, args.think) for i in range(args.visitors)]
-        abusing = pool.submit(abuser.run, tuple(args.abuser_loops.split(","))) if abuser else None
         rows = [row for visit in visits for row in visit.result()]
-        if abusing:
-            abusing.result()  # its requests in flight finish (the time budget bounds each)
-    return rows
+    if abuser is None:
+        return rows, None
+    tally = tallies.get(timeout=TIMEOUT)  # its requests in flight finish first (the time budget bounds each)
+    abuser.join()
+    return rows, tally
 
 
 def directory_bytes(folder: Path) -> int:
@@ -445,7 +474,7 @@ def abuse_mix(args) -> list[Row]:
     cache, uploads = work / "cache", work / "gradio"
     passed = {name: value for name, value in os.environ.items() if name.startswith(("MM_MAX_", "MM_UPLOAD_"))}
     env = {**passed, "MM_CACHE_DIR": str(cache), "GRADIO_TEMP_DIR": str(uploads)}
-    inputs = abuse_inputs(work, bounds)
+    write_abuse_files(work, bounds)
     port = free_port()
     app = start_app(port, env, ("--public",) if args.public else ())
     url = f"http://127.0.0.1:{port}/"
@@ -455,13 +484,12 @@ def abuse_mix(args) -> list[Row]:
             seconds, error = timed(lambda: request(warm))
             if error:
                 raise SystemExit(f"warm-up {name} failed: {error}")
-        visitors_for(url, argparse.Namespace(**{**vars(args), "duration": min(20.0, args.duration)}), None)
+        visitors_for(url, argparse.Namespace(**{**vars(args), "duration": min(20.0, args.duration)}))
         before, cache_before, uploads_before = rss_mib(app.pid), directory_bytes(cache), directory_bytes(uploads)
-        alone = visitors_for(url, args, None)
+        alone, _ = visitors_for(url, args)
         peak = PeakMemory(app.pid)
-        abuser = Abuser(url, inputs, bounds, time.monotonic() + args.duration)
         start = time.perf_counter()
-        beside = visitors_for(url, args, abuser)
+        beside, abuser = visitors_for(url, args, work)
         wall = time.perf_counter() - start
         peak_mib = peak.stop()
         right_after = rss_mib(app.pid)
@@ -508,10 +536,10 @@ def abuse_mix(args) -> list[Row]:
     _, errors, _, p95_beside = stats(beside)
     first_error = next((e for _, _, e in beside if e), None)
     print(
-        f"\nabuser: {abuser.sent} requests sent, {abuser.served} served, {abuser.refused} refused as too many "
-        f"waiting, {sum(abuser.errors.values())} refused or failed otherwise"
+        f"\nabuser: {abuser['sent']} requests sent, {abuser['served']} served, {abuser['refused']} refused as too "
+        f"many waiting, {sum(abuser['errors'].values())} refused or failed otherwise"
     )
-    for message, count in sorted(abuser.errors.items(), key=lambda item: -item[1])[:6]:
+    for message, count in sorted(abuser["errors"].items(), key=lambda item: -item[1])[:6]:
         print(f"  {count:4d} x {message}")
     p95_ratio, memory_ratio = p95_beside / p95_alone, after / before
     print(

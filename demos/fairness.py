@@ -17,6 +17,11 @@ Gradio's queue turns requests away only when it is full (``demo.queue(max_size=.
 - **One model job per address on a busy server:** while more than one address has model jobs (``MODEL_LANES``)
   running or waiting, an address with one running starts no other until it ends. A visitor who sends five requests
   at once cannot take five shares of the CPU from everyone else; alone on the server, it may.
+- **Who never pauses goes last:** an address that has had jobs waiting or running nearly all the time lately
+  (``Occupancy``: more than ``STEADY_SHARE`` of a decaying window) starts a model job on a busy server only when
+  no other address has one running or waiting, or when it has run none for ``STEADY_PATIENCE`` seconds. People
+  pause to read a result; a script at the limits does not, and now fills the gaps the others leave instead of
+  halving their share of the cores.
 
 The client address is the one Gradio's server (uvicorn) gives the request: it honours ``X-Forwarded-For`` only from
 the proxies named in ``FORWARDED_ALLOW_IPS`` (by default loopback, so a visitor cannot forge an address by sending
@@ -59,6 +64,12 @@ PRIVATE_NETWORKS = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.
 GPU = "model-device"
 BATCHED = "batched-models"
 MODEL_LANES = (GPU, BATCHED)
+# An address is steady when it has had jobs waiting or running for more than this share of the recent past, a
+# window that halves its weight every OCCUPANCY_HALF_LIFE seconds (one never pausing gets there in about 40 s). A
+# person reading results stays well below it, even on a slow server.
+STEADY_SHARE = 0.9
+OCCUPANCY_HALF_LIFE = 12.0
+STEADY_PATIENCE = 30.0  # seconds a steady address's job waits for the others at most, so it is never starved
 QUEUE_ATTRIBUTES = (  # what the fair queue reads or calls on gradio's Queue
     "push",
     "get_events",
@@ -156,6 +167,33 @@ def lane_share(concurrency_limit: int | None) -> int | None:
     return None if concurrency_limit is None else max(1, concurrency_limit - 1)
 
 
+class Occupancy:
+    """How much of the recent past each address has had jobs waiting or running: a share from 0 to 1, each moment
+    weighing half as much every ``half_life`` seconds. ``observe`` is told who holds jobs now; the time since the
+    last observation counts for those who held jobs then."""
+
+    def __init__(self, half_life: float | None = None, clock=time.monotonic):
+        self.half_life, self._clock = half_life or OCCUPANCY_HALF_LIFE, clock
+        self.share: dict[str, float] = {}
+        self._holding: set[str] = set()
+        self._since = clock()
+
+    def observe(self, holding: set[str]) -> None:
+        now = self._clock()
+        kept = 0.5 ** ((now - self._since) / self.half_life)  # the weight left to the past
+        for address in self.share.keys() | self._holding:
+            share = self.share.get(address, 0.0) * kept + (1 - kept) * (address in self._holding)
+            if share < 0.01 and address not in holding:
+                self.share.pop(address, None)  # long gone: a flood from many addresses leaves no trail
+            else:
+                self.share[address] = share
+        self._holding, self._since = set(holding), now
+
+    def steady(self, share: float = STEADY_SHARE) -> set[str]:
+        """The addresses that have held jobs more than ``share`` of the recent past."""
+        return {address for address, held in self.share.items() if held > share}
+
+
 class FairQueue:
     """Gradio's ``Queue.push`` with the caps and the turns described in the module docstring."""
 
@@ -166,6 +204,9 @@ class FairQueue:
         # event (whose .data is the body).
         self._joining: dict[int, list[tuple[str, str]]] = {}
         self._unread: OrderedDict[str, tuple[float, str, str]] = OrderedDict()  # event id -> (when, address, session)
+        self.occupancy = Occupancy()
+        self._joined: dict[str, float] = {}  # event id -> when it joined the queue (for STEADY_PATIENCE)
+        self._ran: dict[str, float] = {}  # address -> when it was last seen running a model job (the same)
         self.refused = 0  # jobs turned away so far (the tests read it)
 
     async def push(self, body, request, username):
@@ -187,6 +228,8 @@ class FairQueue:
             del self._joining[id(body)]
         if success:
             try:
+                self._joined[event_id] = time.monotonic()
+                self._observe()
                 self._take_turn(event_id)
             except Exception:
                 log.exception("a job kept its place in the queue")
@@ -305,11 +348,22 @@ class FairQueue:
                 modelling[address] += count
         waiting = {client_address(e.request) for lane in MODEL_LANES if lane in lanes for e in lanes[lane].queue}
         busy = len(set(modelling) | waiting) > 1
+        steady = self._observe()
+        others = set(modelling) | waiting  # the addresses a steady one waits for: those with model jobs
+        now = time.monotonic()
+        self._ran = {a: t for a, t in self._ran.items() if now - t < STEADY_PATIENCE} | dict.fromkeys(modelling, now)
+
+        def waited(event) -> float:
+            """Seconds since the job joined or its address last ran a model job, whichever was later."""
+            return now - max(self._joined.get(event._id, now), self._ran.get(client_address(event.request), 0.0))
 
         def may_start(lane, event) -> bool:
             address = client_address(event.request)
-            if busy and lane.concurrency_id in MODEL_LANES and modelling[address]:
-                return False
+            if busy and lane.concurrency_id in MODEL_LANES:
+                if modelling[address]:
+                    return False
+                if address in steady and others - steady and waited(event) < STEADY_PATIENCE:
+                    return False
             share = lane_share(lane.concurrency_limit)
             return share is None or running[lane.concurrency_id, address] < share
 
@@ -322,6 +376,14 @@ class FairQueue:
                 parked[lane] = (lane.queue, eligible)
                 lane.queue = list(eligible)
         return parked
+
+    def _observe(self) -> set[str]:
+        """Tell the occupancy who holds jobs now (forgetting the jobs that ended); the steady addresses."""
+        events = self.queue.event_ids_to_events
+        for event_id in [e for e in self._joined if e not in events]:
+            del self._joined[event_id]
+        self.occupancy.observe({client_address(event.request) for event in list(events.values())})
+        return self.occupancy.steady()
 
     def _take_turn(self, event_id: str) -> None:
         """Move the job just queued ahead of the waiting jobs of addresses that have more in its lane than it does.

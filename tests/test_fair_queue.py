@@ -39,11 +39,11 @@ class GatedApp:
     """A served app with one event, /work(label), that records its label and waits until the gate opens."""
 
     def __init__(self, *, per_visitor: int, per_address: int, slots: int = 1, lane: str | None = None):
-        self.gate, self.started = threading.Event(), []
+        self.gate, self.started, self.released = threading.Event(), [], set()
 
         def work(label: str) -> str:
             self.started.append(label)
-            self.gate.wait(WAIT)
+            until(lambda: self.gate.is_set() or label in self.released, f"{label} may end")
             return f"done {label}"
 
         with gr.Blocks() as self.demo:
@@ -158,6 +158,43 @@ def test_on_a_busy_server_an_address_runs_one_model_job_at_a_time(gated):
     assert gated.started == ["a1", "b1"]
     gated.gate.set()
     assert [job.result(WAIT) for job in jobs] == ["done a1", "done b1", "done a2"]
+
+
+def test_occupancy_tells_an_address_that_never_pauses_from_one_that_reads_its_results():
+    now = [0.0]
+    occupancy = fairness.Occupancy(half_life=10, clock=lambda: now[0])
+    for second in range(60):  # the script always holds a job; the person holds one for 2 s of every 4
+        now[0] = second
+        occupancy.observe({"script"} | ({"person"} if second % 4 < 2 else set()))
+    assert occupancy.steady() == {"script"}
+    assert 0.3 < occupancy.share["person"] < 0.7
+    for second in range(60, 200):  # both gone: the script's share fades and then its entry goes
+        now[0] = second
+        occupancy.observe(set())
+    assert occupancy.steady() == set() and occupancy.share == {}
+
+
+@pytest.mark.parametrize("gated", [MODEL_LANE], indirect=True)
+def test_on_a_busy_server_an_address_that_never_pauses_waits_for_the_others_but_not_for_ever(gated, monkeypatch):
+    steady, person = gated.client("203.0.113.7"), gated.client("198.51.100.9")
+    now = [0.0]  # the occupancy's clock, which the test moves
+    gated.fair.occupancy = fairness.Occupancy(clock=lambda: now[0])
+    jobs = [steady.submit(label, api_name="/work") for label in ("s1", "s2")]
+    until(lambda: gated.started == ["s1", "s2"], "the lone address runs two jobs")
+    now[0] = 120.0  # two minutes of holding jobs; then the clock stops, so the person's share stays 0
+    jobs.append(person.submit("p1", api_name="/work"))
+    until(lambda: gated.started == ["s1", "s2", "p1"], "the person's job runs")
+    assert gated.fair.occupancy.steady() == {"203.0.113.7"}
+    jobs.append(steady.submit("s3", api_name="/work"))
+    gated.released |= {"s1", "s2"}
+    until(lambda: gated.held("address", "203.0.113.7") == 1, "the steady address's first jobs end")
+    time.sleep(0.5)  # a slot is free and the address runs nothing, yet it waits while the person's job runs
+    assert gated.started == ["s1", "s2", "p1"]
+    monkeypatch.setattr(fairness, "STEADY_PATIENCE", 0.5)
+    until(lambda: "s3" in gated.started, "the steady address's job starts once it has waited long enough")
+    assert gated.held("address", "198.51.100.9") == 1  # beside the person's job, still running
+    gated.gate.set()
+    assert [job.result(WAIT) for job in jobs] == ["done s1", "done s2", "done p1", "done s3"]
 
 
 @pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 2}], indirect=True)
