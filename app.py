@@ -28,6 +28,9 @@ MAX_FILE_SIZE = "200mb"  # larger uploads are refused before any model runs; 10 
 QUEUE_SIZE = 64  # requests waiting beyond this are turned away with a "busy" message
 # Within it, each visitor and each client address may have only a few jobs waiting or running (demos/fairness.py,
 # MM_MAX_QUEUED_PER_VISITOR and MM_MAX_QUEUED_PER_ADDRESS), so one client cannot fill it for everyone else.
+# After every event Gradio summarises its last 10,000 with pandas (for a monitoring page this app does not link):
+# about 10 ms of CPU per request, holding up the others. Once every 1,000 events is enough.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 MAX_SESSIONS = 1000  # visitors whose state (e.g. an uploaded gallery) is kept; the least recently active go first
 
 PROFILE_MODELS = {"default": "Hugging Face Hub models", "toy": "bundled toy models"}  # what the title line says

@@ -10,10 +10,11 @@ and the wall time of 8 concurrent /caption calls over 8 sequential ones (goal <=
 
 The abuse mix (--abuse) measures what one hostile visitor at the limits (pipelines/core/limits.py, MM_MAX_* as set
 in this environment) costs everyone else: 8 ordinary visitors use the app for --duration seconds alone, then for as
-long again while one visitor (one client address, several sessions; a process of its own) sends the largest allowed batches of large
-images, the longest allowed audio, texts at the character limit, floods of jobs and gallery uploads. It reports the
-ordinary visitors' p95 latency with the abuser over without (goal <= 2x), the server's resident memory after the
-run over the warm baseline (goal <= 1.2x) and the growth of the app's cache directory (goal <= limits().store_bytes).
+long again while one visitor (one client address, several sessions; a process of its own) sends the largest
+allowed batches of large images, the longest allowed audio, texts at the character limit, floods of jobs and gallery
+uploads. It reports the ordinary visitors' p95 latency with the abuser over without (goal <= 2x), the server's
+resident memory after the run over the warm baseline (goal <= 1.2x), the growth of the app's cache directory (goal
+<= limits().store_bytes), and the CPU the server and the abuser's own client used.
 Each visitor has its own address through X-Forwarded-For, as behind a proxy (loopback is a trusted one).
 Bounded in count and time; talks to 127.0.0.1 only. Not a test: CI does not run it.
 """
@@ -82,6 +83,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used so far, all its threads (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def requests_by_api():
@@ -404,7 +411,7 @@ def abuse(url: str, folder: Path, seconds: float, names: tuple[str, ...], tallie
     bounds = limits()
     abuser = Abuser(url, abuse_inputs(folder, bounds), bounds, time.monotonic() + seconds)
     abuser.run(names)
-    tallies.put(abuser.tally())
+    tallies.put({**abuser.tally(), "cpu_seconds": time.process_time()})
 
 
 def ordinary_visitor(url: str, index: int, stop_at: float, think: float) -> list[tuple[str, float, str | None]]:
@@ -486,11 +493,14 @@ def abuse_mix(args) -> list[Row]:
                 raise SystemExit(f"warm-up {name} failed: {error}")
         visitors_for(url, argparse.Namespace(**{**vars(args), "duration": min(20.0, args.duration)}))
         before, cache_before, uploads_before = rss_mib(app.pid), directory_bytes(cache), directory_bytes(uploads)
+        cpu_start = cpu_seconds(app.pid)
         alone, _ = visitors_for(url, args)
+        cpu_alone = cpu_seconds(app.pid) - cpu_start
         peak = PeakMemory(app.pid)
         start = time.perf_counter()
         beside, abuser = visitors_for(url, args, work)
         wall = time.perf_counter() - start
+        cpu_beside = cpu_seconds(app.pid) - cpu_start - cpu_alone
         peak_mib = peak.stop()
         right_after = rss_mib(app.pid)
         time.sleep(args.settle)
@@ -541,6 +551,10 @@ def abuse_mix(args) -> list[Row]:
     )
     for message, count in sorted(abuser["errors"].items(), key=lambda item: -item[1])[:6]:
         print(f"  {count:4d} x {message}")
+    print(
+        f"CPU: the server used {cpu_alone / args.duration:.2f} cores alone and {cpu_beside / wall:.2f} beside the "
+        f"abuser, whose own client (on this machine too, unlike a real one) used {abuser['cpu_seconds'] / wall:.2f}"
+    )
     p95_ratio, memory_ratio = p95_beside / p95_alone, after / before
     print(
         f"\nordinary visitors' p95: {p95_beside:.2f} s beside the abuser vs {p95_alone:.2f} s alone: "
