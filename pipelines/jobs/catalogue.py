@@ -10,7 +10,9 @@ once, under the first path that held them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +24,10 @@ from ..core.budget import Deadline
 from ..core.errors import InputError
 from ..fusion.space import ClipSpace
 from ..search import vector_index
-from ..search.gallery import Gallery, Item, Matches, Report
+from ..search.gallery import IMAGE_SUFFIXES, Gallery, Item, Matches, Report
 from ..search.uploads import label
 from . import shards
+from .sources import is_local
 
 INDEX_FOLDER = "index"  # in a job's OUT folder
 INFO, IDS, FAISS_FILE, EXACT_FILE = "catalogue.json", "ids.arrow", "vectors.faiss", "vectors.npy"
@@ -215,17 +218,12 @@ def _read_index(folder: Path, info: CatalogueInfo):
 
 def shown_copy(path: str, folder: Path) -> str | None:
     """A copy of a catalogue image in ``folder`` (one the web server may serve), or None when the server cannot
-    read it as an image: a URL, a missing file, a file that is not an image."""
-    import hashlib
-    import shutil
-
-    from ..search.gallery import IMAGE_SUFFIXES
-    from .sources import is_local
-
+    read it: a URL, a missing file, a file without an image suffix."""
     source = Path(path)
     if not is_local(path) or source.suffix.lower() not in IMAGE_SUFFIXES or not source.is_file():
         return None
-    name = hashlib.sha256(path.encode()).hexdigest()[:24] + source.suffix.lower()
+    stat = source.stat()  # a file changed since its copy was made gets a new copy
+    name = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24] + source.suffix.lower()
     copy = Path(folder) / name
     if not copy.is_file():
         try:

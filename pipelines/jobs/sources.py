@@ -91,12 +91,20 @@ def read_bytes(source: str) -> bytes:
         raise
     except urllib.error.HTTPError as error:
         raise Unreadable(f"download failed: HTTP {error.code}") from error
-    except (urllib.error.URLError, TimeoutError) as error:
-        raise Unreadable(f"download failed: {getattr(error, 'reason', error)}") from error
+    except TimeoutError as error:
+        raise Unreadable(f"download failed: no answer in {URL_TIMEOUT} s") from error
+    except urllib.error.URLError as error:
+        raise Unreadable("download failed: the server could not be reached") from error
     except PermissionError as error:
         raise Unreadable("permission denied") from error
-    except (OSError, ValueError) as error:  # pyarrow raises these for unknown schemes and missing objects
-        raise Unreadable(f"could not be read ({type(error).__name__}: {error})") from error
+    except FileNotFoundError as error:
+        raise Unreadable("no such file") from error
+    except ValueError as error:  # pyarrow: a scheme it has no filesystem for
+        raise Unreadable(
+            "could not be read: use a local path, an http(s):// URL or a URI pyarrow reads (s3://, gs://, hdfs://)"
+        ) from error
+    except OSError as error:
+        raise Unreadable("could not be read: check the address and this machine's access to it") from error
     if len(data) > MAX_IMAGE_BYTES:
         raise Unreadable(f"larger than {MAX_IMAGE_BYTES >> 20} MiB")
     return data

@@ -55,15 +55,19 @@ class ShardWorker:
         raise NotImplementedError
 
 
-def read_all(paths: list[str]) -> tuple[dict[int, bytes], dict[int, str]]:
-    """{position: bytes} of the images read, {position: reason} of those that could not be."""
-    data, errors = {}, {}
+def read_all(paths: list[str]) -> tuple[dict[int, str], dict[int, object], dict[int, str]]:
+    """({position: SHA-256}, {position: what to decode}, {position: reason}) for ``paths``: what to decode is the
+    path of a local file (read again when decoded: a shard's images are never all in memory), the bytes of a
+    remote one; the reason, for an image that could not be read."""
+    digests, sources, errors = {}, {}, {}
     for i, path in enumerate(paths):
         try:
-            data[i] = read_bytes(path)
+            data = read_bytes(path)
         except Unreadable as error:
             errors[i] = str(error)
-    return data, errors
+            continue
+        digests[i], sources[i] = digest(data), path if is_local(path) else data
+    return digests, sources, errors
 
 
 class IndexWorker(ShardWorker):
@@ -81,11 +85,10 @@ class IndexWorker(ShardWorker):
 
         from ..search.encoding import encode_images
 
-        data, errors = read_all(paths)
-        good = sorted(data)
+        digests, sources, errors = read_all(paths)
+        good = sorted(sources)
         # Local files are decoded from their paths, as the single-process indexer does (JPEGs at reduced scale)
-        sources = [paths[i] if is_local(paths[i]) else data[i] for i in good]
-        vectors, failures, _ = encode_images(self.space, sources, batch_size=self.batch_size)
+        vectors, failures, _ = encode_images(self.space, [sources[i] for i in good], batch_size=self.batch_size)
         errors.update((good[j], message) for j, message in failures.items())
         encoded = iter(vectors)
         embeddings = [None if i in errors else next(encoded) for i in range(len(paths))]
@@ -97,7 +100,7 @@ class IndexWorker(ShardWorker):
         return pa.table(
             {
                 "path": pa.array(paths, pa.string()),
-                "sha256": pa.array([digest(data[i]) if i in data else None for i in range(len(paths))], pa.string()),
+                "sha256": pa.array([digests.get(i) for i in range(len(paths))], pa.string()),
                 "embedding": column,
                 "model": pa.array([self.space.key] * len(paths), pa.string()),
                 "error": pa.array([errors.get(i) for i in range(len(paths))], pa.string()),
@@ -138,18 +141,20 @@ class CaptionWorker(ShardWorker):
 
         from ..core.io import load_image
 
-        data, errors = read_all(paths)
-        images = {}
-        for i in sorted(data):
-            try:
-                images[i] = load_image(data[i] if not is_local(paths[i]) else paths[i])
-            except PipelineError as error:
-                errors[i] = str(error)
-        captions = self.caption(images, errors)
+        digests, sources, errors = read_all(paths)
+        captions, good = {}, sorted(sources)
+        for start in range(0, len(good), self.batch_size):  # decoded a batch at a time
+            images = {}
+            for i in good[start : start + self.batch_size]:
+                try:
+                    images[i] = load_image(sources[i])
+                except PipelineError as error:
+                    errors[i] = str(error)
+            captions.update(self.caption(images, errors))
         return pa.table(
             {
                 "path": pa.array(paths, pa.string()),
-                "sha256": pa.array([digest(data[i]) if i in data else None for i in range(len(paths))], pa.string()),
+                "sha256": pa.array([digests.get(i) for i in range(len(paths))], pa.string()),
                 "caption": pa.array([captions[i].text if i in captions else None for i in range(len(paths))]),
                 "score": pa.array(
                     [captions[i].score if i in captions else None for i in range(len(paths))], pa.float32()
