@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core import runtime
 from ..core.errors import PipelineError
 from . import shards
-from .catalogue import build_catalogue
+from .catalogue import INDEX_FOLDER, build_catalogue, is_current
 from .run import JobSpec, run_job
 
 
@@ -68,9 +68,11 @@ def main(argv=None) -> int:
         )
         report = run_job(spec, log=_log)
         print(report.summary())
-        if args.command == "index" and args.build:
+        if args.command == "index" and args.build and is_current(args.out):
+            print(f"catalogue: up to date in {args.out / INDEX_FOLDER}")
+        elif args.command == "index" and args.build:
             info = build_catalogue(args.out, log=_log)
-            print(f"catalogue: {info.count:,} images, {info.kind} index, in {args.out / 'index'}")
+            print(f"catalogue: {info.count:,} images, {info.kind} index, in {args.out / INDEX_FOLDER}")
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -121,6 +121,12 @@ def build_catalogue(out: Path, *, kind: str = "auto", log: Callable[[str], None]
     return info
 
 
+def is_current(out: Path) -> bool:
+    """Whether ``out/index`` was built after the last of ``out``'s shards was written (nothing to rebuild)."""
+    info, files = Path(out) / INDEX_FOLDER / INFO, shards.shard_files(out)
+    return info.is_file() and bool(files) and info.stat().st_mtime_ns > max(f.stat().st_mtime_ns for f in files)
+
+
 def _training_sample(chunks, count: int, index) -> np.ndarray:
     """A random sample of the vectors, as many as the IVF index's k-means reads (the rest would be ignored)."""
     wanted = vector_index.IVF_TRAIN_PER_LIST * index.index.nlist

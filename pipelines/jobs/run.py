@@ -51,6 +51,8 @@ class JobReport:
         return self.images / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
+        if self.skipped == self.shards:
+            return f"{self.task}: nothing to do: all {_count(self.shards, 'shard')} are already written"
         text = (
             f"{self.task}: {self.images:,} images in {_count(self.shards - self.skipped, 'shard')} in "
             f"{self.seconds:.1f} s "
