@@ -17,6 +17,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import os
 import secrets
 import sys
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # (task, requested model) -> (fallback used, why): what the System panel reports.
 fallbacks: dict[tuple[str, str], tuple[str, str]] = {}
+FUSION_HEAD = "fusion-head"  # load(FUSION_HEAD, folder): heads the Fusion lab trained and exported
 
 
 def load(task: str, model: str | None = None, *, device=None, dtype=None):
@@ -52,8 +54,14 @@ def load(task: str, model: str | None = None, *, device=None, dtype=None):
     id; None picks the configured profile's model. ``device`` is auto/cpu/cuda (default: the configured one);
     ``dtype`` defaults to fp32 on CPU and half precision on CUDA. Registry models stay loaded; of typed models
     (Hub ids, directories) at most ``limits().custom_models`` do, the least recently used unloaded first.
+
+    ``load("fusion-head", folder)``: the heads the Fusion lab exported there (fusion_heads.safetensors and
+    fusion_heads.json; tensors only, no code runs), on the encoder their config names; call it with a list of
+    (image, text) pairs. A folder is a typed path, so public mode refuses it.
     """
     settings = runtime.settings()
+    if task == FUSION_HEAD:
+        return _fusion_heads(model, public=settings.public, device=device, dtype=dtype)
     spec = registry.resolve(task, model, settings.profile, public=settings.public)
     device = runtime.resolve_device(device)
     dtype = runtime.resolve_dtype(device, dtype)
@@ -68,6 +76,23 @@ def load(task: str, model: str | None = None, *, device=None, dtype=None):
         fallback = load(task, spec.fallback, device=device, dtype=dtype)
         fallbacks[(task, spec.name)] = (spec.fallback, error.cause)
         return runtime.cache.get(key, lambda: fallback)  # later calls go straight to the fallback
+
+
+def _fusion_heads(folder, *, public: bool, device, dtype):
+    if public:
+        raise UnknownModelError(
+            "Fusion heads load from a folder, and public mode loads no typed paths. Run them outside public mode"
+        )
+    folder = os.fspath(folder) if isinstance(folder, os.PathLike) else folder
+    if not isinstance(folder, str) or not folder.strip():
+        raise UnknownModelError(
+            "Name the folder holding the Fusion lab's download: pipelines.load('fusion-head', 'my-heads/')"
+        )
+    from .fusion.heads import FusionHeads  # imports torch when heads are loaded, not with this package
+    from .fusion.lab import attach
+
+    heads = FusionHeads.read(folder.strip())
+    return attach(heads, load("search", heads.config.get("encoder"), device=device, dtype=dtype).space)
 
 
 def _build(spec: ModelSpec, device, dtype):

@@ -55,6 +55,8 @@ ADDRESS_UPLOAD_BYTES = 1 * 2**30  # bytes one client address may upload per hour
 ADDRESS_UPLOAD_BYTES_ENV = "MM_MAX_UPLOAD_BYTES_PER_ADDRESS_HOUR"
 DAILY_UPLOAD_BYTES = 16 * 2**30  # bytes all visitors together may upload per day: what Gradio's folder can hold
 DAILY_UPLOAD_BYTES_ENV = "MM_MAX_UPLOAD_BYTES_PER_DAY"
+FUSION_EXAMPLES = 200  # labelled examples in one Fusion lab training request; encoding them is most of its time
+FUSION_EXAMPLES_ENV = "MM_MAX_FUSION_EXAMPLES"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Limits:
     upload_hours: float
     address_upload_bytes: int
     daily_upload_bytes: int
+    fusion_examples: int
 
 
 def limits() -> Limits:
@@ -102,6 +105,7 @@ def limits() -> Limits:
         upload_hours=_read(UPLOAD_HOURS_ENV, UPLOAD_HOURS),
         address_upload_bytes=int(_read(ADDRESS_UPLOAD_BYTES_ENV, ADDRESS_UPLOAD_BYTES, whole=True)),
         daily_upload_bytes=int(_read(DAILY_UPLOAD_BYTES_ENV, DAILY_UPLOAD_BYTES, whole=True)),
+        fusion_examples=int(_read(FUSION_EXAMPLES_ENV, FUSION_EXAMPLES, whole=True)),
     )
 
 

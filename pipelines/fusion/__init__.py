@@ -1,5 +1,7 @@
 """The shared fusion layer: one CLIP embedding space (``space``) and the operators that combine modalities
-(``operators``: early fusion of embeddings, late fusion of scores).
+(``operators``: early fusion of embeddings, late fusion of scores). The Fusion lab trains heads over the frozen
+space: ``lab`` (examples, training, held-out scores), ``heads`` (the torch heads, export and reload), ``lab_tasks``
+(bundled tasks), ``cache`` (their embeddings); import those by name.
 
 Every tab that needs CLIP goes through ``shared_space()``, so one instance serves them all. Nothing here imports torch
 at import time, so the UI can import this package cheaply.
