@@ -108,6 +108,18 @@ def test_index_job_embeds_every_image_as_the_single_process_indexer_does(index_o
         np.testing.assert_allclose(np.asarray(row["embedding"], dtype=np.float32), single[item.digest], atol=1e-5)
 
 
+def test_decoding_in_parallel_as_gpu_actors_do_gives_the_same_rows(ray_cluster, index_out, toy_folder, tmp_path):
+    folder, _ = toy_folder
+    report = run_job(JobSpec("index", str(folder), tmp_path / "out", shard_images=150, decode_threads=2))
+    assert report.failures == len(BAD)
+    parallel, first = rows(tmp_path / "out"), rows(index_out[0])
+    assert set(parallel) == {str(p) for p in folder.iterdir()}
+    for path, row in parallel.items():
+        assert (row["error"], row["sha256"]) == (first[path]["error"], first[path]["sha256"])
+        if row["embedding"] is not None:
+            np.testing.assert_allclose(row["embedding"], first[path]["embedding"], atol=1e-5)
+
+
 def test_caption_job_captions_as_the_caption_pipeline_does(ray_cluster, toy_folder, tmp_path):
     folder, scenes = toy_folder
     paths = [str(folder / f"{seed}.png") for seed in SEEDS[:40]]

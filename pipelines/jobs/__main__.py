@@ -40,6 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         job.add_argument("--batch-size", type=int, default=0, help="images per forward pass (default: by device)")
         if name == "index":
             job.add_argument(
+                "--decode-threads",
+                type=int,
+                default=None,
+                help="threads decoding images in each actor (default: its CPUs on a GPU; on a CPU one low-priority "
+                "thread in the encoder's gaps: 0)",
+            )
+            job.add_argument(
                 "--no-build", dest="build", action="store_false", help="write the shards only (build later)"
             )
     build = commands.add_parser("build", help="build OUT/index (the catalogue) from an index job's shards in OUT")
@@ -65,6 +72,7 @@ def main(argv=None) -> int:
             cpus_per_actor=args.cpus_per_actor,
             gpus=args.gpus,
             batch_size=args.batch_size,
+            decode_threads=getattr(args, "decode_threads", None),
         )
         report = run_job(spec, log=_log)
         print(report.summary())

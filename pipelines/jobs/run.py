@@ -32,6 +32,7 @@ class JobSpec:
     cpus_per_actor: float | None = None  # torch threads per actor (default: up to 4)
     gpus: bool | None = None  # one GPU per actor (default: when the cluster has GPUs)
     batch_size: int = 0  # images per forward pass (default: by device, workers.BATCH_SIZES)
+    decode_threads: int | None = None  # index job: threads decoding images (default: the actor's CPUs on a GPU)
 
 
 @dataclass
@@ -101,7 +102,12 @@ def run_job(spec: JobSpec, *, log: Callable[[str], None] | None = None) -> JobRe
         num_cpus=cpus,
         num_gpus=gpus,
         fn_constructor_kwargs=dict(
-            settings=settings, model=spec.model, out=str(out), batch_size=spec.batch_size, threads=int(cpus)
+            settings=settings,
+            model=spec.model,
+            out=str(out),
+            batch_size=spec.batch_size,
+            threads=int(cpus),
+            decode_threads=spec.decode_threads,
         ),
     )
     first = None

@@ -24,7 +24,15 @@ class ShardWorker:
 
     task = ""
 
-    def __init__(self, settings: runtime.Settings, model: str | None, out: str, batch_size: int, threads: int):
+    def __init__(
+        self,
+        settings: runtime.Settings,
+        model: str | None,
+        out: str,
+        batch_size: int,
+        threads: int,
+        decode_threads: int | None = None,
+    ):
         import torch
 
         if threads:  # Ray sets OMP_NUM_THREADS from the actor's CPUs; torch is told the same explicitly
@@ -33,6 +41,11 @@ class ShardWorker:
         self.out = Path(out)
         self.device = runtime.resolve_device()
         self.batch_size = batch_size or BATCH_SIZES[self.task][self.device.type]
+        # On a GPU the encoder leaves the actor's CPUs idle: they decode in parallel (None: that many threads). On a
+        # CPU they run the encoder, and one low-priority thread decodes in its gaps (encode_images): 0.
+        if decode_threads is None:
+            decode_threads = max(1, threads) if self.device.type == "cuda" else 0
+        self.decode_threads = decode_threads
         self.load(model)
 
     def load(self, model: str | None) -> None:
@@ -80,6 +93,34 @@ class IndexWorker(ShardWorker):
 
         self.space = pipelines.load("search", model).space
 
+    def encode_decoding_in_parallel(self, sources: list) -> tuple[np.ndarray, dict[int, str]]:
+        """As ``encode_images`` (the same decoding and preprocessing, the same results), with ``decode_threads``
+        threads decoding the next batches while the model encodes this one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..search.encoding import DECODE_AHEAD, decode_pixels, input_size
+
+        size, failures, rows = input_size(self.space), {}, []
+
+        def decode(position: int):
+            try:
+                return decode_pixels(self.space, sources[position], size)
+            except PipelineError as error:
+                return error
+
+        batches = [range(i, min(i + self.batch_size, len(sources))) for i in range(0, len(sources), self.batch_size)]
+        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
+            pending = [[(p, pool.submit(decode, p)) for p in batch] for batch in batches[:DECODE_AHEAD]]
+            for number in range(len(batches)):
+                decoded = [(p, job.result()) for p, job in pending.pop(0)]
+                if number + DECODE_AHEAD < len(batches):  # at most DECODE_AHEAD batches of pixels in memory
+                    pending.append([(p, pool.submit(decode, p)) for p in batches[number + DECODE_AHEAD]])
+                failures.update((p, str(pixels)) for p, pixels in decoded if isinstance(pixels, Exception))
+                good = [(p, pixels) for p, pixels in decoded if not isinstance(pixels, Exception)]
+                if good:
+                    rows.extend(self.space.embed_pixels([pixels for _, pixels in good]))
+        return (np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)), failures
+
     def shard_table(self, paths: list[str]):
         import pyarrow as pa
 
@@ -88,7 +129,10 @@ class IndexWorker(ShardWorker):
         digests, sources, errors = read_all(paths)
         good = sorted(sources)
         # Local files are decoded from their paths, as the single-process indexer does (JPEGs at reduced scale)
-        vectors, failures, _ = encode_images(self.space, [sources[i] for i in good], batch_size=self.batch_size)
+        if self.decode_threads:
+            vectors, failures = self.encode_decoding_in_parallel([sources[i] for i in good])
+        else:
+            vectors, failures, _ = encode_images(self.space, [sources[i] for i in good], batch_size=self.batch_size)
         errors.update((good[j], message) for j, message in failures.items())
         encoded = iter(vectors)
         embeddings = [None if i in errors else next(encoded) for i in range(len(paths))]
