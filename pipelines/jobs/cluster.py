@@ -55,14 +55,15 @@ def connect(cpus: int | None = None):
 
 def layout(ray, actors: int | None, cpus_per_actor: float | None, gpus: bool | None) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor) for the cluster Ray sees: one actor per GPU where there are GPUs,
-    else CPU actors of up to MAX_CPUS_PER_ACTOR CPUs each, as many as the CPUs allow."""
+    with the CPUs shared out among them, else CPU actors of up to MAX_CPUS_PER_ACTOR CPUs each, as many as the CPUs
+    allow."""
     resources = ray.cluster_resources()
     total_cpus, total_gpus = float(resources.get("CPU", 1)), int(resources.get("GPU", 0))
     use_gpus = total_gpus > 0 if gpus is None else gpus
     if use_gpus:
         if not total_gpus:
             raise InputError("--gpus was given, but the Ray cluster has no GPU. Leave it out to run on CPUs")
-        per_actor = cpus_per_actor or max(1.0, min(MAX_CPUS_PER_ACTOR, total_cpus // total_gpus))
+        per_actor = cpus_per_actor or max(1.0, total_cpus // total_gpus)  # a GPU actor's CPUs decode its images
         return actors or total_gpus, per_actor, 1.0
     per_actor = cpus_per_actor or min(MAX_CPUS_PER_ACTOR, total_cpus)
     return actors or max(1, int(total_cpus // per_actor)), per_actor, 0.0
