@@ -25,6 +25,7 @@ import pipelines.core.batching
 from pipelines.core import hub, runtime, turns
 from pipelines.core.options import declarations
 
+from . import fairness
 from .fairness import BATCHED as BATCHED  # the tabs name their lanes from here
 from .fairness import GPU
 
@@ -173,7 +174,8 @@ def user_errors(handler, *, gpu: bool = True):
     gets the GPU on ZeroGPU Spaces: ``on_gpu`` wraps the translated handler, because ZeroGPU passes only gr.Error
     messages back from its worker. One whose events are heavy (``release_memory_after``) hands the memory its request
     freed back to the system after it finishes. Each call is a request in ``turns``: long work that started before
-    it gives way to it between steps.
+    it gives way to it between steps (and its own work runs in the background when the queue says its visitor never
+    pauses: ``fairness.in_background``).
     """
     signature = inspect.signature(handler)
 
@@ -185,10 +187,14 @@ def user_errors(handler, *, gpu: bool = True):
 
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
-            ticket = turns.begin()  # Gradio may run each step of a stream on another thread: each says whose it is
-            try:
+            background = fairness.in_background()
+            ticket = turns.begin(background=background)  # Gradio may run each step of a stream on another thread:
+            try:  # each says whose it is
                 with _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
+                    if background:
+                        with turns.acting_for(ticket):
+                            turns.give_way()
                     steps = handler(*args, **kwargs)
                     while True:
                         with turns.acting_for(ticket):
@@ -206,7 +212,7 @@ def user_errors(handler, *, gpu: bool = True):
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
             try:
-                with turns.request(), _translated(handler.__name__):
+                with turns.request(background=fairness.in_background()), _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
                     return handler(*args, **kwargs)
             finally:

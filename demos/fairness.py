@@ -21,7 +21,8 @@ Gradio's queue turns requests away only when it is full (``demo.queue(max_size=.
   (``Occupancy``: more than ``STEADY_SHARE`` of a decaying window) starts a model job on a busy server only when
   no other address has one running or waiting, or when it has run none for ``STEADY_PATIENCE`` seconds. People
   pause to read a result; a script at the limits does not, and now fills the gaps the others leave instead of
-  halving their share of the cores.
+  halving their share of the cores. Its requests run in the background (``in_background``, ``turns``): their
+  work lets everyone else's requests pass between its steps, and nobody's waits for theirs.
 
 The client address is the one Gradio's server (uvicorn) gives the request: it honours ``X-Forwarded-For`` only from
 the proxies named in ``FORWARDED_ALLOW_IPS`` (by default loopback, so a visitor cannot forge an address by sending
@@ -39,10 +40,12 @@ import logging
 import os
 import time
 import uuid
+import weakref
 from collections import Counter, OrderedDict
 from types import SimpleNamespace
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from pipelines.core import limits
 
@@ -114,6 +117,7 @@ def install(demo: gr.Blocks, *, per_visitor: int | None = None, per_address: int
             size,
             fair.per_address,
         )
+    _installed.add(fair)
     queue.push = fair.push  # routes call blocks._queue.push(body=, request=, username=)
     queue.get_events = fair.get_events  # the queue's loop calls self.get_events() for the next job to start
     return fair
@@ -142,6 +146,19 @@ def missing_internals(queue) -> list[str]:
     except Exception as error:  # an import or a signature that moved
         missing.append(f"queueing internals ({type(error).__name__}: {error})")
     return missing
+
+
+_installed: weakref.WeakSet[FairQueue] = weakref.WeakSet()  # the fair queues of the demos served in this process
+
+
+def in_background() -> bool:
+    """Whether the request handled on this thread (Gradio's context says which) comes from a steady address: its
+    work should let everyone else's pass (``turns.request(background=True)``)."""
+    request = LocalContext.request.get(None)
+    if request is None:
+        return False
+    address = client_address(request)
+    return any(address in fair.occupancy.steady() for fair in list(_installed))
 
 
 def client_address(request) -> str:

@@ -40,9 +40,11 @@ class GatedApp:
 
     def __init__(self, *, per_visitor: int, per_address: int, slots: int = 1, lane: str | None = None):
         self.gate, self.started, self.released = threading.Event(), [], set()
+        self.background: dict[str, bool] = {}  # label -> whether its work ran in the background (turns)
 
         def work(label: str) -> str:
             self.started.append(label)
+            self.background[label] = fairness.in_background()
             until(lambda: self.gate.is_set() or label in self.released, f"{label} may end")
             return f"done {label}"
 
@@ -175,7 +177,7 @@ def test_occupancy_tells_an_address_that_never_pauses_from_one_that_reads_its_re
 
 
 @pytest.mark.parametrize("gated", [MODEL_LANE], indirect=True)
-def test_on_a_busy_server_an_address_that_never_pauses_waits_for_the_others_but_not_for_ever(gated, monkeypatch):
+def test_on_a_busy_server_an_address_that_never_pauses_waits_for_others_and_runs_in_the_background(gated, monkeypatch):
     steady, person = gated.client("203.0.113.7"), gated.client("198.51.100.9")
     now = [0.0]  # the occupancy's clock, which the test moves
     gated.fair.occupancy = fairness.Occupancy(clock=lambda: now[0])
@@ -195,6 +197,8 @@ def test_on_a_busy_server_an_address_that_never_pauses_waits_for_the_others_but_
     assert gated.held("address", "198.51.100.9") == 1  # beside the person's job, still running
     gated.gate.set()
     assert [job.result(WAIT) for job in jobs] == ["done s1", "done s2", "done p1", "done s3"]
+    # and its work lets others' pass (turns): only once the address was seen never pausing
+    assert gated.background == {"s1": False, "s2": False, "p1": False, "s3": True}
 
 
 @pytest.mark.parametrize("gated", [{"per_visitor": 5, "per_address": 2}], indirect=True)

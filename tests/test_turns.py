@@ -103,3 +103,30 @@ def test_work_outside_a_request_never_waits():
     assert turns.give_way() == 0.0
     may_end.set()
     newer.join(WAIT)
+
+
+def test_background_work_lets_every_other_request_pass_and_nobody_waits_for_it():
+    order, other_started, other_may_end = [], threading.Event(), threading.Event()
+    background_started = threading.Event()
+
+    def other_request():  # older than the background one, in the foreground
+        with turns.request():
+            other_started.set()
+            other_may_end.wait(WAIT)
+            turns.give_way()  # the background request is newer, yet this one does not wait for it
+            order.append("other: done")
+
+    def background_request():
+        with turns.request(background=True):  # waits here, before its first step, for the other one
+            background_started.set()
+            order.append("background: step 1")
+
+    other = in_thread(other_request)
+    other_started.wait(WAIT)
+    background = in_thread(background_request)
+    background.join(0.5)
+    assert background.is_alive() and not background_started.is_set(), "background work started beside a request"
+    other_may_end.set()
+    for thread in (other, background):
+        thread.join(WAIT)
+    assert order == ["other: done", "background: step 1"]

@@ -9,6 +9,9 @@ LONGEST_WAIT seconds at most, or at the request's deadline (``budget.Deadline``,
 waits): newer requests slow a long one down but never stop it. (How many requests one visitor may run at once is
 the queue's business: demos/fairness.py.)
 
+A request may run in the **background** (the queue says so for a visitor that never pauses): it gives way to every
+request that is not, newer or older, before its first step too, and nobody gives way to it.
+
     with turns.request():            # around a whole request (demos.common.user_errors does this for every handler)
         for step in steps:
             if step is not steps[0]:
@@ -41,15 +44,18 @@ class Deadline(Protocol):
 
 _changed = threading.Condition()
 _in_progress: set[int] = set()  # the tickets of the requests in progress; a later request has a larger ticket
+_background: set[int] = set()  # those of them that run in the background
 _tickets = itertools.count()
 _current: contextvars.ContextVar[int | None] = contextvars.ContextVar("mm_turns_request", default=None)
 
 
-def begin() -> int:
+def begin(*, background: bool = False) -> int:
     """A new request is in progress: its ticket (to ``acting_for`` and ``end``)."""
     with _changed:
         ticket = next(_tickets)
         _in_progress.add(ticket)
+        if background:
+            _background.add(ticket)
     return ticket
 
 
@@ -57,6 +63,7 @@ def end(ticket: int) -> None:
     """The request of ``ticket`` is over: the requests that gave way to it may go on."""
     with _changed:
         _in_progress.discard(ticket)
+        _background.discard(ticket)
         _changed.notify_all()
 
 
@@ -77,28 +84,37 @@ def acting_for(ticket: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def request() -> Iterator[None]:
-    """A whole request, in progress from entering the block to leaving it."""
-    ticket = begin()
+def request(*, background: bool = False) -> Iterator[None]:
+    """A whole request, in progress from entering the block to leaving it; one in the ``background`` first waits
+    for the requests in progress that are not (``give_way``)."""
+    ticket = begin(background=background)
     try:
         with acting_for(ticket):
+            if background:
+                give_way()
             yield
     finally:
         end(ticket)
 
 
 def give_way(deadline: Deadline | None = None) -> float:
-    """Wait while a request that started after the current one is in progress, at most LONGEST_WAIT seconds and
-    never past ``deadline``. Returns the seconds waited (0 outside a request)."""
+    """Wait while a request that goes first is in progress (one that started after the current one; for one in the
+    background, any that is not), at most LONGEST_WAIT seconds and never past ``deadline``. Returns the seconds
+    waited (0 outside a request)."""
     ticket = _current.get()
     if ticket is None:
         return 0.0
     start = time.monotonic()
     stop = start + min(LONGEST_WAIT, deadline.left() if deadline is not None else LONGEST_WAIT)
     with _changed:
-        while any(other > ticket for other in _in_progress):
+        while any(_rank(other) > _rank(ticket) for other in _in_progress):
             left = stop - time.monotonic()
             if left <= 0:
                 break
             _changed.wait(left)
     return time.monotonic() - start
+
+
+def _rank(ticket: int) -> tuple[bool, int]:
+    """Who goes first: requests in the foreground before those in the background, then the newer. Under _changed."""
+    return ticket not in _background, ticket
