@@ -111,13 +111,16 @@ def _shown(path: str) -> str | None:
 
 def _catalogue_results(result: SearchResult):
     """A catalogue's hits: the images the server can read (copied into Gradio's cache to be served), and the paths
-    of those it cannot (URLs, files on other machines), listed under the results."""
+    of those it cannot (URLs, files on other machines), listed under the results (in public mode a file's name
+    only, never a path on the server)."""
     folder = Path(get_upload_folder()) / CATALOGUE_FOLDER
     shown, listed = [], []
     for hit in result.hits:
         copy = shown_copy(hit.path, folder)
         if copy is not None:
             shown.append((copy, f"{hit.label} · {hit.score:.2f}"))
+        elif pipelines.runtime.settings().public and "://" not in hit.path:  # strangers get no server paths
+            listed.append(f"- {hit.label} · {hit.score:.2f}")
         else:
             listed.append(f"- `{hit.path}` · {hit.score:.2f}")
     details = _details(result)

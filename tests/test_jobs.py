@@ -239,6 +239,21 @@ def test_the_app_names_catalogue_images_it_cannot_read(catalogue_app, toy_folder
     assert f"`{folder / 'gone.png'}`" in details and "Not readable from this server" in details
 
 
+def test_in_public_mode_an_unreadable_catalogue_image_is_named_without_its_path(catalogue_app, toy_folder, tmp_path):
+    from demos import search
+    from pipelines.core import runtime
+
+    folder, scenes = toy_folder
+    query = tmp_path / "query.png"
+    scenes[str(folder / "gone.png")].image.save(query)
+    runtime.configure(public=True)
+    try:
+        shown, details = search.search_image(str(query), 3, search.CATALOGUE)
+    finally:
+        runtime.configure(public=False)
+    assert len(shown) == 2 and "- gone · " in details and str(folder) not in details
+
+
 def test_a_catalogue_is_refused_a_query_from_another_model(index_out, tmp_path):
     build_catalogue(index_out[0])
     copy = tmp_path / "index"
