@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 
 import pipelines
 import toyworld
-from demos import ask, caption, chat, common, fairness, readiness, search, studio, system, transcribe
+from demos import ask, caption, chat, common, fairness, fusion_lab, readiness, search, studio, system, transcribe
 from demos.examples import EXAMPLES
 from demos.upload_budget import UploadBudget
 from pipelines import readiness as model_readiness
@@ -70,6 +70,8 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Transcribe", id="transcribe"):
                 panels.append(readiness.build("transcribe"))
                 transcript, to_search = transcribe.build()
+            with gr.Tab("Fusion lab", id="fusion-lab"):
+                fusion_lab.build()
             with gr.Tab("System", id="system") as system_tab:
                 system_panel = system.build()
             system_tab.select(system.report, outputs=system_panel, api_visibility="private", queue=False)  # current

@@ -81,3 +81,33 @@ def run_on_click(chips: gr.Examples, event: dict) -> gr.events.Dependency:
     concurrency lane. Not cached: Gradio's example cache is keyed by the component's position only and kept on disk
     across restarts (another profile's answers would be shown), and it ignores the tab's other controls."""
     return chips.load_input_event.success(**event, api_visibility="private")
+
+
+# Fusion lab: image + text pairs to try trained heads on, per profile (the first bundled task's kind of pair).
+FUSION_PAIRS = {
+    TOY: [
+        ("toy/red_circle.png", "a red circle"),
+        ("toy/red_circle.png", "a blue square"),
+        ("toy/green_triangle.png", "a green triangle"),
+        ("toy/green_triangle.png", "a purple circle"),
+    ],
+    "default": [
+        ("photos/cat.jpg", "a cat"),
+        ("photos/cat.jpg", "a rocket"),
+        ("photos/horse.jpg", "is it an animal?"),
+        ("photos/coffee.jpg", "is it about space?"),
+    ],
+}
+
+
+def fusion_tasks(name: str | None = None) -> list[tuple[str, str]]:
+    """The Fusion lab's bundled tasks for the profile's encoder, as (title, task name)."""
+    from pipelines.fusion import lab_tasks
+
+    return [(task.title, task.name) for task in lab_tasks.tasks(profile(name))]
+
+
+def fusion_pairs(name: str | None = None) -> list[list[str]]:
+    """[image path, text] pairs to try the trained heads on."""
+    pairs = FUSION_PAIRS[TOY if profile(name) == TOY else "default"]
+    return [[str(EXAMPLES / image), text] for image, text in pairs if (EXAMPLES / image).is_file()]

@@ -79,7 +79,7 @@ def test_training_reports_steps_as_it_goes(match_examples):
     events = list(lab.training(match_examples[1], lab.LabOptions(heads=("concat",), steps=40), shared_space()))
     steps = [event for event in events if isinstance(event, lab.Step)]
     assert steps[0].phase == "encoding"
-    assert [s.step for s in steps if s.phase == "training"] == list(range(1, 41))
+    assert [s.step for s in steps if s.phase == "training"] == list(range(0, 41))  # 0: before training
     assert [s.fold for s in steps if s.phase == "held-out"] == [1, 2, 3, 4]
     assert steps[-1].done == steps[-1].total == lab.FOLDS + 1
     assert isinstance(events[-1], lab.LabResult)

@@ -103,8 +103,8 @@ class LateFusion(Head):
     def forward(self, image, text):  # log of the averaged probabilities: its argmax and softmax agree with them
         return self.probabilities(image, text).clamp_min(1e-12).log()
 
-    def loss(self, image, text, target):  # each modality's head learns on its own, as late fusion means
-        return self.image.loss(image, text, target) + self.text.loss(image, text, target)
+    def loss(self, image, text, target):  # each modality's head learns on its own; their mean, on the others' scale
+        return (self.image.loss(image, text, target) + self.text.loss(image, text, target)) / 2
 
 
 def build(kind: str, dim: int, classes: int, *, hidden: int = HIDDEN, seed: int = 0) -> Head:
@@ -152,6 +152,16 @@ def fitting(
         optimiser.step()
         yield step, float(loss.detach())
     return head.eval()
+
+
+def initial_loss(
+    kind: str, images: np.ndarray, texts: np.ndarray, targets: np.ndarray, classes: int, *, seed: int, recipe=Recipe()
+) -> float:
+    """The loss of the head ``fitting`` starts from (the same seed), before any step."""
+    head = build(kind, images.shape[1], classes, hidden=recipe.hidden, seed=seed)
+    with torch.no_grad():
+        image, text = torch.as_tensor(images, dtype=torch.float32), torch.as_tensor(texts, dtype=torch.float32)
+        return float(head.loss(image, text, torch.as_tensor(targets, dtype=torch.long)))
 
 
 def fit(kind: str, images: np.ndarray, texts: np.ndarray, targets: np.ndarray, classes: int, **kwargs) -> Head:

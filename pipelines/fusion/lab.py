@@ -229,7 +229,8 @@ def _groups(image_ids: Sequence[str], texts: Sequence[str]) -> list[int]:
 @dataclass(frozen=True)
 class Step:
     """Progress of a training run: ``phase`` is "encoding", "training" (the head on all examples, ``loss`` after
-    ``step``) or "held-out" (fold ``fold`` of FOLDS)."""
+    ``step``; step 0 is every head's loss before training, reported for all heads first) or "held-out" (fold
+    ``fold`` of FOLDS)."""
 
     head: str
     phase: str
@@ -283,6 +284,9 @@ def training(examples: Sequence[Example], options: LabOptions, space) -> Iterato
     assignment, split = folds([digest(e.image) for e in examples], [e.text for e in examples], options.seed)
     recipe = trainable.Recipe(steps=options.steps)
     trained, losses, scores, done = {}, {}, {}, 0
+    for kind in kinds:  # step 0: where each head starts, so a plot knows every curve from its first frame
+        start = trainable.initial_loss(kind, images, texts, targets, len(labels), seed=options.seed, recipe=recipe)
+        yield Step(kind, "training", 0, start, done=done, total=total)
     for kind in kinds:
         losses[kind] = []
         fitting = trainable.fitting(kind, images, texts, targets, len(labels), seed=options.seed, recipe=recipe)
