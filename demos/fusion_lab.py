@@ -27,6 +27,7 @@ HOW = (
     f"{{limit}} examples per training. **Held-out accuracy** is grouped {lab.FOLDS}-fold: each example is "
     "predicted by heads trained without it, and examples that share an image or a text are held out together."
 )
+HEADS_KEPT_SECONDS = 3600  # seconds a visitor's trained heads are kept after their training
 PLOT_SECONDS = 0.25  # how often the loss curves redraw while training
 LOSS, ACCURACY = "training loss", "held-out accuracy"
 PREDICTION_HEADERS = ["head", "prediction", "confidence"]
@@ -149,7 +150,9 @@ def load_task(name: str | None):
 def build() -> None:
     tasks = examples.fusion_tasks()
     first = tasks[0][1] if tasks else None
-    trained = gr.State(None)  # this visitor's trained heads: the "try it" box runs them
+    # This visitor's trained heads, for the "try it" box: kept an hour after the last training (about 1 MB each
+    # with a real CLIP), not as long as the session.
+    trained = gr.State(None, time_to_live=HEADS_KEPT_SECONDS)
     gr.Markdown(ABOUT, elem_classes="tab-about")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):

@@ -54,6 +54,14 @@ def test_predict_fusion_runs_the_session_heads_and_the_download_reloads(client, 
     assert {lab_title(p.head): p.label for p in result.predictions} == {h: v[0] for h, v in by_head.items()}
 
 
+def test_predicting_on_a_file_that_is_not_an_image_says_so(client, trained, tmp_path):
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"these are my meeting notes, not an image\n" * 20)
+    with pytest.raises(AppError, match="The image cannot be used"):
+        client.predict(handle_file(str(notes)), "a red circle", api_name="/predict_fusion")
+    assert client.predict(handle_file(RED_CIRCLE), "a red circle", api_name="/predict_fusion")["data"]  # still serving
+
+
 def lab_title(head: str) -> str:
     from pipelines.fusion.lab import HEAD_TITLES
 

@@ -68,8 +68,11 @@ def embed_pairs(space, images: Sequence, texts: Sequence[str], names: Sequence[s
         try:
             pixels.append(space.pixels(images[i]))
         except InputError as error:
-            shown = names[i] if names else (Path(images[i]).name if isinstance(images[i], (str, Path)) else "")
-            raise InputError(f"Row {i + 1}'s image {shown!r} cannot be used: {error}") from error
+            if names:  # the lab's examples: the visitor's row and file name
+                which = f"Row {i + 1}'s image {names[i]!r}"
+            else:
+                which = f"Image {i + 1} of {len(images)}" if len(images) > 1 else "The image"
+            raise InputError(f"{which} cannot be used: {error}") from error
     if pixels:
         for i, vector in zip(unique.values(), space.embed_pixels(pixels)):
             _remember(image_keys[i], vector)
