@@ -23,7 +23,8 @@ ABOUT = (
 )
 HOW = (
     f"Fill in the table (image file name, text, label), or upload images with a CSV of `image,text,label` rows "
-    f"(or a zip of both), or pick a bundled task. Each label needs at least {lab.MIN_PER_LABEL} examples; at most "
+    f"(or a zip of both), or pick a bundled task; the table's rows and a CSV's train together (**Empty table** "
+    f"to use only yours). Each label needs at least {lab.MIN_PER_LABEL} examples; at most "
     f"{{limit}} examples per training. **Held-out accuracy** is grouped {lab.FOLDS}-fold: each example is "
     "predicted by heads trained without it, and examples that share an image or a text are held out together."
 )
@@ -31,6 +32,7 @@ HEADS_KEPT_SECONDS = 3600  # seconds a visitor's trained heads are kept after th
 PLOT_SECONDS = 0.25  # how often the loss curves redraw while training
 LOSS, ACCURACY = "training loss", "held-out accuracy"
 PREDICTION_HEADERS = ["head", "prediction", "confidence"]
+EMPTY_TABLE = [["", "", ""]]  # one blank row to type into
 HEAD_CHOICES = [(lab.HEAD_TITLES[head], head) for head in lab.HEADS]
 
 
@@ -159,6 +161,7 @@ def build() -> None:
             with gr.Row():
                 task = gr.Dropdown(tasks, value=first, label="Bundled task", elem_id="fusion-task", scale=3)
                 use_task = gr.Button("Use this task", size="md", scale=1, min_width=120)
+                empty = gr.Button("Empty table", size="md", scale=1, min_width=120)
             table = gr.Dataframe(
                 load_task(first) if first else None,
                 headers=list(lab.COLUMNS),
@@ -217,6 +220,7 @@ def build() -> None:
 
     model_event = dict(concurrency_id=GPU, concurrency_limit=GPU_CONCURRENCY)
     use_task.click(load_task, inputs=task, outputs=table, api_visibility="private")
+    empty.click(lambda: pd.DataFrame(EMPTY_TABLE, columns=list(lab.COLUMNS)), outputs=table, api_visibility="private")
     train_button.click(
         train_fusion,
         inputs=[table, files, heads, seed],

@@ -200,3 +200,16 @@ def test_rows_cannot_name_server_files():
     assert lab_tasks.resolve("/etc/passwd") is None
     assert lab_tasks.resolve("toy-match/../../secrets.png") is None
     assert lab_tasks.resolve("../toy-match/00.png") is None
+
+
+@pytest.mark.parametrize("task", ["toy-colour", "photo-match", "photo-topic"])
+def test_every_bundled_task_resolves_and_trains(match_examples, task):
+    rows = lab_tasks.rows(task)
+    examples = lab.read_examples(rows, [], resolve=lab_tasks.resolve)
+    assert all(lab_tasks.resolve(row[0]).is_file() for row in rows)
+    counts = Counter(row[2] for row in rows)
+    assert len(counts) >= 2 and min(counts.values()) >= lab.MIN_PER_LABEL
+    result = lab.train(examples, lab.LabOptions(heads=("sum",), steps=20), shared_space())
+    assert result.examples == len(rows) and result.scores["sum"].total == len(rows)
+    if task == "photo-match":  # photo pairs swap captions: each held-out block is new photos and new captions
+        assert "sharing an image or a text" in result.split
