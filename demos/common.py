@@ -187,14 +187,13 @@ def user_errors(handler, *, gpu: bool = True):
 
         @functools.wraps(handler)
         def streamed(*args, **kwargs):
-            background = fairness.in_background()
-            ticket = turns.begin(background=background)  # Gradio may run each step of a stream on another thread:
-            try:  # each says whose it is
+            # Gradio may run each step of a stream on another thread: each says whose it is
+            ticket = turns.begin(background=fairness.in_background())
+            try:
                 with _translated(handler.__name__):
                     _refuse_unusable_numbers(signature, args, kwargs)
-                    if background:
-                        with turns.acting_for(ticket):
-                            turns.give_way()
+                    with turns.acting_for(ticket):
+                        turns.let_foreground_pass()
                     steps = handler(*args, **kwargs)
                     while True:
                         with turns.acting_for(ticket):

@@ -152,13 +152,10 @@ _installed: weakref.WeakSet[FairQueue] = weakref.WeakSet()  # the fair queues of
 
 
 def in_background() -> bool:
-    """Whether the request handled on this thread (Gradio's context says which) comes from a steady address: its
-    work should let everyone else's pass (``turns.request(background=True)``)."""
+    """Whether the request handled on this thread (Gradio's context says which) comes from a steady address while
+    others hold jobs too: its work should let theirs pass (``turns.request(background=True)``)."""
     request = LocalContext.request.get(None)
-    if request is None:
-        return False
-    address = client_address(request)
-    return any(address in fair.occupancy.steady() for fair in list(_installed))
+    return request is not None and any(fair.in_background(client_address(request)) for fair in list(_installed))
 
 
 def client_address(request) -> str:
@@ -393,6 +390,13 @@ class FairQueue:
                 parked[lane] = (lane.queue, eligible)
                 lane.queue = list(eligible)
         return parked
+
+    def in_background(self, address: str) -> bool:
+        """Whether ``address`` is steady while an address that is not holds jobs (the module's ``in_background``)."""
+        steady = self.occupancy.steady()
+        if address not in steady:
+            return False
+        return any(key not in steady for kind, key in self.held() if kind == "address")
 
     def _observe(self) -> set[str]:
         """Tell the occupancy who holds jobs now (forgetting the jobs that ended); the steady addresses."""

@@ -181,12 +181,16 @@ def test_on_a_busy_server_an_address_that_never_pauses_waits_for_others_and_runs
     steady, person = gated.client("203.0.113.7"), gated.client("198.51.100.9")
     now = [0.0]  # the occupancy's clock, which the test moves
     gated.fair.occupancy = fairness.Occupancy(clock=lambda: now[0])
-    jobs = [steady.submit(label, api_name="/work") for label in ("s1", "s2")]
+    jobs = [steady.submit("s1", api_name="/work")]
+    until(lambda: gated.started == ["s1"], "the first job runs")
+    jobs.append(steady.submit("s2", api_name="/work"))
     until(lambda: gated.started == ["s1", "s2"], "the lone address runs two jobs")
     now[0] = 120.0  # two minutes of holding jobs; then the clock stops, so the person's share stays 0
+    gated.fair.occupancy.observe({"203.0.113.7"})
+    assert not gated.fair.in_background("203.0.113.7")  # steady, but alone: nobody to let pass
     jobs.append(person.submit("p1", api_name="/work"))
     until(lambda: gated.started == ["s1", "s2", "p1"], "the person's job runs")
-    assert gated.fair.occupancy.steady() == {"203.0.113.7"}
+    assert gated.fair.occupancy.steady() == {"203.0.113.7"} and gated.fair.in_background("203.0.113.7")
     jobs.append(steady.submit("s3", api_name="/work"))
     gated.released |= {"s1", "s2"}
     until(lambda: gated.held("address", "203.0.113.7") == 1, "the steady address's first jobs end")

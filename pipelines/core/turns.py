@@ -9,8 +9,9 @@ LONGEST_WAIT seconds at most, or at the request's deadline (``budget.Deadline``,
 waits): newer requests slow a long one down but never stop it. (How many requests one visitor may run at once is
 the queue's business: demos/fairness.py.)
 
-A request may run in the **background** (the queue says so for a visitor that never pauses): it gives way to every
-request that is not, newer or older, before its first step too, and nobody gives way to it.
+A request may run in the **background** (the queue says so for a visitor that never pauses while others use the
+server): it gives way to every request that is not, newer or older, before its first step too, and nobody in the
+foreground gives way to it.
 
     with turns.request():            # around a whole request (demos.common.user_errors does this for every handler)
         for step in steps:
@@ -85,29 +86,39 @@ def acting_for(ticket: int | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def request(*, background: bool = False) -> Iterator[None]:
-    """A whole request, in progress from entering the block to leaving it; one in the ``background`` first waits
-    for the requests in progress that are not (``give_way``)."""
+    """A whole request, in progress from entering the block to leaving it; one in the ``background`` first lets
+    those in the foreground pass (``let_foreground_pass``)."""
     ticket = begin(background=background)
     try:
         with acting_for(ticket):
-            if background:
-                give_way()
+            let_foreground_pass()
             yield
     finally:
         end(ticket)
 
 
 def give_way(deadline: Deadline | None = None) -> float:
-    """Wait while a request that goes first is in progress (one that started after the current one; for one in the
-    background, any that is not), at most LONGEST_WAIT seconds and never past ``deadline``. Returns the seconds
-    waited (0 outside a request)."""
+    """Between two steps: wait while a request that goes first is in progress (one that started after the current
+    one; for one in the background, any that is not), at most LONGEST_WAIT seconds and never past ``deadline``.
+    Returns the seconds waited (0 outside a request)."""
+    return _wait(lambda other, ticket: _rank(other) > _rank(ticket), deadline)
+
+
+def let_foreground_pass(deadline: Deadline | None = None) -> float:
+    """Before a background request's first step: wait while requests that are not in the background are in
+    progress, as ``give_way`` waits. Returns the seconds waited (0 outside a request or in the foreground)."""
+    return _wait(lambda other, ticket: ticket in _background and other not in _background, deadline)
+
+
+def _wait(goes_first, deadline: Deadline | None) -> float:
+    """Wait while ``goes_first(other, ticket)`` for some request in progress, as ``give_way`` says."""
     ticket = _current.get()
     if ticket is None:
         return 0.0
     start = time.monotonic()
     stop = start + min(LONGEST_WAIT, deadline.left() if deadline is not None else LONGEST_WAIT)
     with _changed:
-        while any(_rank(other) > _rank(ticket) for other in _in_progress):
+        while any(goes_first(other, ticket) for other in _in_progress):
             left = stop - time.monotonic()
             if left <= 0:
                 break
