@@ -60,14 +60,13 @@ def test_sum_and_concat_fusion_learn_matching_where_one_modality_cannot(trained)
 def test_training_is_deterministic_and_embeddings_are_encoded_once(match_examples, trained):
     space = shared_space()
     calls = dict(space.calls)
-    again = lab.train(match_examples[1], lab.LabOptions(heads=("image", "sum")), space)
+    again = lab.train(match_examples[1], lab.LabOptions(heads=("sum",)), space)
     assert dict(space.calls) == calls  # every image and text came from the cache
-    for head in ("image", "sum"):
-        assert again.losses[head] == trained.losses[head]
-        assert again.scores[head].accuracy == trained.scores[head].accuracy
-        assert (again.scores[head].confusion == trained.scores[head].confusion).all()
-    other = lab.train(match_examples[1], lab.LabOptions(heads=("sum",), seed=1), space)
-    assert other.losses["sum"] != trained.losses["sum"]
+    assert again.losses["sum"] == trained.losses["sum"]
+    assert again.scores["sum"].accuracy == trained.scores["sum"].accuracy
+    assert (again.scores["sum"].confusion == trained.scores["sum"].confusion).all()
+    other = lab.train(match_examples[1], lab.LabOptions(heads=("sum",), seed=1, steps=50), space)
+    assert other.losses["sum"] != trained.losses["sum"][:50]
 
 
 def test_the_loss_goes_down_for_every_head(trained):
