@@ -176,7 +176,7 @@ def test_an_unreadable_image_is_named_by_its_row(tmp_path, match_examples):
         lab.train(examples, lab.LabOptions(heads=("sum",), steps=20), shared_space())
 
 
-def test_examples_come_from_a_csv_or_a_zip_of_images_and_a_csv(tmp_path):
+def test_examples_come_from_a_csv_or_a_zip_of_images_and_a_csv(tmp_path, monkeypatch):
     rows = [[f"s{i}.png", f"text {i}", "yes" if i % 2 else "no"] for i in range(8)]
     table = io.StringIO()
     csv.writer(table).writerows([["Image", "Text", "Label"], *rows])
@@ -190,6 +190,10 @@ def test_examples_come_from_a_csv_or_a_zip_of_images_and_a_csv(tmp_path):
             archive.write(file, f"task/images/{file.rsplit('/', 1)[-1]}")
     from_zip = lab.read_examples([], [str(tmp_path / "task.zip")])
     assert [e.label for e in from_zip] == [row[2] for row in rows] and isinstance(from_zip[0].image, bytes)
+    monkeypatch.setenv("MM_MAX_FUSION_EXAMPLES", "5")
+    with pytest.raises(InputError, match="'task.zip' holds more than 5 files"):  # refused while unpacking
+        lab.read_examples([], [str(tmp_path / "task.zip")])
+    monkeypatch.delenv("MM_MAX_FUSION_EXAMPLES")
     (tmp_path / "bad.csv").write_text("picture,words\nx.png,hello\n")
     with pytest.raises(InputError, match="header row naming the columns image, text, label"):
         lab.read_examples(None, [str(tmp_path / "bad.csv")])

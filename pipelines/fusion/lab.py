@@ -122,6 +122,7 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
     images: dict[str, object] = {}  # file name (and name inside its zip) -> path or bytes
     table = [list(row) for row in rows or []]
     problems: list[str] = []
+    unpacked = 0  # files taken out of zips
     for file in files or []:
         path = Path(file)
         suffix = path.suffix.lower()
@@ -131,10 +132,17 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
                 for name, data in zip_entries(archive, problems):
                     if name.lower().endswith(".csv"):
                         table += _csv_rows(data, name)
-                    else:
-                        images[name] = images[PurePosixPath(name).name] = data
+                        continue
+                    images[name] = images[PurePosixPath(name).name] = data
+                    unpacked += 1
+                    if unpacked > limits().fusion_examples:  # each is kept in memory until the training ends
+                        raise InputError(
+                            f"'{path.name}' holds more than {limits().fusion_examples} files; a training takes at "
+                            f"most {limits().fusion_examples} examples ({FUSION_EXAMPLES_ENV}). Zip fewer images"
+                        )
         elif suffix == ".csv":
-            table += _csv_rows(path.read_bytes()[: CSV_BYTES + 1], path.name)
+            with path.open("rb") as handle:
+                table += _csv_rows(handle.read(CSV_BYTES + 1), path.name)
         else:
             images[path.name] = str(path)
     table = [row for row in table if any(str(cell or "").strip() for cell in row[:3])]
