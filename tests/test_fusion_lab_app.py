@@ -12,7 +12,6 @@ from gradio_client.exceptions import AppError
 
 import pipelines
 import toyworld
-from pipelines.fusion import lab_tasks
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +24,9 @@ def table(rows) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(client):
-    """The toy matching task trained through the API, in the module's client session."""
-    return client.predict(table(lab_tasks.rows("toy-match")), api_name="/train_fusion")
+    """The toy matching task trained through the API, in the module's client session: with no arguments, the
+    examples table holds the profile's first bundled task (README's Fusion lab API)."""
+    return client.predict(api_name="/train_fusion")
 
 
 def test_train_fusion_compares_the_heads_on_held_out_examples(trained):
@@ -34,7 +34,7 @@ def test_train_fusion_compares_the_heads_on_held_out_examples(trained):
     scores = dict(accuracy["data"])
     assert scores["sum fusion"] >= 0.9 and scores["concat fusion"] >= 0.9
     assert 0.4 <= scores["image only"] <= 0.6 and 0.4 <= scores["text only"] <= 0.6
-    assert "Best:" in summary and "grouped 4-fold" in summary
+    assert "Best:" in summary and "on 40 examples" in summary and "grouped 4-fold" in summary
     assert {row[2] for row in losses["data"]} == set(scores)  # one loss curve per head
     assert confusion["headers"] == ["head", "true label", "predicted match", "predicted no match"]
     assert sorted(path.rsplit("/", 1)[-1] for path in files) == ["fusion_heads.json", "fusion_heads.safetensors"]
