@@ -71,6 +71,7 @@ def build_demo() -> gr.Blocks:
                 panels.append(readiness.build("transcribe"))
                 transcript, to_search = transcribe.build()
             with gr.Tab("Fusion lab", id="fusion-lab"):
+                panels.append(readiness.build("fusion-lab"))
                 fusion_lab.build()
             with gr.Tab("System", id="system") as system_tab:
                 system_panel = system.build()

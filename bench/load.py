@@ -176,6 +176,14 @@ def main(argv=None) -> list[Row]:
         default=",".join(Abuser.LOOPS),
         help="abuse mix: what the abuser does, some of " + ", ".join(Abuser.LOOPS) + " (all by default)",
     )
+    parser.add_argument(
+        "--abuser-nice",
+        type=int,
+        default=19,
+        help="abuse mix: the abuser's client process runs at this niceness (default 19: it takes only the CPU the "
+        "server and the visitors leave, as if it ran on another machine, as a real abuser's does; 0: it competes "
+        "with the server for this machine's cores)",
+    )
     args = parser.parse_args(argv)
     if args.abuse:
         return abuse_mix(args)
@@ -402,12 +410,13 @@ class Abuser:
         return client
 
 
-def abuse(url: str, folder: Path, seconds: float, names: tuple[str, ...], tallies) -> None:
+def abuse(url: str, folder: Path, seconds: float, names: tuple[str, ...], nice: int, tallies) -> None:
     """The abuser's process: its loops for ``seconds``, then its tally onto ``tallies`` (a multiprocessing queue).
     A process of its own, as a real abuser is on another machine: its client's work (dozens of threads parsing
     streams) does not take the ordinary visitors' clients' interpreter lock, so what they measure is the server."""
     from pipelines.core.limits import limits
 
+    os.nice(nice)
     bounds = limits()
     abuser = Abuser(url, abuse_inputs(folder, bounds), bounds, time.monotonic() + seconds)
     abuser.run(names)
@@ -437,7 +446,8 @@ def visitors_for(url: str, args, abuser_files: Path | None = None) -> tuple[list
         spawn = multiprocessing.get_context("spawn")
         tallies = spawn.Queue()
         names = tuple(args.abuser_loops.split(","))
-        abuser = spawn.Process(target=abuse, args=(url, abuser_files, args.duration, names, tallies), daemon=True)
+        setup = (url, abuser_files, args.duration, names, args.abuser_nice, tallies)
+        abuser = spawn.Process(target=abuse, args=setup, daemon=True)
         abuser.start()
     with ThreadPoolExecutor(args.visitors) as pool:
         visits = [pool.submit(ordinary_visitor, url, i, stop_at, args.think) for i in range(args.visitors)]
@@ -517,6 +527,7 @@ def abuse_mix(args) -> list[Row]:
         f"one abuser; toy profile, CPU, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} now"
         + (", public mode" if args.public else "")
         + ("" if args.abuser_loops == ",".join(Abuser.LOOPS) else f"; the abuser's loops: {args.abuser_loops}")
+        + f"; the abuser's client at nice {args.abuser_nice}"
     )
     print(
         f"limits: {bounds.images_per_request} images, {bounds.audio_files_per_request} recordings / "

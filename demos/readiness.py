@@ -20,7 +20,7 @@ from pipelines.core import hub, runtime
 
 TASK_LABELS = {"caption": "Caption", "search": "Search", "ask": "Ask", "chat": "Chat", "transcribe": "Transcribe"}
 # What each tab runs: Caption ranks its candidates with the CLIP space (the search model), Ask draws its heat map
-# with it, Chat transcribes spoken messages, Studio runs every model.
+# with it, Chat transcribes spoken messages, the Fusion lab trains on the CLIP space, Studio runs every model.
 TAB_TASKS = {
     "studio": ("caption", "search", "ask", "transcribe"),
     "caption": ("caption", "search"),
@@ -28,6 +28,7 @@ TAB_TASKS = {
     "ask": ("ask", "search"),
     "chat": ("chat", "transcribe"),
     "transcribe": ("transcribe",),
+    "fusion-lab": ("search",),
 }
 log = logging.getLogger(__name__)
 
