@@ -41,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.bench_search import CACHE, cpu_seconds, jpeg_files  # noqa: E402
+from bench.bench_search import CACHE, cpu_seconds, jpeg_files, merge_top10  # noqa: E402
 from bench.report import Row, ratio_row  # noqa: E402
 
 MODEL_DIR = CACHE / "vit-b-32-random"  # an open_clip checkpoint directory: config, weights (seed 0)
@@ -144,13 +144,7 @@ def synthetic_shards(out: Path, count: int, model_key: str, queries: np.ndarray)
             }
         )
         shards.write_table(out / f"index-{number:05d}-synthetic.parquet", table)
-        scores = queries @ vectors.T
-        top = np.argpartition(-scores, 9, axis=1)[:, :10]
-        merged_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], axis=1)
-        merged_ids = np.concatenate([best_ids, top + start], axis=1)
-        keep = np.argsort(-merged_scores, axis=1)[:, :10]
-        best_scores = np.take_along_axis(merged_scores, keep, axis=1)
-        best_ids = np.take_along_axis(merged_ids, keep, axis=1)
+        best_scores, best_ids = merge_top10(best_scores, best_ids, queries @ vectors.T, start)
     return best_ids
 
 

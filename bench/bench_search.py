@@ -155,6 +155,16 @@ def indexing(space, paths: list[Path]) -> dict[str, float]:
     return rates
 
 
+def merge_top10(best_scores: np.ndarray, best_ids: np.ndarray, scores: np.ndarray, offset: int):
+    """The exact top 10 per query so far (``best_scores``, ``best_ids``) merged with a chunk's ``scores`` (queries x
+    chunk), whose ids start at ``offset``: exact search over more vectors than fit in memory at once."""
+    top = np.argpartition(-scores, 9, axis=1)[:, :10]
+    merged_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], axis=1)
+    merged_ids = np.concatenate([best_ids, top + offset], axis=1)
+    keep = np.argsort(-merged_scores, axis=1)[:, :10]
+    return np.take_along_axis(merged_scores, keep, axis=1), np.take_along_axis(merged_ids, keep, axis=1)
+
+
 def random_units(count: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((count, DIM), dtype=np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -196,12 +206,7 @@ def latency(space, size: int) -> dict[str, float]:
         start = time.perf_counter()
         scores = queries @ vectors.T
         brute_times.append(time.perf_counter() - start)
-        top = np.argpartition(-scores, 9, axis=1)[:, :10]
-        merged_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], axis=1)
-        merged_ids = np.concatenate([best_ids, top + offset], axis=1)
-        keep = np.argsort(-merged_scores, axis=1)[:, :10]
-        best_scores = np.take_along_axis(merged_scores, keep, axis=1)
-        best_ids = np.take_along_axis(merged_ids, keep, axis=1)
+        best_scores, best_ids = merge_top10(best_scores, best_ids, scores, offset)
     return {
         "kind": f"{kind}" + (f" ({built.index.nlist} lists, {built.index.nprobe} probed)" if kind == "ivf" else ""),
         "build s": build_seconds,
