@@ -191,12 +191,34 @@ def test_examples_come_from_a_csv_or_a_zip_of_images_and_a_csv(tmp_path, monkeyp
     from_zip = lab.read_examples([], [str(tmp_path / "task.zip")])
     assert [e.label for e in from_zip] == [row[2] for row in rows] and isinstance(from_zip[0].image, bytes)
     monkeypatch.setenv("MM_MAX_FUSION_EXAMPLES", "5")
-    with pytest.raises(InputError, match="'task.zip' holds more than 5 files"):  # refused while unpacking
+    with pytest.raises(InputError, match="'task/examples.csv' brings the examples past 5"):  # while unpacking
         lab.read_examples([], [str(tmp_path / "task.zip")])
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
+        for file in files:
+            archive.write(file, f"images/{file.rsplit('/', 1)[-1]}")
+    with pytest.raises(InputError, match="'images.zip' holds more than 5 files"):
+        lab.read_examples([], [str(tmp_path / "images.zip")])
     monkeypatch.delenv("MM_MAX_FUSION_EXAMPLES")
     (tmp_path / "bad.csv").write_text("picture,words\nx.png,hello\n")
     with pytest.raises(InputError, match="header row naming the columns image, text, label"):
         lab.read_examples(None, [str(tmp_path / "bad.csv")])
+
+
+def test_csvs_are_refused_as_soon_as_their_rows_pass_the_limit_and_a_malformed_one_is_named(tmp_path):
+    many = "image,text,label\n" + "a,b,c\n" * 150_000  # about a megabyte of rows, and it zips to a few KB
+    with zipfile.ZipFile(tmp_path / "rows.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(4):
+            archive.writestr(f"part{i}.csv", many)
+    with pytest.raises(InputError, match="'part0.csv' brings the examples past 200, the most one training takes"):
+        lab.read_examples([], [str(tmp_path / "rows.zip")])
+    with zipfile.ZipFile(tmp_path / "csvs.zip", "w") as archive:
+        for i in range(lab.CSV_FILES + 1):
+            archive.writestr(f"part{i}.csv", "image,text,label\n")
+    with pytest.raises(InputError, match=f"More than {lab.CSV_FILES} CSV files in one training"):
+        lab.read_examples([], [str(tmp_path / "csvs.zip")])
+    (tmp_path / "long.csv").write_text("image,text,label\nx.png," + "w" * 200_000 + ",yes\n")
+    with pytest.raises(InputError, match="'long.csv' is not a readable CSV"):
+        lab.read_examples(None, [str(tmp_path / "long.csv")])
 
 
 def test_rows_cannot_name_server_files():

@@ -40,6 +40,7 @@ FOLDS = 4  # held-out folds: each example is predicted by heads trained on the o
 MIN_PER_LABEL = FOLDS  # examples each label needs: one per held-out fold
 COLUMNS = ("image", "text", "label")  # of the examples table and of a CSV
 CSV_BYTES = 2**20  # bytes of one examples CSV
+CSV_FILES = 8  # examples CSVs in one training request (each uploaded or inside a zip)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
@@ -122,7 +123,16 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
     images: dict[str, object] = {}  # file name (and name inside its zip) -> path or bytes
     table = [list(row) for row in rows or []]
     problems: list[str] = []
-    unpacked = 0  # files taken out of zips
+    unpacked = csvs = 0  # files taken out of zips; CSVs read
+
+    def add_csv(data: bytes, name: str) -> None:
+        """The CSV's rows into the table, refused as soon as the table would pass the example limit."""
+        nonlocal csvs
+        csvs += 1
+        if csvs > CSV_FILES:
+            raise InputError(f"More than {CSV_FILES} CSV files in one training. Put the examples in fewer CSVs")
+        table.extend(_csv_rows(data, name, room=limits().fusion_examples - len(table)))
+
     for file in files or []:
         path = Path(file)
         suffix = path.suffix.lower()
@@ -131,7 +141,7 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
                 check_not_a_bomb(archive)
                 for name, data in zip_entries(archive, problems):
                     if name.lower().endswith(".csv"):
-                        table += _csv_rows(data, name)
+                        add_csv(data, name)
                         continue
                     images[name] = images[PurePosixPath(name).name] = data
                     unpacked += 1
@@ -142,7 +152,7 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
                         )
         elif suffix == ".csv":
             with path.open("rb") as handle:
-                table += _csv_rows(handle.read(CSV_BYTES + 1), path.name)
+                add_csv(handle.read(CSV_BYTES + 1), path.name)
         else:
             images[path.name] = str(path)
     table = [row for row in table if any(str(cell or "").strip() for cell in row[:3])]
@@ -164,7 +174,8 @@ def read_examples(rows: Sequence[Sequence] | None, files: Sequence | None = (), 
     return examples
 
 
-def _csv_rows(data: bytes, name: str) -> list[list[str]]:
+def _csv_rows(data: bytes, name: str, room: int) -> list[list[str]]:
+    """The image,text,label rows of one CSV; refused past ``room`` rows (read no further), too big or malformed."""
     if len(data) > CSV_BYTES:
         raise InputError(f"'{name}' is over {CSV_BYTES // 2**10} KB. Send at most {limits().fusion_examples} rows")
     try:
@@ -172,14 +183,25 @@ def _csv_rows(data: bytes, name: str) -> list[list[str]]:
     except UnicodeDecodeError as error:
         raise InputError(f"'{name}' is not UTF-8 text. Save it as a UTF-8 CSV") from error
     reader = csv.reader(io.StringIO(text))
-    header = [cell.strip().lower() for cell in next(reader, [])]
-    if not set(COLUMNS) <= set(header):
-        raise InputError(
-            f"'{name}' needs a header row naming the columns {', '.join(COLUMNS)}; its first row is "
-            f"{', '.join(header) or 'empty'}"
-        )
-    where = [header.index(column) for column in COLUMNS]
-    return [[row[i] if i < len(row) else "" for i in where] for row in reader]
+    try:
+        header = [cell.strip().lower() for cell in next(reader, [])]
+        if not set(COLUMNS) <= set(header):
+            raise InputError(
+                f"'{name}' needs a header row naming the columns {', '.join(COLUMNS)}; its first row is "
+                f"{', '.join(header[:5])[:200] or 'empty'}"
+            )
+        where = [header.index(column) for column in COLUMNS]
+        rows = []
+        for row in reader:
+            if len(rows) >= room:
+                raise InputError(
+                    f"'{name}' brings the examples past {limits().fusion_examples}, the most one training takes "
+                    f"({FUSION_EXAMPLES_ENV}). Send fewer rows"
+                )
+            rows.append([row[i] if i < len(row) else "" for i in where])
+    except csv.Error as error:  # a malformed row, or a cell longer than the csv module reads
+        raise InputError(f"'{name}' is not a readable CSV (line {reader.line_num}). Check its quoting") from error
+    return rows
 
 
 # --- held-out folds ---------------------------------------------------------------------------------------------
