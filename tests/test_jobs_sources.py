@@ -74,3 +74,23 @@ def test_an_output_folder_refuses_another_model_or_shard_size(tmp_path):
         shards.start(tmp_path, shards.Manifest("index", "clip-vit-b-32", 100))
     with pytest.raises(InputError, match="--shard-images 100"):
         shards.start(tmp_path, shards.Manifest("index", "toy-clip", 50))
+
+
+def test_local_images_are_listed_by_absolute_path_and_urls_as_given(scenes, tmp_path, monkeypatch):
+    """A cluster's workers run in another folder: a relative SOURCE, or a relative path in a list, still names the
+    same files there."""
+    wanted = list_images(scenes)
+    monkeypatch.chdir(scenes.parent)
+    assert list_images("photos") == list_images("./photos/**/*.png") == wanted
+    listed = tmp_path / "mixed.txt"
+    url = "https://images.example.com/a.jpg?size=large"
+    listed.write_text(f"photos/a/0.png\n{url}\ns3://bucket/b.png\n")
+    assert list_images(listed) == [wanted[0], url, "s3://bucket/b.png"]
+
+
+def test_an_output_folder_in_the_checkout_is_not_uploaded_to_a_cluster(tmp_path):
+    from pipelines.core.registry import PROJECT_ROOT
+    from pipelines.jobs.cluster import UPLOAD_EXCLUDES, upload_excludes
+
+    assert upload_excludes(PROJECT_ROOT / "runs" / "out") == [*UPLOAD_EXCLUDES, "/runs/out"]
+    assert upload_excludes(tmp_path / "out") == upload_excludes() == UPLOAD_EXCLUDES

@@ -4,6 +4,7 @@ local Ray started on this machine. Ray is imported here only, when a job starts:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.registry import PROJECT_ROOT
@@ -29,16 +30,17 @@ def ray_module():
     return ray
 
 
-def connect(cpus: int | None = None):
+def connect(cpus: int | None = None, *, out: Path | None = None):
     """Ray, connected: to the running instance, to the cluster at RAY_ADDRESS, or to a new local one with
-    ``cpus`` CPUs (default: this machine's)."""
+    ``cpus`` CPUs (default: this machine's). A job's output folder ``out`` is left out of the code a cluster's
+    workers get, when it lies in this checkout."""
     ray = ray_module()
     if ray.is_initialized():
         return ray
     if os.environ.get(SUBMITTED_JOB):  # inside `ray job submit`: the job's runtime env already holds the code
         ray.init(log_to_driver=True)
     elif os.environ.get("RAY_ADDRESS"):
-        runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": UPLOAD_EXCLUDES}
+        runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": upload_excludes(out)}
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env)
     else:
         python_path = os.environ.get("PYTHONPATH", "")
@@ -51,6 +53,17 @@ def connect(cpus: int | None = None):
             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), python_path]))}},
         )
     return ray
+
+
+def upload_excludes(out: Path | None = None) -> list[str]:
+    """UPLOAD_EXCLUDES, plus ``out`` (as a pattern anchored at the checkout's root) when it lies inside the checkout:
+    a job's earlier shards are outputs, never code to upload."""
+    if out is None:
+        return list(UPLOAD_EXCLUDES)
+    root, out = PROJECT_ROOT.resolve(), Path(out).expanduser().resolve()  # as Ray walks the working_dir
+    if out == root or not out.is_relative_to(root):
+        return list(UPLOAD_EXCLUDES)
+    return [*UPLOAD_EXCLUDES, "/" + out.relative_to(root).as_posix()]
 
 
 def layout(ray, actors: int | None, cpus_per_actor: float | None, gpus: bool | None) -> tuple[int, float, float]:

@@ -72,7 +72,7 @@ def run_job(spec: JobSpec, *, log: Callable[[str], None] | None = None) -> JobRe
     log = log or _stderr
     if spec.task not in WORKERS:
         raise ValueError(f"unknown job {spec.task!r}; expected one of {', '.join(WORKERS)}")
-    out = Path(spec.out).expanduser()
+    out = Path(spec.out).expanduser().absolute()  # the actors write here, from a cluster's own working folder
     paths = list_images(spec.source)
     settings = runtime.settings()
     model = registry.resolve(PIPELINE_TASKS[spec.task], spec.model, settings.profile, public=settings.public)
@@ -86,7 +86,7 @@ def run_job(spec: JobSpec, *, log: Callable[[str], None] | None = None) -> JobRe
     if not pending:
         return report
     connecting = time.perf_counter()
-    ray = cluster.connect()
+    ray = cluster.connect(out=out)
     actors, cpus, gpus = cluster.layout(ray, spec.actors, spec.cpus_per_actor, spec.gpus)
     actors = min(actors, len(pending))
     report.layout = f"{_count(actors, 'actor')} of {cpus:g} CPU{'s' * (cpus != 1)}" + (

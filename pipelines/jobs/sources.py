@@ -4,6 +4,7 @@ then read as bytes from a local path, an http(s) URL or a filesystem URI pyarrow
 from __future__ import annotations
 
 import glob
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,8 @@ class Unreadable(Exception):
 
 def list_images(source: str | Path) -> list[str]:
     """Every image SOURCE names, deduplicated, in a stable order (sorted for folders and globs, as listed for
-    list files): the order decides the shards, so a re-run plans the same shards."""
+    list files): the order decides the shards, so a re-run plans the same shards. Local files are given by absolute
+    path (a relative one taken from the current folder); URLs and URIs as listed."""
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -45,7 +47,9 @@ def list_images(source: str | Path) -> list[str]:
             f"There is no folder, list or file at '{text}'. Give a folder of images, a text or Parquet file "
             "listing paths or URLs, or a glob such as 'photos/**/*.jpg'"
         )
-    found = list(dict.fromkeys(found))
+    # Local files by absolute path: a cluster's workers run in another folder (the uploaded code's), and the paths
+    # are the catalogue's ids, which the app reads from wherever it was started
+    found = list(dict.fromkeys(os.path.abspath(p) if is_local(p) else p for p in found))
     if not found:
         raise InputError(what[0].upper() + what[1:])
     return found
