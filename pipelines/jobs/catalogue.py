@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -231,11 +233,17 @@ def shown_copy(path: str, folder: Path) -> str | None:
     stat = source.stat()  # a file changed since its copy was made gets a new copy
     name = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24] + source.suffix.lower()
     copy = Path(folder) / name
-    if not copy.is_file():
-        try:
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, copy.with_suffix(".tmp"))
-            copy.with_suffix(".tmp").replace(copy)
-        except OSError:
-            return None
+    if copy.is_file():
+        return str(copy)
+    temporary = None
+    try:  # to a name of this call's own: searches showing the same image at once each write their own copy
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=copy.parent)
+        os.close(handle)
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, copy)
+    except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        return str(copy) if copy.is_file() else None  # another search's copy, written whole, won the race
     return str(copy)
