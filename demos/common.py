@@ -211,7 +211,7 @@ def user_errors(handler, *, gpu: bool = True):
         @functools.wraps(handler)
         def wrapped(*args, **kwargs):
             try:
-                with turns.request(background=fairness.in_background()), _translated(handler.__name__):
+                with _translated(handler.__name__), turns.request(background=fairness.in_background()):
                     _refuse_unusable_numbers(signature, args, kwargs)
                     return handler(*args, **kwargs)
             finally:

@@ -72,6 +72,9 @@ MODEL_LANES = (GPU, BATCHED)
 # person reading results stays well below it, even on a slow server.
 STEADY_SHARE = 0.9
 OCCUPANCY_HALF_LIFE = 12.0
+# The queue looks at who holds jobs when a job joins and while jobs wait; of a longer time it did not look, only this
+# many seconds count for those seen holding jobs last (they may have finished at once and paused to read).
+UNSEEN_SECONDS = 2.0
 STEADY_PATIENCE = 30.0  # seconds a steady address's job waits for the others at most, so it is never starved
 QUEUE_ATTRIBUTES = (  # what the fair queue reads or calls on gradio's Queue
     "push",
@@ -154,8 +157,12 @@ _installed: weakref.WeakSet[FairQueue] = weakref.WeakSet()  # the fair queues of
 def in_background() -> bool:
     """Whether the request handled on this thread (Gradio's context says which) comes from a steady address while
     others hold jobs too: its work should let theirs pass (``turns.request(background=True)``)."""
-    request = LocalContext.request.get(None)
-    return request is not None and any(fair.in_background(client_address(request)) for fair in list(_installed))
+    try:
+        request = LocalContext.request.get(None)
+        return request is not None and any(fair.in_background(client_address(request)) for fair in list(_installed))
+    except Exception:  # never let the fairness layer stop a request
+        log.exception("a request runs in the foreground")
+        return False
 
 
 def client_address(request) -> str:
@@ -184,7 +191,7 @@ def lane_share(concurrency_limit: int | None) -> int | None:
 class Occupancy:
     """How much of the recent past each address has had jobs waiting or running: a share from 0 to 1, each moment
     weighing half as much every ``half_life`` seconds. ``observe`` is told who holds jobs now; the time since the
-    last observation counts for those who held jobs then."""
+    last observation, up to UNSEEN_SECONDS of it, counts for those who held jobs then."""
 
     def __init__(self, half_life: float | None = None, clock=time.monotonic):
         self.half_life, self._clock = half_life or OCCUPANCY_HALF_LIFE, clock
@@ -194,14 +201,16 @@ class Occupancy:
 
     def observe(self, holding: set[str]) -> None:
         now = self._clock()
-        kept = 0.5 ** ((now - self._since) / self.half_life)  # the weight left to the past
+        elapsed = now - self._since
+        counted = min(elapsed, UNSEEN_SECONDS)
+        kept = 0.5 ** (elapsed / self.half_life)  # the weight left to the past
+        earned = (1 - 0.5 ** (counted / self.half_life)) * 0.5 ** ((elapsed - counted) / self.half_life)
+        shares = {}  # built aside and swapped in whole: handlers' threads read it meanwhile (steady)
         for address in self.share.keys() | self._holding:
-            share = self.share.get(address, 0.0) * kept + (1 - kept) * (address in self._holding)
-            if share < 0.01 and address not in holding:
-                self.share.pop(address, None)  # long gone: a flood from many addresses leaves no trail
-            else:
-                self.share[address] = share
-        self._holding, self._since = set(holding), now
+            share = self.share.get(address, 0.0) * kept + earned * (address in self._holding)
+            if share >= 0.01 or address in holding:  # else long gone: a flood from many addresses leaves no trail
+                shares[address] = share
+        self.share, self._holding, self._since = shares, set(holding), now
 
     def steady(self, share: float = STEADY_SHARE) -> set[str]:
         """The addresses that have held jobs more than ``share`` of the recent past."""

@@ -174,6 +174,10 @@ def test_occupancy_tells_an_address_that_never_pauses_from_one_that_reads_its_re
         now[0] = second
         occupancy.observe(set())
     assert occupancy.steady() == set() and occupancy.share == {}
+    occupancy.observe({"reader"})  # one short job, then nothing joins or waits for 45 s: the queue does not look
+    now[0] = 245
+    occupancy.observe({"someone else"})
+    assert occupancy.steady() == set()  # the 45 s the queue did not look are not all counted as held
 
 
 @pytest.mark.parametrize("gated", [MODEL_LANE], indirect=True)
@@ -185,8 +189,10 @@ def test_on_a_busy_server_an_address_that_never_pauses_waits_for_others_and_runs
     until(lambda: gated.started == ["s1"], "the first job runs")
     jobs.append(steady.submit("s2", api_name="/work"))
     until(lambda: gated.started == ["s1", "s2"], "the lone address runs two jobs")
-    now[0] = 120.0  # two minutes of holding jobs; then the clock stops, so the person's share stays 0
-    gated.fair.occupancy.observe({"203.0.113.7"})
+    for second in range(1, 121):  # two minutes of holding jobs, as the queue sees it while jobs wait
+        now[0] = float(second)
+        gated.fair.occupancy.observe({"203.0.113.7"})
+    # the clock stops here, so the person's share stays 0
     assert not gated.fair.in_background("203.0.113.7")  # steady, but alone: nobody to let pass
     jobs.append(person.submit("p1", api_name="/work"))
     until(lambda: gated.started == ["s1", "s2", "p1"], "the person's job runs")

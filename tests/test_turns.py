@@ -130,3 +130,22 @@ def test_background_work_lets_every_other_request_pass_and_nobody_waits_for_it()
     for thread in (other, background):
         thread.join(WAIT)
     assert order == ["other: done", "background: step 1"]
+
+
+def test_work_done_together_acts_for_the_request_that_goes_first(monkeypatch):
+    monkeypatch.setattr(turns, "LONGEST_WAIT", 3600.0)
+    older, newer_background = turns.begin(), turns.begin(background=True)
+    passed = threading.Event()
+
+    def batch():  # a chat batch of both rows must not give way to one of its own rows
+        with turns.acting_for(turns.first([older, newer_background])):
+            turns.give_way()
+        passed.set()
+
+    try:
+        assert turns.first([older, newer_background]) == older and turns.first([]) is None
+        in_thread(batch)
+        assert passed.wait(WAIT), "work done for two requests waited for one of them"
+    finally:
+        turns.end(older)
+        turns.end(newer_background)

@@ -121,8 +121,9 @@ def run_group(pipeline: Chat, rows: list[Turn]) -> None:
             "use_cache": True,
             "return_dict_in_generate": True,
         }
-        # Act for the newest of the rows: give way only to requests newer than all of them, never to a row itself.
-        with turns.acting_for(max(tickets) if tickets else None), torch.inference_mode():
+        # Act for the row that goes first (the newest, a foreground one before any in the background): give way only
+        # to requests that go before all of them, never to a row itself.
+        with turns.acting_for(turns.first(tickets)), torch.inference_mode():
             pipeline.model.generate(**kwargs)
     except BaseException as error:  # noqa: BLE001 - handed to every row's reader, which raises it
         for row in streamer.live():

@@ -126,6 +126,12 @@ def _wait(goes_first, deadline: Deadline | None) -> float:
     return time.monotonic() - start
 
 
+def first(tickets) -> int | None:
+    """Of ``tickets`` (requests whose work is done together, as one), the one that goes first (None: none)."""
+    with _changed:
+        return max(tickets, key=_rank, default=None)
+
+
 def _rank(ticket: int) -> tuple[bool, int]:
     """Who goes first: requests in the foreground before those in the background, then the newer. Under _changed."""
     return ticket not in _background, ticket
