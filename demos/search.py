@@ -112,20 +112,21 @@ def _shown(path: str) -> str | None:
 def _catalogue_results(result: SearchResult):
     """A catalogue's hits: the images the server can read (copied into Gradio's cache to be served), and the paths
     of those it cannot (URLs, files on other machines), listed under the results (in public mode a file's name
-    only, never a path on the server)."""
+    only, never a path on the server nor a URL, which can hold a password or a signed URL's token)."""
     folder = Path(get_upload_folder()) / CATALOGUE_FOLDER
     shown, listed = [], []
     for hit in result.hits:
         copy = shown_copy(hit.path, folder)
         if copy is not None:
             shown.append((copy, f"{hit.label} · {hit.score:.2f}"))
-        elif pipelines.runtime.settings().public and "://" not in hit.path:  # strangers get no server paths
+        elif pipelines.runtime.settings().public:  # strangers get no server paths, and no URL's user or token
             listed.append(f"- {hit.label} · {hit.score:.2f}")
         else:
             listed.append(f"- `{hit.path}` · {hit.score:.2f}")
     details = _details(result)
     if listed:
-        details += "\n\nNot readable from this server, by path as the job read them:\n" + "\n".join(listed)
+        named = "by name" if pipelines.runtime.settings().public else "by path as the job read them"
+        details += f"\n\nNot readable from this server, {named}:\n" + "\n".join(listed)
     return shown, details
 
 

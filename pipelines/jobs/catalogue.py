@@ -19,11 +19,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..core import registry, runtime
 from ..core.budget import Deadline
-from ..core.errors import InputError
+from ..core.errors import InputError, PipelineError
 from ..fusion.space import ClipSpace
 from ..search import vector_index
 from ..search.gallery import IMAGE_SUFFIXES, Gallery, Item, Matches, Report
@@ -180,7 +182,7 @@ class Catalogue(Gallery):
         if built != asked:
             raise InputError(
                 f"The catalogue '{self.name}' was built with another model than {space.spec.name}. Search it with "
-                f"the model it was built with ({built.partition('@')[0]})"
+                f"the model it was built with{_built_with(built.partition('@')[0])}"
             )
 
     def prepare(self, space: ClipSpace, *, progress=None, deadline: Deadline | None = None) -> Report:
@@ -194,7 +196,7 @@ class Catalogue(Gallery):
         path, sha = ids.column("path"), ids.column("sha256")
         rows = [
             [
-                (Item(sha[int(i)].as_py(), path[int(i)].as_py(), label(path[int(i)].as_py())), float(s))
+                (Item(sha[int(i)].as_py(), path[int(i)].as_py(), result_label(path[int(i)].as_py())), float(s))
                 for s, i in zip(row_scores, row_ids)
                 if i >= 0
             ]
@@ -207,6 +209,28 @@ class Catalogue(Gallery):
 
     def clear(self) -> int:
         return 0  # nothing of a catalogue is ever deleted from the app
+
+
+def _built_with(source: str) -> str:
+    """How a refusal names the model a catalogue was built with: " (its source)", or in public mode its registry
+    name only (a source can be a directory on the server), or nothing when no registry entry has that source."""
+    if not runtime.settings().public:
+        return f" ({source})"
+    names = [name for name in registry.available_models("search") if _source("search", name) == source]
+    return f" ({names[0]})" if names else ""
+
+
+def _source(task: str, name: str) -> str | None:
+    try:
+        return registry.resolve(task, name, runtime.settings().profile).source
+    except PipelineError:  # an entry another profile or a broken registry cannot resolve: not this catalogue's
+        return None
+
+
+def result_label(path: str) -> str:
+    """What a catalogue hit is called: its file name without the suffix; for a URL, from the URL's path only (never
+    its user, password, query or fragment, where signed URLs keep their tokens)."""
+    return label(path if is_local(path) else urlsplit(path).path) or "image"
 
 
 def _read_index(folder: Path, info: CatalogueInfo):
