@@ -191,7 +191,7 @@ def test_examples_come_from_a_csv_or_a_zip_of_images_and_a_csv(tmp_path, monkeyp
     from_zip = lab.read_examples([], [str(tmp_path / "task.zip")])
     assert [e.label for e in from_zip] == [row[2] for row in rows] and isinstance(from_zip[0].image, bytes)
     monkeypatch.setenv("MM_MAX_FUSION_EXAMPLES", "5")
-    with pytest.raises(InputError, match="'task/examples.csv' brings the examples past 5"):  # while unpacking
+    with pytest.raises(InputError, match="'task/examples.csv' brings them past 5"):  # while unpacking
         lab.read_examples([], [str(tmp_path / "task.zip")])
     with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
         for file in files:
@@ -209,7 +209,7 @@ def test_csvs_are_refused_as_soon_as_their_rows_pass_the_limit_and_a_malformed_o
     with zipfile.ZipFile(tmp_path / "rows.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for i in range(4):
             archive.writestr(f"part{i}.csv", many)
-    with pytest.raises(InputError, match="'part0.csv' brings the examples past 200, the most one training takes"):
+    with pytest.raises(InputError, match="'part0.csv' brings them past 200; the limit is 200 examples per request"):
         lab.read_examples([], [str(tmp_path / "rows.zip")])
     with zipfile.ZipFile(tmp_path / "csvs.zip", "w") as archive:
         for i in range(lab.CSV_FILES + 1):

@@ -195,8 +195,8 @@ def _csv_rows(data: bytes, name: str, room: int) -> list[list[str]]:
         for row in reader:
             if len(rows) >= room:
                 raise InputError(
-                    f"'{name}' brings the examples past {limits().fusion_examples}, the most one training takes "
-                    f"({FUSION_EXAMPLES_ENV}). Send fewer rows"
+                    f"Too many examples: '{name}' brings them past {limits().fusion_examples}; the limit is "
+                    f"{limits().fusion_examples} examples per request ({FUSION_EXAMPLES_ENV}). Send fewer rows"
                 )
             rows.append([row[i] if i < len(row) else "" for i in where])
     except csv.Error as error:  # a malformed row, or a cell longer than the csv module reads
