@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def lab_page(toy_app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(toy_app.local_url)
-        page.get_by_role("tab", name="Fusion lab", exact=True).click()
-        yield page
-        browser.close()
+def lab_page(page):
+    """conftest's browser tab on the toy app, taller, on the Fusion lab."""
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.get_by_role("tab", name="Fusion lab", exact=True).click()
+    return page
 
 
 def test_train_the_bundled_task_then_try_the_heads(lab_page):
